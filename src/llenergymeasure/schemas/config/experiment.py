@@ -1,0 +1,148 @@
+"""`ExperimentConfig`: one model × backend × settings to measure."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, JsonValue, PositiveInt, field_validator, model_validator
+
+from llenergymeasure.schemas._base import StrictModel, incompatible, sha256_16
+from llenergymeasure.schemas.config.backends import PyTorchConfig, TensorRTConfig, VLLMConfig
+from llenergymeasure.schemas.config.capabilities import (
+    BACKENDS,
+    DECODER_FIELD_SUPPORT,
+    DECODING_SUPPORT,
+    LORA_SUPPORT,
+    PRECISION_SUPPORT,
+    Backend,
+    Precision,
+    supported_precisions,
+)
+from llenergymeasure.schemas.config.sections import (
+    BaselineConfig,
+    DecoderConfig,
+    EnergyConfig,
+    LoRAConfig,
+    SyntheticDataset,
+    WarmupConfig,
+)
+
+#: built-in dataset names (anything else must be a path to a JSONL file)
+BUILTIN_DATASETS: tuple[str, ...] = ("aienergyscore",)
+
+#: fields that do not change what is measured: left out of `measurement_config_hash`
+OPERATIONAL_FIELDS: frozenset[str] = frozenset({"gpus"})
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: a model, a backend and everything that defines the measurement."""
+
+    model: str = Field(min_length=1, description="Hub id (org/name) or local directory of the model.")
+    backend: Backend = Field("pytorch", description="Inference backend: pytorch, vllm or tensorrt.")
+    precision: Precision = Field(
+        "bf16", description="Weights/activation precision: fp32, fp16 or bf16. A host without a GPU runs fp32."
+    )
+    dataset: str | SyntheticDataset = Field(
+        "aienergyscore",
+        description="Prompt source: 'aienergyscore' (built-in), a path to a JSONL file of {\"prompt\": ...} rows, "
+        "or {synthetic: true, input_tokens: N, output_tokens: M}.",
+    )
+    n: PositiveInt = Field(100, description="Number of prompts in the measured window (count).")
+    random_seed: int = Field(42, ge=0, description="Seed for prompt selection and sampling.")
+    max_input_tokens: PositiveInt = Field(512, description="Prompts are truncated to this many tokens.")
+    max_output_tokens: PositiveInt = Field(128, description="Maximum new tokens generated per prompt.")
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig, description="Decoding settings.")
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="Warmup before the window.")
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig, description="Idle baseline power.")
+    energy: EnergyConfig = Field(default_factory=EnergyConfig, description="Energy meter and power timeline.")
+    pytorch: PyTorchConfig | None = Field(None, description="PyTorch/transformers section (backend: pytorch only).")
+    vllm: VLLMConfig | None = Field(None, description="vLLM section (backend: vllm only).")
+    tensorrt: TensorRTConfig | None = Field(None, description="TensorRT-LLM section (backend: tensorrt only).")
+    lora: LoRAConfig | None = Field(None, description="LoRA adapter applied to the model.")
+    passthrough_kwargs: dict[str, JsonValue] | None = Field(
+        None, description="Extra keyword arguments passed verbatim to the backend's model/engine constructor."
+    )
+    gpus: list[int] | None = Field(
+        None,
+        description="Host GPU indices to pin the experiment to; null = the first N the backend needs. "
+        "Operational: not part of the measurement hash.",
+    )
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_name_or_path(cls, v: str | SyntheticDataset) -> str | SyntheticDataset:
+        if isinstance(v, str) and v not in BUILTIN_DATASETS and not v.endswith((".jsonl", ".json")):
+            raise ValueError(
+                f"unknown dataset {v!r}; fix: use one of {list(BUILTIN_DATASETS)}, a path ending in .jsonl, "
+                "or {synthetic: true, input_tokens: N, output_tokens: M}"
+            )
+        return v
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_unique(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("gpus is an empty list; fix: leave it out or list GPU indices like [0, 1]")
+            if len(set(v)) != len(v) or min(v) < 0:
+                raise ValueError("gpus must be distinct non-negative indices; fix: e.g. gpus: [0, 1]")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_validate(self) -> ExperimentConfig:
+        backend = self.backend
+        if self.precision not in PRECISION_SUPPORT[backend]:
+            raise incompatible(
+                f"precision {self.precision} is not supported by backend {backend}",
+                f"use one of {supported_precisions(backend)}",
+            )
+        for other in BACKENDS:
+            if other != backend and getattr(self, other) is not None:
+                raise incompatible(
+                    f"a '{other}:' section is set but backend is {backend}",
+                    f"remove the '{other}:' section or set backend: {other}",
+                )
+        if self.decoder.decoding_mode not in DECODING_SUPPORT[backend]:
+            raise incompatible(
+                f"{self.decoder.decoding_mode} decoding is not supported by backend {backend}",
+                "change decoder.do_sample / decoder.temperature",
+            )
+        unsupported = sorted(self.decoder.model_fields_set - {"preset"} - DECODER_FIELD_SUPPORT[backend])
+        if unsupported:
+            raise incompatible(
+                f"decoder field(s) {unsupported} are not supported by backend {backend}",
+                "remove them or choose another backend",
+            )
+        if self.lora is not None and not LORA_SUPPORT[backend]:
+            raise incompatible(f"LoRA is not supported by backend {backend}", "remove the lora section")
+        if self.gpus is not None and len(self.gpus) < self.device_count():
+            raise incompatible(
+                f"the backend needs {self.device_count()} GPU(s) (tensor × pipeline parallel) but gpus lists "
+                f"{len(self.gpus)}",
+                "list more GPUs or lower the parallelism",
+            )
+        return self
+
+    def device_count(self) -> int:
+        """GPUs this experiment measures: tensor × pipeline parallel, else the pinned list, else 1."""
+        if self.backend == "vllm" and self.vllm is not None:
+            e = self.vllm.engine
+            return (e.tensor_parallel_size or 1) * (e.pipeline_parallel_size or 1)
+        if self.backend == "tensorrt" and self.tensorrt is not None:
+            return (self.tensorrt.tp_size or 1) * (self.tensorrt.pp_size or 1)
+        return len(self.gpus) if self.gpus else 1
+
+    def measurement_config_hash(self) -> str:
+        """SHA-256[:16] of the fields that define the measurement (not `gpus`, paths or timing gaps)."""
+        return sha256_16(self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS)))
+
+    @property
+    def decoding_mode(self) -> Literal["greedy", "sampling"]:
+        return self.decoder.decoding_mode
+
+    def label(self) -> str:
+        """Short human-readable label, e.g. ``gpt2 · pytorch · bf16 · bs4``."""
+        parts = [self.model.rstrip("/").split("/")[-1], self.backend, self.precision]
+        if self.pytorch and self.pytorch.batch_size:
+            parts.append(f"bs{self.pytorch.batch_size}")
+        return " · ".join(parts)

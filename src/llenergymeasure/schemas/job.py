@@ -1,0 +1,74 @@
+"""The job document carried by ``LLEM_EXPERIMENT``: protocol version + config + run context.
+
+`to_env` / `from_env` are the only translation between the document and the
+environment; the harness reads nothing else from the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat
+
+from llenergymeasure.schemas._base import StrictModel
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+
+PROTOCOL_VERSION = 1
+JOB_ENV_VAR = "LLEM_EXPERIMENT"
+RESULTS_DIR_ENV_VAR = "LLEM_RESULTS_DIR"
+DEFAULT_RESULTS_DIR = "/results"
+#: image label carrying the protocol version the harness inside speaks
+PROTOCOL_LABEL = "io.llenergymeasure.protocol"
+#: image label carrying the package version
+VERSION_LABEL = "org.opencontainers.image.version"
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.json"
+TIMESERIES_FILE = "timeseries.parquet"
+
+
+class CachedBaseline(StrictModel):
+    """An idle baseline measured by an earlier run on the same (image, device set)."""
+
+    power_w: float = Field(description="Idle power of the device set, watts.")
+    measured_at: datetime = Field(description="When it was measured (UTC).")
+    duration_s: NonNegativeFloat = Field(description="Length of that idle measurement, seconds.")
+    device_ids: list[int] = Field(description="Device set it was measured on.")
+    energy_method: Literal["counter", "integrated_power"] = Field(description="How its idle energy was read.")
+
+
+class RunContext(StrictModel):
+    """Everything about *this* run that is not the experiment config."""
+
+    study_id: str | None = Field(None, description="Study identifier.")
+    experiment_id: str = Field("experiment", description="Experiment identifier within the study.")
+    cycle: int = Field(1, ge=1, description="Cycle number, from 1.")
+    device_ids: list[int] = Field(
+        default_factory=list, description="GPU indices as seen inside the container (after pinning)."
+    )
+    host_device_ids: list[int] = Field(default_factory=list, description="The same GPUs' indices on the host.")
+    cached_baseline: CachedBaseline | None = Field(None, description="Baseline to reuse, if any.")
+    timeseries: bool = Field(True, description="Write timeseries.parquet.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Harness log level.")
+    image: str | None = Field(None, description="Image the harness runs in (recorded in the environment snapshot).")
+    dataset_cache_dir: str | None = Field(None, description="Directory holding cached datasets (read-only is fine).")
+    heartbeat_seconds: float = Field(10.0, gt=0, description="Interval of heartbeat events, seconds.")
+
+
+class ExperimentJob(StrictModel):
+    """The whole job handed to the harness."""
+
+    protocol_version: Literal[1] = Field(PROTOCOL_VERSION, description="Host ↔ container protocol version.")
+    config: ExperimentConfig = Field(description="The experiment to run.")
+    context: RunContext = Field(default_factory=RunContext, description="Run context.")
+
+
+def to_env(job: ExperimentJob) -> dict[str, str]:
+    """The environment variables that carry `job`."""
+    return {JOB_ENV_VAR: job.model_dump_json()}
+
+
+def from_env(environ: Mapping[str, str]) -> ExperimentJob:
+    """Parse the job from an environment mapping (raises KeyError / ValidationError)."""
+    return ExperimentJob.model_validate_json(environ[JOB_ENV_VAR])

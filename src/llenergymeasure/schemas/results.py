@@ -1,0 +1,231 @@
+"""`ExperimentResult`: what one measured run produced (``result.json``).
+
+Every energy number says how it was obtained — ``counter`` (NVML total-energy
+counter delta: measured), ``integrated_power`` (instantaneous power samples
+integrated over time), ``estimated`` (CodeCarbon/TDP model) — and ``null`` means
+unavailable, never zero. Denominators are in the field names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt
+
+from llenergymeasure.schemas._base import StrictModel
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+
+RESULT_SCHEMA_VERSION = "2.0"
+
+EnergyMethod = Literal["counter", "integrated_power", "estimated", "unavailable"]
+EnergySource = Literal["nvml", "zeus", "codecarbon", "none"]
+BaselineMethod = Literal["measured", "cached", "disabled", "unavailable"]
+Methodology = Literal["total", "steady_state", "windowed"]
+Severity = Literal["info", "warning", "error"]
+
+
+class DeviceEnergy(StrictModel):
+    """Energy of one GPU of the experiment's device set over the measured window."""
+
+    device_index: NonNegativeInt = Field(description="Host GPU index (NVML index).")
+    device_uuid: str | None = Field(None, description="GPU UUID as reported by NVML.")
+    energy_j: float | None = Field(description="Energy over the window, in joules; null if unavailable.")
+    method: EnergyMethod = Field(description="How energy_j was obtained.")
+    counter_updates: NonNegativeInt | None = Field(
+        None, description="Distinct counter values seen during the window (count); low = coarse measurement."
+    )
+
+
+class BaselineProvenance(StrictModel):
+    """Where the idle baseline came from."""
+
+    method: BaselineMethod = Field(description="measured (this run), cached (reused), disabled or unavailable.")
+    power_w: float | None = Field(description="Idle power of the whole device set, in watts.")
+    duration_s: float | None = Field(None, description="Length of the idle measurement, in seconds.")
+    measured_at: datetime | None = Field(None, description="When the idle measurement was taken (UTC).")
+    age_s: float | None = Field(None, description="Age of a cached baseline when used, in seconds.")
+    ttl_s: float | None = Field(None, description="Time-to-live the baseline was checked against, in seconds.")
+    energy_method: EnergyMethod | None = Field(None, description="How the idle energy was read.")
+
+
+class EnergyBreakdown(StrictModel):
+    """Provenance and detail behind the headline energy figures."""
+
+    method: EnergyMethod = Field(description="How energy_total_j was obtained.")
+    source: EnergySource = Field(description="Which meter produced it.")
+    per_device: list[DeviceEnergy] = Field(default_factory=list, description="Per-GPU energy over the window.")
+    baseline: BaselineProvenance = Field(description="How baseline_power_w was obtained.")
+    baseline_energy_j: float | None = Field(
+        None, description="baseline_power_w × window duration, in joules (what is subtracted for adjusted energy)."
+    )
+    timeline_energy_j: float | None = Field(
+        None, description="Integral of the power timeline over the window, in joules (integrated; cross-check)."
+    )
+    timeline_vs_counter_pct: float | None = Field(
+        None, description="(timeline − counter) / counter × 100, in percent."
+    )
+    cpu_energy_j: float | None = Field(None, description="CPU energy over the window, in joules (estimated).")
+    ram_energy_j: float | None = Field(None, description="RAM energy over the window, in joules (estimated).")
+
+
+class LatencyStats(StrictModel):
+    """Request latency over the window, in milliseconds."""
+
+    granularity: Literal["request", "batch"] = Field(
+        description="request: one latency per prompt; batch: each prompt of a batch gets the batch's latency."
+    )
+    count: NonNegativeInt = Field(description="Number of latency samples.")
+    mean_ms: float = Field(description="Mean latency, ms.")
+    p50_ms: float = Field(description="Median latency, ms.")
+    p90_ms: float = Field(description="90th percentile latency, ms.")
+    p99_ms: float = Field(description="99th percentile latency, ms.")
+    min_ms: float = Field(description="Minimum latency, ms.")
+    max_ms: float = Field(description="Maximum latency, ms.")
+    ttft_mean_ms: float | None = Field(None, description="Mean time to first token, ms (where the backend reports it).")
+    itl_mean_ms: float | None = Field(None, description="Mean inter-token latency, ms (where the backend reports it).")
+
+
+class FlopsResult(StrictModel):
+    """Estimated floating-point operations of the measured window."""
+
+    total_flops: float | None = Field(description="FLOPs over the window (estimated), count.")
+    flops_per_output_token: float | None = Field(None, description="total_flops / output tokens.")
+    non_embedding_params: NonNegativeInt | None = Field(None, description="Parameters excluding embeddings (count).")
+    method: str = Field(description="How it was computed, e.g. '2 × non-embedding params × (input + output tokens)'.")
+    confidence: Literal["high", "medium", "low"] = Field(description="How much to trust the estimate.")
+
+
+class MemoryStats(StrictModel):
+    """Memory used by the inference, in megabytes (MiB)."""
+
+    peak_allocated_mb: float | None = Field(None, description="Peak memory allocated by the framework, MiB.")
+    peak_reserved_mb: float | None = Field(None, description="Peak memory reserved by the framework's allocator, MiB.")
+    device_total_mb: float | None = Field(None, description="Total memory of the device set, MiB.")
+    device: Literal["cuda", "cpu"] = Field(description="Where the model ran.")
+
+
+class WarmupResult(StrictModel):
+    """What the warmup did before the window opened."""
+
+    converged: bool = Field(description="CV dropped below target_cv (always true when convergence detection is off).")
+    final_cv: float | None = Field(description="Coefficient of variation of the last window of warmup latencies.")
+    iterations_completed: NonNegativeInt = Field(description="Warmup prompts run (count), thermal floor included.")
+    target_cv: float | None = Field(description="CV threshold in force; null when convergence detection is off.")
+    max_prompts: NonNegativeInt = Field(description="Upper bound on warmup prompts (count).")
+    warmup_duration_s: NonNegativeFloat = Field(description="Wall time spent warming up, in seconds.")
+
+
+class ThermalInfo(StrictModel):
+    """Temperatures around the measured window, in °C."""
+
+    temperature_start_c: float | None = Field(None, description="Hottest GPU of the set at window start, °C.")
+    temperature_end_c: float | None = Field(None, description="Hottest GPU of the set at window end, °C.")
+    thermal_floor_s: float = Field(0.0, description="Seconds of warm load before the window (thermal floor).")
+    throttled: bool | None = Field(None, description="Any thermal/power throttle reason seen during the window.")
+
+
+class GPUInfo(StrictModel):
+    """One GPU as NVML describes it."""
+
+    index: NonNegativeInt = Field(description="NVML index on the host.")
+    name: str = Field(description="Product name.")
+    uuid: str = Field(description="GPU UUID.")
+    total_memory_mb: float | None = Field(None, description="Total memory, MiB.")
+    power_limit_w: float | None = Field(None, description="Enforced power limit, watts.")
+    persistence_mode: bool | None = Field(None, description="Persistence mode on.")
+    mig_mode: bool | None = Field(None, description="MIG enabled (NVML then reports the whole physical GPU).")
+
+
+class EnvironmentSnapshot(StrictModel):
+    """The software and hardware the run happened on, taken inside the harness."""
+
+    llenergymeasure_version: str = Field(description="Version of the harness.")
+    python_version: str = Field(description="Python version.")
+    platform: str = Field(description="OS/kernel string.")
+    cpu_model: str | None = Field(None, description="CPU model name.")
+    torch_version: str | None = Field(None, description="PyTorch version, if installed.")
+    transformers_version: str | None = Field(None, description="transformers version, if installed.")
+    backend_version: str | None = Field(None, description="Version of the inference backend's package.")
+    cuda_version: str | None = Field(None, description="CUDA runtime version.")
+    cuda_version_source: Literal["torch", "version.txt", "nvcc", "none"] = Field(
+        "none", description="Where cuda_version was read."
+    )
+    driver_version: str | None = Field(None, description="NVIDIA driver version.")
+    gpus: list[GPUInfo] = Field(default_factory=list, description="GPUs of the experiment's device set.")
+    image: str | None = Field(None, description="Container image the harness ran in (from the job).")
+    pip_freeze: list[str] = Field(default_factory=list, description="Installed Python packages (name==version).")
+
+
+class MeasurementWarning(StrictModel):
+    """Something that weakens the measurement; kept with the result."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. short_window, stale_baseline.")
+    message: str = Field(description="What happened and what to do about it.")
+    severity: Severity = Field("warning", description="info, warning or error.")
+
+
+class SteadyStateWindow(StrictModel):
+    """The part of the run that the energy figures cover, relative to window start."""
+
+    start_s: NonNegativeFloat = Field(description="Offset of the measured window's start, seconds.")
+    end_s: NonNegativeFloat = Field(description="Offset of the measured window's end, seconds.")
+
+
+class ExperimentResult(StrictModel):
+    """One (experiment, cycle) run: energy, throughput, latency and the context to trust them."""
+
+    schema_version: Literal["2.0"] = Field(RESULT_SCHEMA_VERSION, description="Result schema version.")
+    study_id: str | None = Field(None, description="Study this run belongs to.")
+    experiment_id: str = Field(description="Identifier of the experiment within its study.")
+    cycle: int = Field(1, ge=1, description="Cycle number, from 1.")
+    measurement_config_hash: str = Field(description="SHA-256[:16] of the measurement-defining config.")
+    config: ExperimentConfig = Field(description="The resolved experiment config that was run.")
+    effective_precision: str = Field(description="Precision actually used (fp32 on a host without a GPU).")
+    device: Literal["cuda", "cpu"] = Field(description="Where the model ran.")
+    device_ids: list[int] = Field(default_factory=list, description="Host GPU indices of the measured device set.")
+    measurement_methodology: Methodology = Field(
+        description="total: the whole prompt set; steady_state: a window after warmup; windowed: a fixed time window."
+    )
+    steady_state_window: SteadyStateWindow | None = Field(None, description="Offsets the energy figures cover.")
+
+    started_at: datetime = Field(description="Harness start (UTC).")
+    window_started_at: datetime = Field(description="Measured window start (UTC).")
+    window_ended_at: datetime = Field(description="Measured window end (UTC).")
+    finished_at: datetime = Field(description="Harness end (UTC).")
+    window_duration_s: NonNegativeFloat = Field(description="Measured window length, seconds.")
+
+    n_prompts: NonNegativeInt = Field(description="Prompts processed in the window (count).")
+    input_tokens: NonNegativeInt = Field(description="Prompt tokens processed in the window (count, after truncation).")
+    output_tokens: NonNegativeInt = Field(
+        description="Generated tokens in the window (count; no padding, nothing after EOS)."
+    )
+    output_tokens_per_s: float = Field(description="output_tokens / window_duration_s, tokens/s.")
+    total_tokens_per_s: float = Field(description="(input + output tokens) / window_duration_s, tokens/s.")
+
+    energy_total_j: float | None = Field(
+        description="GPU energy over the window, all devices of the set, joules (method in energy.method); "
+        "null = unavailable."
+    )
+    energy_adjusted_j: float | None = Field(
+        description="energy_total_j − baseline_power_w × window_duration_s, joules; null without a baseline."
+    )
+    baseline_power_w: float | None = Field(description="Idle power of the device set, watts (energy.baseline).")
+    energy_per_output_token_j: float | None = Field(description="energy_total_j / output_tokens, J per output token.")
+    energy_per_output_token_adjusted_j: float | None = Field(
+        description="energy_adjusted_j / output_tokens, J per output token (baseline-adjusted)."
+    )
+    energy_per_total_token_j: float | None = Field(
+        description="energy_total_j / (input + output tokens), J per total token."
+    )
+    energy: EnergyBreakdown = Field(description="How the energy figures were obtained.")
+
+    latency: LatencyStats | None = Field(None, description="Latency over the window.")
+    flops: FlopsResult | None = Field(None, description="Estimated FLOPs.")
+    memory: MemoryStats | None = Field(None, description="Memory use.")
+    warmup: WarmupResult | None = Field(None, description="Warmup outcome; null if warmup was disabled.")
+    thermal: ThermalInfo = Field(default_factory=ThermalInfo, description="Temperatures around the window.")
+    environment: EnvironmentSnapshot = Field(description="Software and hardware snapshot.")
+    warnings: list[MeasurementWarning] = Field(default_factory=list, description="Measurement warnings.")
+    reproducibility_notes: list[str] = Field(default_factory=list, description="What could make a rerun differ.")
+    timeseries_file: str | None = Field(None, description="Power timeline file name, relative to result.json.")

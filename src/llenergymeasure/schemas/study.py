@@ -1,0 +1,85 @@
+"""`StudyConfig`: a resolved list of experiments and how to execute them."""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, PositiveInt
+
+from llenergymeasure.schemas._base import StrictModel, sha256_16
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+
+CycleOrder = Literal["sequential", "interleaved", "shuffled"]
+
+#: `n_cycles` the CLI uses when neither the YAML nor --cycles sets it
+CLI_DEFAULT_N_CYCLES = 3
+
+
+class ExecutionConfig(StrictModel):
+    """How a study runs: cycles, order, gaps, timeouts. Never part of any hash."""
+
+    n_cycles: PositiveInt = Field(
+        1, description=f"Repetitions of every experiment (count). The CLI uses {CLI_DEFAULT_N_CYCLES} when unset."
+    )
+    cycle_order: CycleOrder = Field(
+        "sequential",
+        description="sequential: A1 A2 B1 B2; interleaved: A1 B1 A2 B2; shuffled: each cycle in a random order "
+        "seeded from the study design hash.",
+    )
+    config_gap_seconds: NonNegativeFloat = Field(
+        60.0, description="Pause between two experiments, in seconds (GPU cools down; countdown on stderr)."
+    )
+    cycle_gap_seconds: NonNegativeFloat = Field(
+        120.0, description="Pause between two cycles, in seconds (replaces the config gap at a cycle boundary)."
+    )
+    max_consecutive_failures: PositiveInt = Field(
+        3, description="Stop the study after this many failed runs in a row (count)."
+    )
+    experiment_timeout_seconds: PositiveInt = Field(
+        7200, description="Wall-clock limit of one run (container or subprocess), in seconds."
+    )
+    silence_timeout_seconds: PositiveInt = Field(
+        600, description="A run that prints nothing for this many seconds is killed (seconds)."
+    )
+
+
+class SkippedPoint(StrictModel):
+    """A sweep point that failed validation and is left out of the study."""
+
+    overrides: dict[str, object] = Field(description="The sweep values (dotted keys) that made this point.")
+    reason: str = Field(description="Why it was skipped, from the validators.")
+
+
+class StudyConfig(StrictModel):
+    """A resolved study: the experiments to run and how to run them."""
+
+    name: str = Field("study", min_length=1, description="Study name, used in the study directory's name.")
+    description: str | None = Field(None, description="Free text kept with the results.")
+    experiments: list[ExperimentConfig] = Field(min_length=1, description="Resolved experiments, in study order.")
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="How the study runs.")
+    skipped: list[SkippedPoint] = Field(
+        default_factory=list, description="Sweep points that failed validation and were skipped."
+    )
+
+    @property
+    def study_design_hash(self) -> str:
+        """SHA-256[:16] over the experiments' measurement hashes, in order: what is measured, not how it runs."""
+        return sha256_16([e.measurement_config_hash() for e in self.experiments])
+
+    def run_order(self) -> list[tuple[int, int]]:
+        """``(experiment index, cycle)`` pairs in execution order; cycles count from 1."""
+        n, cycles = len(self.experiments), self.execution.n_cycles
+        order = self.execution.cycle_order
+        if order == "sequential":
+            return [(i, c) for i in range(n) for c in range(1, cycles + 1)]
+        pairs: list[tuple[int, int]] = []
+        for c in range(1, cycles + 1):
+            indices = list(range(n))
+            if order == "shuffled":
+                random.Random(f"{self.study_design_hash}:{c}").shuffle(indices)
+            pairs.extend((i, c) for i in indices)
+        return pairs
+
+    def run_count(self) -> int:
+        return len(self.experiments) * self.execution.n_cycles
