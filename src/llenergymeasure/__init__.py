@@ -1,22 +1,26 @@
 """llenergymeasure: measure the energy efficiency of LLM inference.
 
-The public API is exactly `__all__`. Importing this package loads pydantic and
-the schema models only — no ML framework, no Docker SDK.
+The public API is exactly `__all__`. Names are resolved lazily (PEP 562), so
+``import llenergymeasure`` and ``llem --version`` stay fast and never load an ML
+framework or the Docker SDK; ``llenergymeasure.ExperimentConfig`` loads the
+schema models on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from llenergymeasure._version import __version__
-from llenergymeasure.schemas.config.experiment import ExperimentConfig
-from llenergymeasure.schemas.results import ExperimentResult
-from llenergymeasure.schemas.study import StudyConfig
-from llenergymeasure.schemas.study_result import StudyResult
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from llenergymeasure.schemas.config.experiment import ExperimentConfig
+    from llenergymeasure.schemas.results import ExperimentResult
+    from llenergymeasure.schemas.study import StudyConfig
+    from llenergymeasure.schemas.study_result import StudyResult
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -30,6 +34,25 @@ __all__ = [
     "run_study",
 ]
 
+_LAZY = {
+    "ExperimentConfig": "llenergymeasure.schemas.config.experiment",
+    "ExperimentResult": "llenergymeasure.schemas.results",
+    "StudyConfig": "llenergymeasure.schemas.study",
+    "StudyResult": "llenergymeasure.schemas.study_result",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'llenergymeasure' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 def run_experiment(
     config: ExperimentConfig | str | Path | dict[str, Any],
@@ -37,11 +60,11 @@ def run_experiment(
     output_dir: str | Path | None = None,
     **kwargs: Any,
 ) -> ExperimentResult:
-    """Run one experiment and return its result.
+    """Run one experiment and return its `ExperimentResult`.
 
     `config` is an `ExperimentConfig`, a path to an experiment YAML, or a dict.
-    Without `output_dir` nothing is left on disk. See
-    `llenergymeasure.orchestrator.api.run_experiment` for the keyword arguments.
+    Without `output_dir` nothing is left on disk. Keyword arguments are those of
+    `llenergymeasure.orchestrator.api.run_experiment`.
     """
     from llenergymeasure.orchestrator.api import run_experiment as _run
 
@@ -56,8 +79,8 @@ def run_study(
 ) -> StudyResult:
     """Run a study (every experiment × cycle) and return its `StudyResult`.
 
-    Always writes the study directory (manifest, results). See
-    `llenergymeasure.orchestrator.api.run_study` for the keyword arguments.
+    Always writes the study directory (manifest, results, study_result.json).
+    Keyword arguments are those of `llenergymeasure.orchestrator.api.run_study`.
     """
     from llenergymeasure.orchestrator.api import run_study as _run
 

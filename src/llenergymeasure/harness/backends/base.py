@@ -1,0 +1,160 @@
+"""The seam between the measurement loop and an inference framework.
+
+`InferenceBackend` is the one small interface every backend implements
+(pytorch, vllm, tensorrt). The harness drives it the same way for each:
+
+    backend = create_backend(config, devices)   # cheap: no framework import yet
+    failures = backend.preflight()               # framework importable, devices usable (reported, not raised)
+    backend.prepare_device()                     # CUDA context up, nothing loaded (idle baseline runs now)
+    backend.load()                               # before the window: weights, engine, CUDA graphs
+    prompts = backend.prepare(prompts)           # tokenise / truncate before the window
+    backend.generate(warmup_prompts)             # warmup
+    backend.synchronize(); <read energy counters>
+    outputs = backend.generate(prompts, on_progress)   # the measured window
+    backend.synchronize(); <read energy counters>
+    backend.close()
+
+A backend imports its framework lazily (inside `load`), never at module import.
+
+The hooks with a default body (`preflight`, `prepare_device`, `prepare`,
+`preferred_batch_size`, `reproducibility_notes`, ...) were added after the first
+version of this interface; a backend that does not override them still works.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import ClassVar, Generic, TypeVar
+
+from llenergymeasure.errors import PreFlightFailure
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.results import MemoryStats
+
+SectionT = TypeVar("SectionT")
+
+#: progress callback: (prompts done, prompts total)
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RequestOutput:
+    """What one prompt produced, counted exactly.
+
+    `output_tokens` counts generated tokens up to and including EOS, never padding
+    and never anything after EOS. `latency_s` is the request's own latency when the
+    backend reports it, else the latency of the batch it ran in (see `granularity`).
+    """
+
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    ttft_s: float | None = None
+    itl_s: float | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationBatch:
+    """The outputs of one `generate` call, with how latency was measured."""
+
+    outputs: list[RequestOutput]
+    granularity: str  # "request" | "batch"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt ready for the backend: its text and, for synthetic data, a fixed output length.
+
+    `max_input_tokens` caps the prompt's length in tokens (special tokens included);
+    `token_ids` is filled by `InferenceBackend.prepare` for backends that tokenise
+    ahead of the measured window (then `text` is informational).
+    """
+
+    text: str
+    max_new_tokens: int
+    min_new_tokens: int | None = None
+    max_input_tokens: int | None = None
+    token_ids: tuple[int, ...] | None = None
+
+
+class InferenceBackend(abc.ABC, Generic[SectionT]):
+    """One inference framework behind the measurement loop."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: ExperimentConfig, section: SectionT | None, device_ids: Sequence[int]) -> None:
+        self.config = config
+        self.section = section
+        self.device_ids = list(device_ids)
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load weights / build or load the engine. Runs before the measured window."""
+
+    @abc.abstractmethod
+    def generate(self, prompts: Sequence[Prompt], on_progress: ProgressCallback | None = None) -> GenerationBatch:
+        """Generate for every prompt (batching as the backend's config says)."""
+
+    @abc.abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` under the model's tokenizer (no special tokens)."""
+
+    @abc.abstractmethod
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """`text` cut to at most `max_tokens` tokens."""
+
+    def preflight(self) -> list[PreFlightFailure]:
+        """Checks specific to this backend (framework importable, devices usable). Never raises; lists failures."""
+        return []
+
+    def prepare_device(self) -> None:
+        """Bring the device context up without loading anything (the idle baseline is measured after this)."""
+
+    def prepare(self, prompts: Sequence[Prompt]) -> list[Prompt]:
+        """Truncate (and, where the backend can, tokenise) prompts before the window. Runs after `load`.
+
+        The default cuts each text with `truncate` to its `max_input_tokens`.
+        """
+        return [
+            p if p.max_input_tokens is None else replace(p, text=self.truncate(p.text, p.max_input_tokens))
+            for p in prompts
+        ]
+
+    @property
+    def preferred_batch_size(self) -> int:
+        """Prompts per `generate` call the backend batches together (warmup uses batches of this size)."""
+        return 1
+
+    def reproducibility_notes(self) -> list[str]:
+        """Decisions taken while loading that could make a rerun differ (set after `load`)."""
+        return []
+
+    def synchronize(self) -> None:
+        """Block until queued device work is done (``torch.cuda.synchronize``); no-op on CPU."""
+
+    def memory_stats(self) -> MemoryStats | None:
+        """Peak memory since load; None if unknown."""
+        return None
+
+    def non_embedding_params(self) -> int | None:
+        """Parameter count excluding embeddings, for the FLOPs estimate; None if unknown."""
+        return None
+
+    def versions(self) -> dict[str, str]:
+        """Package versions relevant to this backend (name → version)."""
+        return {}
+
+    @property
+    def device(self) -> str:
+        """``cuda`` or ``cpu``."""
+        return "cuda" if self.device_ids else "cpu"
+
+    @property
+    def effective_precision(self) -> str:
+        """Precision actually used (a CPU run is fp32 whatever was asked)."""
+        return self.config.precision if self.device == "cuda" else "fp32"
+
+    def close(self) -> None:
+        """Release the model and the device memory."""

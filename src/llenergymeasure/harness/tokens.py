@@ -1,0 +1,42 @@
+"""Exact token accounting over token-id lists: pure functions, no framework.
+
+Rules (the ones every backend's numbers must follow):
+
+- **input tokens** of a prompt = its non-padding positions (the attention mask's
+  ones), special tokens such as BOS included: that is what the model processed.
+  The attention mask, not the pad id, is the truth: many tokenizers use EOS as
+  the pad token, and a prompt may legitimately contain it.
+- **output tokens** of a sequence = generated tokens up to and including the
+  first EOS. Padding that a batched ``generate`` appends after a sequence has
+  finished, and anything after EOS, is not counted. Without an EOS, trailing pad
+  tokens (a backend padding finished rows to a common length) are stripped;
+  everything else counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+
+def count_input_tokens(attention_mask: Sequence[Sequence[int]]) -> list[int]:
+    """Non-padding prompt tokens per row of a (left- or right-) padded batch."""
+    return [sum(1 for m in row if m) for row in attention_mask]
+
+
+def count_output_tokens(token_ids: Sequence[int], eos_token_ids: Collection[int], pad_token_id: int | None) -> int:
+    """Generated tokens of one sequence (prompt excluded), counted up to and including the first EOS."""
+    for position, token in enumerate(token_ids):
+        if token in eos_token_ids:
+            return position + 1
+    end = len(token_ids)
+    if pad_token_id is not None:
+        while end > 0 and token_ids[end - 1] == pad_token_id:
+            end -= 1
+    return end
+
+
+def count_output_tokens_batch(
+    generated: Sequence[Sequence[int]], eos_token_ids: Collection[int], pad_token_id: int | None
+) -> list[int]:
+    """`count_output_tokens` for every row of a batch of generated continuations."""
+    return [count_output_tokens(row, eos_token_ids, pad_token_id) for row in generated]

@@ -1,0 +1,87 @@
+"""The `llem` command line.
+
+Progress goes to stderr, the final summary to stdout. Exit codes: 0 success,
+1 a run or the study failed, 2 usage or configuration error, 130 interrupted
+(Ctrl-C). Expected errors print one clear message and no traceback unless
+``--verbose``. Command modules import their heavy dependencies inside the
+command, so ``llem --version`` loads typer alone.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from llenergymeasure._version import __version__
+from llenergymeasure.orchestrator.cli.config_cmd import config_command
+from llenergymeasure.orchestrator.cli.run_cmd import run_command
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(
+    name="llem",
+    help="Measure the energy efficiency of LLM inference: J per output token, tokens/s, baseline-adjusted "
+    "energy and a power timeline, one container per experiment.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """llenergymeasure command line."""
+
+
+app.command("run", help="Run an experiment or a study (YAML file and/or flags).")(run_command)
+app.command("config", help="Show what is installed and reachable, and the effective user config.")(config_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `llem`: maps errors to exit codes; never shows a traceback for expected errors."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in args or "-v" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="llem", standalone_mode=False)
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except typer.TyperException as e:  # usage errors: unknown option or command, bad value, missing argument
+        show = getattr(e, "show", None)
+        if callable(show):
+            show(file=sys.stderr)
+        else:
+            print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, typer.Abort):
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        from llenergymeasure.errors import LLEMError
+
+        if not isinstance(e, LLEMError):
+            print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            return EXIT_FAILED
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        print(f"error: {e.render()}", file=sys.stderr)
+        return e.exit_code
+    return EXIT_OK
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""`llem config`: what is installed and reachable, and the effective user config."""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+def _package_checks() -> list[Check]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for module, dist, purpose in [
+        ("torch", "torch", "pytorch backend on the local runner"),
+        ("transformers", "transformers", "pytorch backend on the local runner"),
+        ("vllm", "vllm", "vllm backend on the local runner"),
+        ("tensorrt_llm", "tensorrt-llm", "tensorrt backend on the local runner"),
+        ("zeus", "zeus", "energy.backend: zeus"),
+        ("codecarbon", "codecarbon", "energy.backend: codecarbon"),
+    ]:
+        if importlib.util.find_spec(module) is None:
+            out.append(Check(f"package {dist}", False, f"not installed ({purpose}; not needed with the docker runner)"))
+            continue
+        try:
+            v = version(dist)
+        except PackageNotFoundError:
+            v = "unknown version"
+        out.append(Check(f"package {dist}", True, v))
+    return out
+
+
+def _docker_checks(images: dict[str, str]) -> list[Check]:
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
+    except ImportError:  # pragma: no cover - docker is a base dependency
+        return [Check("docker", False, "docker SDK missing", "pip install docker")]
+    try:
+        client = docker.from_env(timeout=5)
+        info: dict[str, Any] = client.info()
+    except DockerException as e:
+        return [
+            Check(
+                "docker daemon",
+                False,
+                f"not reachable ({str(e).splitlines()[0][:120]})",
+                "start Docker (e.g. `sudo systemctl start docker` or `make docker-engine`) or set "
+                "LLEM_RUNNER_PYTORCH=local",
+            )
+        ]
+    checks = [Check("docker daemon", True, f"server {info.get('ServerVersion', '?')}")]
+    runtimes = info.get("Runtimes") or {}
+    has_nvidia = "nvidia" in runtimes or any("nvidia" in str(v) for v in (info.get("CDISpecDirs") or []))
+    checks.append(
+        Check(
+            "docker GPU runtime",
+            has_nvidia,
+            "nvidia runtime registered" if has_nvidia else "no nvidia runtime (CPU containers only)",
+            None if has_nvidia else "install the NVIDIA Container Toolkit on a GPU host",
+        )
+    )
+    from llenergymeasure.schemas.job import PROTOCOL_LABEL, PROTOCOL_VERSION
+
+    for backend, image in images.items():
+        try:
+            labels = client.images.get(image).labels or {}
+        except ImageNotFound:
+            fix = "make image-cpu" if image.endswith("-cpu") else f"on a GPU host: make images (or docker pull {image})"
+            checks.append(Check(f"image {backend}", False, f"{image} not present", fix))
+            continue
+        except DockerException as e:
+            checks.append(Check(f"image {backend}", False, f"{image}: {e}"))
+            continue
+        proto = labels.get(PROTOCOL_LABEL)
+        ok = proto == str(PROTOCOL_VERSION)
+        checks.append(
+            Check(
+                f"image {backend}",
+                ok,
+                f"{image} (protocol {proto or 'missing'})",
+                None if ok else f"rebuild the image for protocol {PROTOCOL_VERSION}",
+            )
+        )
+    return checks
+
+
+def _gpu_checks() -> tuple[list[Check], bool]:
+    try:
+        import pynvml
+    except ImportError:
+        return [Check("NVIDIA GPUs", False, "nvidia-ml-py missing", "pip install nvidia-ml-py")], False
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as e:
+        return [Check("NVIDIA GPUs", False, f"NVML unavailable ({e}); experiments run on CPU, energy unavailable")], False
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        checks = [Check("NVIDIA driver", True, str(driver))]
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h).total / 1024**3
+            checks.append(Check(f"GPU {i}", True, f"{pynvml.nvmlDeviceGetName(h)} ({mem:.0f} GiB)"))
+        return checks, len(checks) > 1
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def config_command(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every setting and where it came from."),
+) -> None:
+    """Show what is installed and reachable, and the effective user config."""
+    from llenergymeasure._version import __version__
+    from llenergymeasure.orchestrator.user_config import load_user_config
+
+    user = load_user_config()
+    gpu_checks, has_gpu = _gpu_checks()
+    # only the pytorch backend has a CPU image; vLLM and TensorRT-LLM need a GPU host
+    images = {
+        b: user.image_for(b, "cpu" if b == "pytorch" and not has_gpu else "cuda12")
+        for b in ("pytorch", "vllm", "tensorrt")
+        if user.runner_for(b) == "docker"
+    }
+
+    typer.echo(f"llenergymeasure {__version__}  (Python {platform.python_version()}, {platform.platform()})")
+    sections = [
+        ("GPUs", gpu_checks),
+        ("Docker", _docker_checks(images)),
+        ("Packages on this host", _package_checks()),
+    ]
+    for title, checks in sections:
+        typer.echo(f"\n{title}")
+        for c in checks:
+            typer.echo(f"  {'✓' if c.ok else '✗'} {c.name}: {c.detail}")
+            if c.fix:
+                typer.echo(f"      fix: {c.fix}")
+
+    state = "found" if user.file_found else "not found, defaults in use"
+    typer.echo(f"\nUser config: {user.path} ({state})")
+    typer.echo("  runners: " + ", ".join(f"{b}={user.runner_for(b)}" for b in ("pytorch", "vllm", "tensorrt")))
+    typer.echo(f"  results dir: {user.config.output.results_dir}")
+    if verbose:
+        flat = _flatten(user.config.model_dump(mode="json"))
+        for key, value in sorted(flat.items()):
+            typer.echo(f"  {key} = {value!r}   [{user.source_of(key)}]")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

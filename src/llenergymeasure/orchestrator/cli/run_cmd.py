@@ -1,0 +1,133 @@
+"""`llem run`: run (or preview with --dry-run) an experiment or a study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from llenergymeasure.schemas.study import StudyConfig
+
+_BACKENDS = ("pytorch", "vllm", "tensorrt")
+_PRECISIONS = ("fp32", "fp16", "bf16")
+_ORDERS = ("sequential", "interleaved", "shuffled")
+
+
+def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is not None and value not in allowed:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=name)
+    return value
+
+
+def run_command(
+    config: Path | None = typer.Argument(None, help="Experiment or study YAML. Optional when --model is given."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Model hub id or local path (overrides the YAML)."),
+    backend: str | None = typer.Option(None, "--backend", "-b", help="pytorch, vllm or tensorrt."),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="'aienergyscore' or a path to a JSONL file."),
+    n: int | None = typer.Option(None, "-n", "--n", min=1, help="Prompts per experiment (count)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="pytorch.batch_size (count)."),
+    precision: str | None = typer.Option(None, "--precision", "-p", help="fp32, fp16 or bf16."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Directory that receives the study directory."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and preview the grid; run nothing."),
+    cycles: int | None = typer.Option(None, "--cycles", min=1, help="Cycles (repetitions); default 3 if the YAML sets none."),
+    order: str | None = typer.Option(None, "--order", help="sequential, interleaved or shuffled."),
+    no_gaps: bool = typer.Option(False, "--no-gaps", help="Skip the cool-down gaps between experiments and cycles."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the latest unfinished study with the same design."),
+    skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not run the host pre-flight checks."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; errors and the summary only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and tracebacks."),
+) -> None:
+    """Run an experiment or a study."""
+    _choice("--backend", backend, _BACKENDS)
+    _choice("--precision", precision, _PRECISIONS)
+    _choice("--order", order, _ORDERS)
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose exclude each other", param_hint="--quiet")
+    _configure_logging(quiet=quiet, verbose=verbose)
+
+    overrides: dict[str, Any] = {
+        "model": model,
+        "backend": backend,
+        "dataset": dataset,
+        "n": n,
+        "precision": precision,
+        "pytorch.batch_size": batch_size,
+    }
+    study = build_study(config, overrides, cycles=cycles, order=order)
+
+    if dry_run:
+        from llenergymeasure.orchestrator.cli.preview import print_preview
+
+        print_preview(study, verbose=verbose)
+        return
+
+    from llenergymeasure.orchestrator.api import run_study
+    from llenergymeasure.orchestrator.cli.summary import print_study_summary
+
+    result = run_study(
+        study,
+        output_dir=output,
+        no_gaps=no_gaps,
+        resume=resume,
+        quiet=quiet,
+        verbose=verbose,
+        skip_preflight=skip_preflight,
+    )
+    print_study_summary(result)
+    if result.status != "completed" or result.runs_failed:
+        raise typer.Exit(code=1)
+
+
+def build_study(
+    config: Path | None, overrides: dict[str, Any], *, cycles: int | None, order: str | None
+) -> StudyConfig:
+    """The study the command runs: YAML (if any) + flag overrides + execution defaults."""
+    from llenergymeasure.errors import ConfigError, ConfigIssue
+    from llenergymeasure.orchestrator.loader import load_study_config, study_from_mapping
+    from llenergymeasure.orchestrator.user_config import load_user_config
+    from llenergymeasure.schemas.study import CLI_DEFAULT_N_CYCLES
+
+    if config is not None:
+        study = load_study_config(config, overrides)
+    elif overrides.get("model"):
+        raw: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is not None:
+                head, _, leaf = key.partition(".")
+                if leaf:
+                    raw.setdefault(head, {})[leaf] = value
+                else:
+                    raw[key] = value
+        study = study_from_mapping(raw, "<command line>")
+    else:
+        raise ConfigError(
+            "nothing to run",
+            issues=[ConfigIssue("CONFIG", "no YAML file and no --model", "pass a YAML file or --model <hub id or path>")],
+        )
+
+    user = load_user_config().config
+    explicit = study.execution.model_fields_set
+    updates: dict[str, Any] = {}
+    if cycles is not None:
+        updates["n_cycles"] = cycles
+    elif "n_cycles" not in explicit:
+        updates["n_cycles"] = CLI_DEFAULT_N_CYCLES
+    if order is not None:
+        updates["cycle_order"] = order
+    for gap in ("config_gap_seconds", "cycle_gap_seconds"):
+        default = getattr(user.execution, gap)
+        if gap not in explicit and default is not None:
+            updates[gap] = default
+    if updates:
+        execution = study.execution.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
+        study = study.model_copy(update={"execution": execution})
+    return study
+
+
+def _configure_logging(*, quiet: bool, verbose: bool) -> None:
+    import logging
+
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,336 @@
+"""`DockerRunner`: one ephemeral container per (experiment, cycle), the docker SDK, the §4 contract.
+
+Lifecycle of one run::
+
+    spec = build_spec(request, image, options)      # pure translation (docker_spec.py)
+    container = containers.create(**spec)           # labels tie it to this process (reaper.py)
+    container.start()
+    follow stdout/stderr until exit                 # events → callback, lines → harness.log
+        wall-clock deadline · silence deadline      # kill (stop → kill) when one passes
+    exit code, State.OOMKilled
+    finally: stop → kill → remove(force=True)       # idempotent, escalating, even on Ctrl-C
+    collect result.json / error.json                # collect.py (shared with the local runner)
+
+Decisions:
+- The docker client is injected (``docker.from_env()`` is called by the API layer,
+  never here), so tests drive the runner with a fake client of our own.
+- stdout and stderr are followed by two reader threads feeding one queue; the
+  calling thread waits on the queue with a timeout, so the wall-clock and silence
+  deadlines are checked while the container is quiet, and Ctrl-C lands in the
+  calling thread. Output on *either* stream counts as a sign of life.
+- A timeout stops the container gracefully first (SIGTERM via tini, the harness
+  may write error.json), then kills; Ctrl-C skips the grace and removes at once.
+  A second Ctrl-C during clean-up is deferred until the container is gone.
+- A container user other than the invoking user (the ``user`` option) gets a
+  world-writable run directory; otherwise it could not write its result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from llenergymeasure.errors import ExperimentError, ExperimentFailure, LLEMError
+from llenergymeasure.orchestrator.runners.base import RunRequest, Runner
+from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
+from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions, is_not_found
+from llenergymeasure.orchestrator.runners.docker_spec import ContainerSpec, DockerOptions, build_spec, default_user, with_labels
+from llenergymeasure.orchestrator.runners.reaper import owner_labels
+from llenergymeasure.schemas.events import PhaseStarted, ProgressEvent
+from llenergymeasure.schemas.results import ExperimentResult
+
+logger = logging.getLogger(__name__)
+
+_EOF = object()
+
+
+@dataclass
+class _Outcome:
+    exit_code: int | None = None
+    oom_killed: bool = False
+    timed_out: str | None = None
+
+
+class DockerRunner(Runner):
+    """Runs the harness in a fresh container per run; see the module docstring."""
+
+    name: ClassVar[str] = "docker"
+
+    def __init__(
+        self,
+        client: Any,
+        images: Mapping[str, str],
+        options: DockerOptions | None = None,
+        *,
+        host_env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wait_timeout_s: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.images = dict(images)
+        self.options = options or DockerOptions()
+        self._host_env = dict(os.environ if host_env is None else host_env)
+        self._clock = clock
+        self._wait_timeout_s = wait_timeout_s
+        self._host_user = default_user(os.getuid(), os.getgid())
+        self._errors = docker_exceptions()
+
+    def image_for(self, backend: str) -> str:
+        try:
+            return self.images[backend]
+        except KeyError:
+            raise LLEMError(f"no image configured for backend {backend!r}") from None
+
+    def spec_for(self, request: RunRequest) -> ContainerSpec:
+        """The container this request would get (pure; handy for dry runs and tests)."""
+        spec = build_spec(
+            request,
+            self.image_for(request.job.config.backend),
+            self.options,
+            host_env=self._host_env,
+            host_user=self._host_user,
+        )
+        return with_labels(spec, owner_labels())
+
+    def run(self, request: RunRequest) -> ExperimentResult:
+        request.run_dir.mkdir(parents=True, exist_ok=True)
+        spec = self.spec_for(request)
+        if spec.user != self._host_user:
+            request.run_dir.chmod(0o777)
+        config_hash = request.job.config.measurement_config_hash()
+        phase: list[str | None] = [None]
+
+        def on_event(event: ProgressEvent) -> None:
+            if isinstance(event, PhaseStarted):
+                phase[0] = event.phase
+            if request.on_event is not None:
+                request.on_event(event)
+
+        handler = StreamHandler(request.run_dir, on_event=on_event, on_log=request.on_log)
+        container: Any = None
+        outcome = _Outcome()
+        interrupted = False
+        try:
+            container = self._create(spec, config_hash)
+            self._start(container, spec, config_hash)
+            outcome = self._follow(container, handler, request)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            handler.close()
+            if container is not None:
+                self._dispose(container, graceful=not interrupted)
+
+        if outcome.timed_out or outcome.oom_killed or outcome.exit_code != 0:
+            raise self._failure(request, outcome, handler, phase[0], config_hash)
+        return collect_result(request.run_dir, request.job, log_tail=handler.tail())
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _create(self, spec: ContainerSpec, config_hash: str) -> Any:
+        kwargs = spec.create_kwargs()
+        if spec.device_request is not None:
+            import docker.types
+
+            kwargs["device_requests"] = [
+                docker.types.DeviceRequest(
+                    driver=spec.device_request.driver,
+                    device_ids=list(spec.device_request.device_ids),
+                    capabilities=[list(c) for c in spec.device_request.capabilities],
+                )
+            ]
+        logger.debug("creating container %r", spec)
+        try:
+            return self.client.containers.create(**kwargs)
+        except self._errors as e:
+            raise ExperimentError(
+                f"could not create container {spec.name} from image {spec.image}: {_explain(e)}",
+                ExperimentFailure(phase="container", error_type=type(e).__name__, measurement_config_hash=config_hash),
+            ) from e
+
+    def _start(self, container: Any, spec: ContainerSpec, config_hash: str) -> None:
+        try:
+            container.start()
+        except self._errors as e:
+            raise ExperimentError(
+                f"could not start container {spec.name}: {_explain(e)}",
+                ExperimentFailure(phase="container", error_type=type(e).__name__, measurement_config_hash=config_hash),
+            ) from e
+
+    def _follow(self, container: Any, handler: StreamHandler, request: RunRequest) -> _Outcome:
+        """Stream output until the container exits or a deadline passes; return how it ended."""
+        lines: queue.Queue[tuple[str, object]] = queue.Queue()
+        streams = [
+            ("stdout", container.logs(stream=True, follow=True, stdout=True, stderr=False)),
+            ("stderr", container.logs(stream=True, follow=True, stdout=False, stderr=True)),
+        ]
+        for stream_name, chunks in streams:
+            threading.Thread(
+                target=_pump, args=(stream_name, chunks, lines), name=f"llem-{stream_name}-{request.name}", daemon=True
+            ).start()
+        start = last_output = self._clock()
+        open_streams = len(streams)
+        timed_out: str | None = None
+        try:
+            while open_streams:
+                now = self._clock()
+                if now - start >= request.wall_timeout_s:
+                    timed_out = "wall_clock"
+                    break
+                if now - last_output >= request.silence_timeout_s:
+                    timed_out = "silence"
+                    break
+                wait_s = min(start + request.wall_timeout_s, last_output + request.silence_timeout_s) - now
+                try:
+                    stream_name, item = lines.get(timeout=max(0.01, min(wait_s, 1.0)))
+                except queue.Empty:
+                    continue
+                if item is _EOF:
+                    open_streams -= 1
+                    continue
+                last_output = self._clock()
+                if stream_name == "stdout":
+                    handler.feed_stdout(str(item))
+                else:
+                    handler.feed_stderr(str(item))
+        finally:
+            for _, chunks in streams:
+                with contextlib.suppress(Exception):
+                    chunks.close()
+        if timed_out:
+            logger.warning("%s: %s timeout, stopping the container", request.name, timed_out.replace("_", "-"))
+            self._stop(container)
+        exit_code, oom = self._exit_status(container)
+        return _Outcome(exit_code=exit_code, oom_killed=oom, timed_out=timed_out)
+
+    def _stop(self, container: Any) -> None:
+        try:
+            container.stop(timeout=int(max(1, self.options.stop_timeout_s)))
+        except self._errors:
+            with contextlib.suppress(*self._errors):
+                container.kill()
+
+    def _exit_status(self, container: Any) -> tuple[int | None, bool]:
+        exit_code: int | None = None
+        try:
+            status = container.wait(timeout=self._wait_timeout_s)
+            exit_code = int(status.get("StatusCode", -1))
+        except self._errors as e:
+            logger.warning("could not read the exit status of %s: %s", getattr(container, "name", "?"), e)
+        except Exception as e:  # requests' ReadTimeout subclasses are not always DockerException
+            logger.warning("timed out waiting for %s to exit: %s", getattr(container, "name", "?"), e)
+        oom = False
+        try:
+            container.reload()
+            oom = bool(container.attrs.get("State", {}).get("OOMKilled", False))
+        except self._errors as e:
+            logger.warning("could not inspect %s: %s", getattr(container, "name", "?"), e)
+        return exit_code, oom
+
+    def _dispose(self, container: Any, *, graceful: bool) -> None:
+        """stop → kill → remove(force=True); every step tolerates a container that is already gone."""
+        with _defer_sigint():
+            name = getattr(container, "name", "?")
+            try:
+                container.reload()
+                running = container.status in {"running", "restarting", "paused", "created"}
+            except self._errors as e:
+                if is_not_found(e):
+                    return
+                running = True
+            if running:
+                if graceful:
+                    self._stop(container)
+                else:
+                    with contextlib.suppress(*self._errors):
+                        container.kill()
+            try:
+                container.remove(force=True)
+            except self._errors as e:
+                if not is_not_found(e):
+                    logger.error("could not remove container %s: %s", name, e)
+
+    def _failure(
+        self, request: RunRequest, outcome: _Outcome, handler: StreamHandler, phase: str | None, config_hash: str
+    ) -> ExperimentError:
+        """The structured error for a run that did not exit cleanly (error.json read when present)."""
+        doc = handler.error_document(request.run_dir)
+        failure = ExperimentFailure(
+            exit_code=outcome.exit_code,
+            oom_killed=outcome.oom_killed,
+            timed_out=outcome.timed_out,
+            phase=(doc.phase if doc is not None and doc.phase else phase),
+            error_type=doc.type if doc is not None else None,
+            log_tail=handler.tail(),
+            measurement_config_hash=config_hash,
+        )
+        if outcome.timed_out == "wall_clock":
+            message = f"{request.name}: exceeded the wall-clock limit of {request.wall_timeout_s:g} s"
+        elif outcome.timed_out == "silence":
+            message = f"{request.name}: no output for {request.silence_timeout_s:g} s (hung?)"
+        elif outcome.oom_killed:
+            limit = f" (memory limit {self.options.mem_limit})" if self.options.mem_limit else ""
+            message = f"{request.name}: killed for running out of memory{limit}"
+        elif doc is not None:
+            message = f"{request.name}: {doc.type}: {doc.message}"
+        else:
+            message = f"{request.name}: the harness exited with code {outcome.exit_code} without writing error.json"
+        return ExperimentError(message, failure)
+
+
+def _pump(stream_name: str, chunks: Iterable[bytes], out: queue.Queue[tuple[str, object]]) -> None:
+    """Reader thread: split a chunked byte stream into text lines."""
+    try:
+        for line in _lines(chunks):
+            out.put((stream_name, line))
+    except Exception as e:  # connection closed when the container is removed
+        logger.debug("%s stream ended: %s", stream_name, e)
+    finally:
+        out.put((stream_name, _EOF))
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk if isinstance(chunk, bytes) else str(chunk).encode()
+        *complete, buffer = buffer.split(b"\n")
+        for raw in complete:
+            yield raw.decode("utf-8", errors="replace").rstrip("\r")
+    if buffer:
+        yield buffer.decode("utf-8", errors="replace").rstrip("\r")
+
+
+@contextlib.contextmanager
+def _defer_sigint() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives during clean-up and raise it afterwards (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pending:
+            raise KeyboardInterrupt
+
+
+def _explain(exc: BaseException) -> str:
+    """One line from a docker SDK exception, with a hint for the usual causes."""
+    text = str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    name = type(exc).__name__
+    if name == "ImageNotFound":
+        return f"{text} (fix: build or pull the image, e.g. `make image-cpu`)"
+    if "Conflict" in text or getattr(getattr(exc, "response", None), "status_code", None) == 409:
+        return f"{text} (fix: remove the leftover container, `docker rm -f <name>`)"
+    return text

@@ -1,0 +1,73 @@
+"""What the host knows about its GPUs: how many, and who else is using them.
+
+One small interface (`GpuProbe`), a probing factory (`probe_gpus`) and a null
+object (`NoGpus`), in the zeus style. pynvml is imported lazily, only here; a
+host without the NVIDIA driver gets `NoGpus` (a CPU host), never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class GpuProbe(Protocol):
+    """Host GPUs as NVML sees them (host indices)."""
+
+    def device_count(self) -> int: ...
+
+    def foreign_processes(self, index: int, own_pids: frozenset[int] = frozenset()) -> list[int]:
+        """Pids of compute processes on GPU `index` other than `own_pids`."""
+        ...
+
+
+class NoGpus:
+    """A host with no usable NVIDIA GPU (no driver, no NVML, or zero devices)."""
+
+    def device_count(self) -> int:
+        return 0
+
+    def foreign_processes(self, index: int, own_pids: frozenset[int] = frozenset()) -> list[int]:
+        return []
+
+
+class NvmlGpus:
+    """GPUs through an initialised pynvml module (injected, so tests can pass a fake module)."""
+
+    def __init__(self, nvml: Any) -> None:
+        self._nvml = nvml
+
+    def device_count(self) -> int:
+        return int(self._nvml.nvmlDeviceGetCount())
+
+    def foreign_processes(self, index: int, own_pids: frozenset[int] = frozenset()) -> list[int]:
+        handle = self._nvml.nvmlDeviceGetHandleByIndex(index)
+        procs = list(self._nvml.nvmlDeviceGetComputeRunningProcesses(handle))
+        return sorted({int(p.pid) for p in procs} - set(own_pids))
+
+
+def probe_gpus() -> GpuProbe:
+    """`NvmlGpus` when NVML initialises and reports at least one device, else `NoGpus`.
+
+    ``LLEM_FORCE_CPU=1`` forces `NoGpus` (a GPU host running the CPU image, e.g. to
+    reproduce CI).
+    """
+    if os.environ.get("LLEM_FORCE_CPU"):
+        return NoGpus()
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as e:  # ImportError, NVMLError_LibraryNotFound, driver not loaded...
+        logger.debug("NVML unavailable, treating this host as CPU-only: %s", e)
+        return NoGpus()
+    probe = NvmlGpus(pynvml)
+    try:
+        if probe.device_count() > 0:
+            return probe
+    except Exception as e:  # NVMLError
+        logger.debug("NVML device count failed: %s", e)
+    return NoGpus()
