@@ -30,7 +30,8 @@ def varying_fields(experiments: list[ExperimentConfig]) -> list[str]:
     flats = [_flatten(e.model_dump(mode="json", exclude_none=True)) for e in experiments]
     keys: set[str] = set().union(*flats) if flats else set()
     shown = {"model", "backend", "precision"}
-    return sorted(k for k in keys - shown if len({repr(f.get(k)) for f in flats}) > 1)
+    first = flats[0] if flats else {}
+    return sorted(k for k in keys - shown if any(f.get(k) != first.get(k) for f in flats))
 
 
 def _vram_cell(e: ExperimentConfig) -> str:

@@ -8,11 +8,19 @@ result records what the user actually asked for. Implementations live in
 
 from __future__ import annotations
 
+import difflib
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from llenergymeasure.schemas._base import StrictModel
+from llenergymeasure.schemas._base import StrictModel, incompatible
+from llenergymeasure.schemas.config.capabilities import (
+    TENSORRT_QUANT_NEEDS_CALIBRATION,
+    VLLM_LORA_RANKS,
+    VLLM_QUANTIZATION_METHODS,
+    VLLM_SPECULATIVE_MODEL_FREE,
+    VLLM_SPECULATIVE_NEEDS_MODEL,
+)
 
 
 class PyTorchConfig(StrictModel):
@@ -42,12 +50,12 @@ class PyTorchConfig(StrictModel):
 
 
 class VLLMEngineConfig(StrictModel):
-    """vLLM ``LLM(...)`` engine arguments."""
+    """vLLM ``LLM(...)`` engine arguments (checked against vLLM 0.33 ``EngineArgs``)."""
 
     tensor_parallel_size: PositiveInt | None = Field(None, description="GPUs to shard each layer over (count).")
     pipeline_parallel_size: PositiveInt | None = Field(None, description="Pipeline stages (count).")
     gpu_memory_utilization: float | None = Field(
-        None, gt=0.0, le=1.0, description="Fraction of each GPU's memory vLLM may use; null = 0.9."
+        None, gt=0.0, le=1.0, description="Fraction of each GPU's memory vLLM may use; null = vLLM's default."
     )
     max_num_seqs: PositiveInt | None = Field(None, description="Maximum sequences batched per step (count).")
     max_num_batched_tokens: PositiveInt | None = Field(None, description="Token budget per scheduler step (tokens).")
@@ -59,18 +67,52 @@ class VLLMEngineConfig(StrictModel):
     block_size: Literal[8, 16, 32, 64, 128] | None = Field(None, description="KV cache block size (tokens).")
     enable_prefix_caching: bool | None = Field(None, description="Reuse KV blocks across prompts sharing a prefix.")
     enable_chunked_prefill: bool | None = Field(None, description="Split long prefills across scheduler steps.")
-    quantization: str | None = Field(None, description="vLLM quantization method (awq, gptq, fp8, ...).")
-    swap_space: float | None = Field(None, ge=0.0, description="CPU swap space per GPU, in GiB.")
+    quantization: str | None = Field(
+        None,
+        description="vLLM quantization method (awq, gptq, fp8, compressed-tensors, ...); null = from the checkpoint.",
+    )
     speculative_model: str | None = Field(None, description="Draft model (hub id or path) for speculative decoding.")
+    speculative_method: Literal["draft_model", "eagle", "eagle3", "ngram", "suffix", "mtp"] | None = Field(
+        None,
+        description="Speculative decoding method; null with speculative_model = vLLM infers it from the draft model. "
+        "ngram, suffix and mtp need no draft model.",
+    )
     num_speculative_tokens: PositiveInt | None = Field(None, description="Tokens proposed per speculative step.")
-    max_lora_rank: PositiveInt | None = Field(None, description="Largest LoRA rank the engine reserves room for.")
+    max_lora_rank: PositiveInt | None = Field(
+        None, description=f"Largest LoRA rank the engine reserves room for; one of {list(VLLM_LORA_RANKS)}."
+    )
+
+    @field_validator("quantization")
+    @classmethod
+    def _known_quantization(cls, v: str | None) -> str | None:
+        if v is not None and v not in VLLM_QUANTIZATION_METHODS:
+            close = difflib.get_close_matches(v, sorted(VLLM_QUANTIZATION_METHODS), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"use one of {sorted(VLLM_QUANTIZATION_METHODS)}"
+            raise ValueError(f"unknown vLLM quantization method {v!r}; fix: {hint}")
+        return v
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _lora_rank(cls, v: int | None) -> int | None:
+        if v is not None and v not in VLLM_LORA_RANKS:
+            raise ValueError(f"vLLM accepts max_lora_rank in {list(VLLM_LORA_RANKS)}, got {v}; fix: pick one of them")
+        return v
 
     @model_validator(mode="after")
     def _speculative_pair(self) -> VLLMEngineConfig:
-        if (self.speculative_model is None) != (self.num_speculative_tokens is None):
-            raise ValueError(
-                "speculative_model and num_speculative_tokens go together; fix: set both or neither"
+        method, model = self.speculative_method, self.speculative_model
+        speculative = method is not None or model is not None
+        if speculative and self.num_speculative_tokens is None:
+            raise incompatible("speculative decoding needs num_speculative_tokens", "set num_speculative_tokens")
+        if not speculative and self.num_speculative_tokens is not None:
+            raise incompatible(
+                "num_speculative_tokens is set without speculative_model or speculative_method",
+                "set one of them or remove num_speculative_tokens",
             )
+        if method in VLLM_SPECULATIVE_NEEDS_MODEL and model is None:
+            raise incompatible(f"speculative_method {method} needs a draft model", "set speculative_model")
+        if method in VLLM_SPECULATIVE_MODEL_FREE and model is not None:
+            raise incompatible(f"speculative_method {method} takes no draft model", "remove speculative_model")
         return self
 
 
@@ -89,21 +131,74 @@ class VLLMConfig(StrictModel):
     sampling: VLLMSamplingConfig = Field(default_factory=VLLMSamplingConfig, description="Extra sampling arguments.")
 
 
+#: TensorRT fields that shape the built engine (a prebuilt engine fixes them)
+TENSORRT_BUILD_FIELDS: tuple[str, ...] = (
+    "max_batch_size",
+    "max_input_len",
+    "max_seq_len",
+    "max_num_tokens",
+    "quantization",
+    "kv_cache_quantization",
+    "calibration_dataset",
+)
+
+
 class TensorRTConfig(StrictModel):
-    """TensorRT-LLM through its LLM API."""
+    """TensorRT-LLM through its LLM API, TensorRT-engine flow (checked against TensorRT-LLM 1.2 ``TrtLlmArgs``).
+
+    Engines are built before the measured window and cached by a hash of the
+    build-affecting fields; ``engine_path`` uses a prebuilt engine instead.
+    """
 
     max_batch_size: PositiveInt | None = Field(None, description="Engine's maximum batch size (count).")
     tp_size: PositiveInt | None = Field(None, description="Tensor-parallel GPUs (count).")
     pp_size: PositiveInt | None = Field(None, description="Pipeline-parallel stages (count).")
-    max_input_len: PositiveInt | None = Field(None, description="Engine's maximum input length (tokens).")
-    max_seq_len: PositiveInt | None = Field(None, description="Engine's maximum input + output length (tokens).")
+    max_input_len: PositiveInt | None = Field(
+        None, description="Engine's maximum input length (tokens); null = the experiment's input length + 16."
+    )
+    max_seq_len: PositiveInt | None = Field(
+        None, description="Engine's maximum input + output length (tokens); null = max_input_len + output length."
+    )
     max_num_tokens: PositiveInt | None = Field(None, description="Engine's token budget per step (tokens).")
     quantization: Literal["fp8", "int8_sq", "int4_awq", "w4a16", "w8a16", "nvfp4"] | None = Field(
         None, description="Quantisation applied at engine build time."
     )
+    kv_cache_quantization: Literal["fp8", "int8"] | None = Field(
+        None, description="KV cache quantisation built into the engine; null = the precision's dtype."
+    )
+    calibration_dataset: str | None = Field(
+        None,
+        description="Local path (or hub id) of the calibration data for quantisations that need it "
+        "(fp8, int8_sq, int4_awq, nvfp4); null = TensorRT-LLM's default, which needs the dataset hub.",
+    )
     kv_cache_free_gpu_memory_fraction: float | None = Field(
         None, gt=0.0, le=1.0, description="Fraction of free GPU memory given to the KV cache."
     )
+    enable_kv_cache_reuse: bool | None = Field(
+        None, description="Reuse KV cache blocks across requests sharing a prefix; null = TensorRT-LLM's default (on)."
+    )
+    enable_chunked_prefill: bool | None = Field(None, description="Split long prefills across steps; null = off.")
     engine_path: str | None = Field(
         None, description="Directory of a prebuilt engine to use instead of building one (host path)."
     )
+
+    @model_validator(mode="after")
+    def _engine_limits(self) -> TensorRTConfig:
+        if self.max_input_len is not None and self.max_seq_len is not None and self.max_input_len > self.max_seq_len:
+            raise incompatible(
+                f"max_input_len ({self.max_input_len}) is larger than max_seq_len ({self.max_seq_len})",
+                "raise max_seq_len or lower max_input_len",
+            )
+        if self.engine_path is not None:
+            fixed = [name for name in TENSORRT_BUILD_FIELDS if getattr(self, name) is not None]
+            if fixed:
+                raise incompatible(
+                    f"engine_path is set, so {fixed} are fixed by that engine and cannot be chosen here",
+                    "remove them, or remove engine_path to build an engine",
+                )
+        if self.calibration_dataset is not None and self.quantization not in TENSORRT_QUANT_NEEDS_CALIBRATION:
+            raise incompatible(
+                "calibration_dataset is only used by quantization fp8, int8_sq, int4_awq or nvfp4",
+                "remove calibration_dataset or choose one of those quantizations",
+            )
+        return self

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+from typing import Any, Literal
 
 from pydantic import Field, JsonValue, PositiveInt, field_validator, model_validator
 
-from llenergymeasure.schemas._base import StrictModel, incompatible, sha256_16
+from llenergymeasure.schemas._base import StrictModel, incompatible
 from llenergymeasure.schemas.config.backends import PyTorchConfig, TensorRTConfig, VLLMConfig
 from llenergymeasure.schemas.config.capabilities import (
     BACKENDS,
@@ -16,6 +17,7 @@ from llenergymeasure.schemas.config.capabilities import (
     PRECISION_SUPPORT,
     Backend,
     Precision,
+    backend_rule_violations,
     supported_precisions,
 )
 from llenergymeasure.schemas.config.sections import (
@@ -115,6 +117,8 @@ class ExperimentConfig(StrictModel):
             )
         if self.lora is not None and not LORA_SUPPORT[backend]:
             raise incompatible(f"LoRA is not supported by backend {backend}", "remove the lora section")
+        for message, fix in backend_rule_violations(self):
+            raise incompatible(message, fix)  # the first one; the rest show once it is fixed
         if self.gpus is not None and len(self.gpus) < self.device_count():
             raise incompatible(
                 f"the backend needs {self.device_count()} GPU(s) (tensor × pipeline parallel) but gpus lists "
@@ -132,9 +136,19 @@ class ExperimentConfig(StrictModel):
             return (self.tensorrt.tp_size or 1) * (self.tensorrt.pp_size or 1)
         return len(self.gpus) if self.gpus else 1
 
+    @field_validator("passthrough_kwargs")
+    @classmethod
+    def _sorted_kwargs(cls, v: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        # key order must not change the measurement hash: store mappings sorted
+        return _sorted_mapping(v) if v is not None else None
+
     def measurement_config_hash(self) -> str:
-        """SHA-256[:16] of the fields that define the measurement (not `gpus`, paths or timing gaps)."""
-        return sha256_16(self.model_dump(mode="json", exclude=set(OPERATIONAL_FIELDS)))
+        """SHA-256[:16] of the fields that define the measurement (not `gpus`, paths or timing gaps).
+
+        The serialisation is canonical: fields in declaration order, free-form mappings sorted by key.
+        """
+        payload = self.model_dump_json(exclude=set(OPERATIONAL_FIELDS))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property
     def decoding_mode(self) -> Literal["greedy", "sampling"]:
@@ -146,3 +160,11 @@ class ExperimentConfig(StrictModel):
         if self.pytorch and self.pytorch.batch_size:
             parts.append(f"bs{self.pytorch.batch_size}")
         return " · ".join(parts)
+
+
+def _sorted_mapping(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_mapping(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_mapping(v) for v in value]
+    return value

@@ -1,0 +1,169 @@
+"""The power timeline: a background sampler off the hot path, written to ``timeseries.parquet``.
+
+One daemon thread wakes on a fixed grid (``EnergyConfig.sample_interval_ms``,
+default 100 ms; no drift: deadlines are ``start + k × interval``) and reads, for
+every device of the set: instant power, the energy counter, temperature, SM
+clock, memory used, utilisation and throttle reasons. NVML calls release the
+GIL, so the generating thread is not held up. The meters also call
+`sample_now` at the window edges, so the timeline brackets the window exactly.
+
+Samples are kept at full resolution in memory (one small record per device per
+tick: about 36,000 per device-hour) and written once, after the window, with
+pyarrow (imported only then). The parquet has one row per (tick, device) and an
+``in_window`` column marking the measured window.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llenergymeasure.harness.energy.device import MeasuredDevice
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSample:
+    """One device's readings at one instant. None = not supported by the device."""
+
+    t_s: float  # monotonic clock, seconds
+    unix_s: float  # wall clock, seconds since the epoch
+    device_index: int  # host index
+    device_uuid: str
+    power_w: float | None
+    energy_mj: int | None
+    temperature_c: float | None
+    sm_clock_mhz: int | None
+    memory_used_mb: float | None
+    utilization_pct: int | None
+    throttle_reasons: int | None
+
+
+def read_sample(dev: MeasuredDevice, t_s: float, unix_s: float) -> PowerSample:
+    """All readings of `dev` now (the timestamps are the caller's)."""
+    d = dev.device
+    power_mw = d.power_instant_mw()
+    return PowerSample(
+        t_s=t_s,
+        unix_s=unix_s,
+        device_index=dev.host_index,
+        device_uuid=dev.uuid,
+        power_w=None if power_mw is None else power_mw / 1000.0,
+        energy_mj=d.energy_mj(),
+        temperature_c=d.temperature_c(),
+        sm_clock_mhz=d.sm_clock_mhz(),
+        memory_used_mb=d.memory_used_mb(),
+        utilization_pct=d.utilization_pct(),
+        throttle_reasons=d.throttle_reasons(),
+    )
+
+
+class PowerSampler:
+    """Samples every device of the set on a fixed grid in a daemon thread."""
+
+    def __init__(
+        self,
+        devices: Sequence[MeasuredDevice],
+        interval_s: float = 0.1,
+        *,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.devices = list(devices)
+        self.interval_s = interval_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._samples: list[PowerSample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample_now(self) -> float:
+        """Read every device once; returns the timestamp used (monotonic seconds)."""
+        t = self._clock()
+        unix = self._wall_clock()
+        batch = [read_sample(dev, t, unix) for dev in self.devices]
+        with self._lock:
+            self._samples.extend(batch)
+        return t
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is not None or not self.devices:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="llem-power-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        k = 0
+        while True:
+            try:
+                self.sample_now()
+            except Exception:  # a telemetry failure must never take the measurement down
+                logger.exception("power sample failed; the sampler stops")
+                return
+            k += 1
+            delay = start + k * self.interval_s - time.monotonic()
+            if delay < 0:  # fell behind (a slow read): skip missed ticks rather than burst
+                k += int(-delay // self.interval_s) + 1
+                delay = start + k * self.interval_s - time.monotonic()
+            if self._stop.wait(max(delay, 0.0)):
+                return
+
+    def stop(self) -> None:
+        """Stop and join the thread (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def samples(self, t0: float | None = None, t1: float | None = None) -> list[PowerSample]:
+        """Samples with t0 ≤ t ≤ t1 (either bound optional), in time order."""
+        with self._lock:
+            snapshot = list(self._samples)
+        return [s for s in snapshot if (t0 is None or s.t_s >= t0) and (t1 is None or s.t_s <= t1)]
+
+    def device_samples(self, host_index: int, t0: float | None = None, t1: float | None = None) -> list[PowerSample]:
+        return [s for s in self.samples(t0, t1) if s.device_index == host_index]
+
+    def write_parquet(self, path: Path, window: tuple[float, float] | None = None) -> int:
+        """Write every sample to `path` atomically (temp file + rename); returns the row count."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = self.samples()
+        t0, t1 = window if window is not None else (float("inf"), float("-inf"))
+        origin = rows[0].t_s if rows else 0.0
+        table = pa.table(
+            {
+                "timestamp": pa.array([s.unix_s for s in rows], pa.float64()),
+                "elapsed_s": pa.array([s.t_s - origin for s in rows], pa.float64()),
+                "device_index": pa.array([s.device_index for s in rows], pa.int32()),
+                "device_uuid": pa.array([s.device_uuid for s in rows], pa.string()),
+                "power_w": pa.array([s.power_w for s in rows], pa.float64()),
+                "energy_counter_mj": pa.array([s.energy_mj for s in rows], pa.int64()),
+                "temperature_c": pa.array([s.temperature_c for s in rows], pa.float32()),
+                "sm_clock_mhz": pa.array([s.sm_clock_mhz for s in rows], pa.int32()),
+                "memory_used_mb": pa.array([s.memory_used_mb for s in rows], pa.float64()),
+                "utilization_pct": pa.array([s.utilization_pct for s in rows], pa.int16()),
+                "throttle_reasons": pa.array([s.throttle_reasons for s in rows], pa.int64()),
+                "in_window": pa.array([t0 <= s.t_s <= t1 for s in rows], pa.bool_()),
+            }
+        )
+        metadata = {b"llem.units": b"timestamp=unix s; power=W (instant); energy counter=mJ; memory=MiB"}
+        table = table.replace_schema_metadata(metadata)
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(path)
+        return len(rows)
