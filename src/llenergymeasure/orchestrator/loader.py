@@ -171,7 +171,7 @@ def parse_experiment(raw: Mapping[str, Any], source: str | None = None) -> Exper
 
 def load_experiment_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
     """Load an experiment YAML (no ``sweep:``/``experiments:``)."""
-    raw, lines = read_yaml_mapping(path)
+    raw, lines = _read_with_paths(path, overrides)
     if is_study(raw):
         raise ConfigError(
             "this is a study file (it has sweep: or experiments:)",
@@ -179,7 +179,7 @@ def load_experiment_config(path: str | Path, overrides: Mapping[str, Any] | None
             issues=[ConfigIssue("sweep", "an experiment file has neither key", "use load_study_config / run_study")],
         )
     try:
-        return parse_experiment(apply_overrides(raw, overrides or {}), str(path))
+        return parse_experiment(raw, str(path))
     except ConfigError as e:
         raise _with_lines(e, lines) from None
 
@@ -201,17 +201,62 @@ def study_from_mapping(raw: Mapping[str, Any], source: str | None = None) -> Stu
 
 
 def load_study_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudyConfig:
-    """Load a study or experiment YAML as a `StudyConfig` (auto-detected)."""
-    raw, lines = read_yaml_mapping(path)
+    """Load a study or experiment YAML as a `StudyConfig` (auto-detected).
+
+    Relative local paths in the file (model directories, dataset files) are resolved against the
+    file's directory; paths given as `overrides` (CLI flags) against the current directory.
+    """
+    raw, lines = _read_with_paths(path, overrides)
     try:
-        return study_from_mapping(apply_overrides(raw, overrides or {}), str(path))
+        return study_from_mapping(raw, str(path))
     except ConfigError as e:
         raise _with_lines(e, lines) from None
 
 
+def _read_with_paths(path: str | Path, overrides: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, int]]:
+    raw, lines = read_yaml_mapping(path)
+    raw = _raw_with_paths(raw, Path(path).resolve().parent)
+    return apply_overrides(raw, resolve_local_paths(dict(overrides or {}), Path.cwd())), lines
+
+
+def looks_like_path(value: str) -> bool:
+    return value.startswith((".", "/", "~"))
+
+
+def resolve_local_paths(fields: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make a relative local `model` directory or `dataset` file absolute, against `base`.
+
+    A model string is a local path when it starts with ``.``, ``/`` or ``~``, or when it names
+    an existing directory under `base`; otherwise it is a hub id and stays as is.
+    """
+    out = dict(fields)
+    model = out.get("model")
+    if isinstance(model, str) and (looks_like_path(model) or (base / model).is_dir()):
+        out["model"] = str((base / Path(model).expanduser()).resolve())
+    dataset = out.get("dataset")
+    if isinstance(dataset, str) and dataset.endswith((".jsonl", ".json")):
+        out["dataset"] = str((base / Path(dataset).expanduser()).resolve())
+    return out
+
+
+def _raw_with_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The raw study with relative paths in shared fields, experiments and sweep values made absolute."""
+    out = resolve_local_paths(raw, base)
+    if isinstance(out.get("experiments"), list):
+        out["experiments"] = [resolve_local_paths(e, base) if isinstance(e, dict) else e for e in out["experiments"]]
+    sweep = out.get("sweep")
+    if isinstance(sweep, Mapping):
+        sweep = dict(sweep)
+        for key in ("model", "dataset"):
+            if isinstance(sweep.get(key), list):
+                sweep[key] = [resolve_local_paths({key: v}, base)[key] for v in sweep[key]]
+        out["sweep"] = sweep
+    return out
+
+
 def load_config(path: str | Path) -> ExperimentConfig | StudyConfig:
     """Load `path`, returning an `ExperimentConfig` for an experiment file and a `StudyConfig` for a study file."""
-    raw, lines = read_yaml_mapping(path)
+    raw, lines = _read_with_paths(path, None)
     try:
         return resolve_study(raw, str(path)) if is_study(raw) else parse_experiment(raw, str(path))
     except ConfigError as e:

@@ -64,6 +64,7 @@ class DockerOptions:
     dataset_cache_dir: Path | None = None  # host dataset cache to mount read-only
     stop_timeout_s: float = 10.0  # SIGTERM → SIGKILL grace when a container must be stopped
     extra_env: Mapping[str, str] = field(default_factory=dict)  # non-secret variables (e.g. log level knobs)
+    secret_env_allowlist: tuple[str, ...] = SECRET_ENV_ALLOWLIST  # + user config runners.docker.extra_env_allowlist
     command_override: CommandOverride | None = None
 
 
@@ -235,7 +236,7 @@ def build_spec(
         env["HF_HUB_CACHE"] = CONTAINER_HF_CACHE
     if mounts.hub_offline:
         env["HF_HUB_OFFLINE"] = "1"
-    secrets = {k: host_env[k] for k in SECRET_ENV_ALLOWLIST if host_env.get(k)}
+    secrets = {k: host_env[k] for k in options.secret_env_allowlist if host_env.get(k)}
     env.update(secrets)
     env.update(to_env(sent))
 

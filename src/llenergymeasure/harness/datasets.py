@@ -1,0 +1,235 @@
+"""Prompt sources: the built-in AI Energy Score set, a local JSONL file, or synthetic prompts.
+
+All of it happens before the measured window: texts are read here, selected
+deterministically (``n`` prompts, ``random_seed``), and later truncated and
+tokenised by the backend's `prepare`.
+
+``aienergyscore``: the 1,000 text-generation prompts of ``AIEnergyScore/text_generation``
+(WikiText, OSCAR, UltraChat; Apache-2.0), pinned to one revision of the dataset
+repository. Resolution order:
+
+1. ``<cache dir>/aienergyscore.jsonl`` — our converted copy (first line a
+   provenance record with keys starting ``_``; then ``{"prompt": ...}`` rows).
+   The cache dir is ``RunContext.dataset_cache_dir``, else the user cache
+   (``platformdirs``), so a read-only mount of a prepared cache works offline.
+2. The pinned parquet file through ``huggingface_hub`` (its own cache first;
+   ``HF_HUB_OFFLINE=1`` makes that cache-only), converted and written to 1.
+3. Otherwise a `NotAvailableError` saying how to get it.
+
+A local JSONL file holds one ``{"prompt": "..."}`` object per line; leading
+provenance lines (every key starts with ``_``) and blank lines are skipped.
+
+Synthetic prompts are words drawn from a fixed list with ``random_seed``,
+long enough to be cut to exactly ``input_tokens`` tokens by the tokenizer, and
+generate exactly ``output_tokens`` tokens (min = max new tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llenergymeasure.errors import ConfigError, NotAvailableError
+from llenergymeasure.harness.backends.base import Prompt
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.config.sections import SyntheticDataset
+
+logger = logging.getLogger(__name__)
+
+AIENERGYSCORE_REPO = "AIEnergyScore/text_generation"
+AIENERGYSCORE_REVISION = "2dc92b2ee2cd9776a51ccf08c6c2ab04138370c3"
+AIENERGYSCORE_FILE = "data/train-00000-of-00001.parquet"
+AIENERGYSCORE_CACHE_FILE = "aienergyscore.jsonl"
+#: parquet columns that may hold the prompt text, in order of preference
+TEXT_COLUMNS = ("text", "prompt")
+
+Fetcher = Callable[[], Path]
+
+_WORDS = (
+    "energy power model token measure window joule watt sample batch latency throughput memory device "
+    "cache layer weight input output prompt result study cycle system value signal clock thermal "
+    "count record report method stable steady warm idle baseline counter average total length "
+    "the of and to in is for on with as by at from that this it be are was were has have had"
+).split()
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    """The texts a dataset yielded, and where they came from."""
+
+    name: str
+    texts: list[str]
+    revision: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("llenergymeasure")) / "datasets"
+
+
+def read_prompt_jsonl(path: Path) -> tuple[list[str], dict[str, object]]:
+    """Prompts of a JSONL file, and its provenance record ({} if none). Raises `ConfigError` on bad rows."""
+    if not path.is_file():
+        raise ConfigError(f"dataset file not found: {path}", source=str(path))
+    prompts: list[str] = []
+    provenance: dict[str, object] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise ConfigError(f"{path}:{lineno}: not valid JSON ({e})", source=str(path)) from e
+            if isinstance(row, dict) and row and all(str(k).startswith("_") for k in row):
+                if not prompts:
+                    provenance.update(row)
+                continue
+            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+                raise ConfigError(
+                    f'{path}:{lineno}: expected an object with a string "prompt" field', source=str(path)
+                )
+            prompts.append(row["prompt"])
+    if not prompts:
+        raise ConfigError(f"dataset file has no prompts: {path}", source=str(path))
+    return prompts, provenance
+
+
+def hub_fetcher(cache_dir: Path | None = None) -> Fetcher:
+    """A fetcher that downloads the pinned AI Energy Score parquet via huggingface_hub (or finds it cached)."""
+
+    def fetch() -> Path:
+        from huggingface_hub import hf_hub_download
+
+        return Path(
+            hf_hub_download(
+                AIENERGYSCORE_REPO,
+                AIENERGYSCORE_FILE,
+                repo_type="dataset",
+                revision=AIENERGYSCORE_REVISION,
+                cache_dir=cache_dir,
+            )
+        )
+
+    return fetch
+
+
+def read_parquet_texts(path: Path) -> list[str]:
+    """The prompt column of a parquet file (``text`` or ``prompt``)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    for column in TEXT_COLUMNS:
+        if column in table.column_names:
+            return [str(v) for v in table.column(column).to_pylist() if v]
+    raise NotAvailableError(f"{path} has none of the columns {list(TEXT_COLUMNS)}: {table.column_names}")
+
+
+def write_prompt_jsonl(path: Path, prompts: list[str], provenance: dict[str, object]) -> None:
+    """Write `prompts` with a provenance line, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(provenance, ensure_ascii=False) + "\n")
+        for p in prompts:
+            fh.write(json.dumps({"prompt": p}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptSource:
+    """The AI Energy Score prompts from the cache, else fetched once at the pinned revision."""
+    cached = cache_dir / AIENERGYSCORE_CACHE_FILE
+    if cached.is_file():
+        texts, provenance = read_prompt_jsonl(cached)
+        revision = str(provenance.get("_commit")) if provenance.get("_commit") else None
+        notes = []
+        if revision != AIENERGYSCORE_REVISION:
+            notes.append(
+                f"aienergyscore cache {cached} is at revision {revision}, not the pinned {AIENERGYSCORE_REVISION}"
+            )
+            logger.warning("%s", notes[-1])
+        return PromptSource("aienergyscore", texts, revision, notes)
+    fetch = fetch or hub_fetcher()
+    try:
+        parquet = fetch()
+        texts = read_parquet_texts(parquet)
+    except NotAvailableError:
+        raise
+    except Exception as e:  # huggingface_hub / network / file errors: one clear message
+        raise NotAvailableError(
+            f"the aienergyscore dataset is neither in the cache ({cached}) nor downloadable: {e}. "
+            f"fix: run once with network access (it is fetched from {AIENERGYSCORE_REPO} at revision "
+            f"{AIENERGYSCORE_REVISION[:12]} and cached), mount a prepared cache as dataset_cache_dir, "
+            "or set dataset to a local JSONL file"
+        ) from e
+    provenance: dict[str, object] = {
+        "_provenance": AIENERGYSCORE_REPO,
+        "_commit": AIENERGYSCORE_REVISION,
+        "_license": "apache-2.0",
+        "_description": "AI Energy Score text-generation prompts (WikiText, OSCAR, UltraChat)",
+    }
+    try:
+        write_prompt_jsonl(cached, texts, provenance)
+    except OSError as e:
+        logger.info("could not cache the dataset at %s (%s); continuing without the cache", cached, e)
+    return PromptSource("aienergyscore", texts, AIENERGYSCORE_REVISION)
+
+
+def synthetic_texts(spec: SyntheticDataset, n: int, seed: int) -> list[str]:
+    """`n` word sequences from a fixed vocabulary, deterministic in `seed`, long enough for `spec.input_tokens`."""
+    rng = random.Random(seed)
+    n_words = spec.input_tokens + 16
+    return [" ".join(rng.choice(_WORDS) for _ in range(n_words)) for _ in range(n)]
+
+
+def select(texts: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:
+    """`n` texts chosen with `seed` (repeating, in a shuffled order, when n exceeds the set); plus notes."""
+    rng = random.Random(seed)
+    if n <= len(texts):
+        return [texts[i] for i in rng.sample(range(len(texts)), n)], []
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    note = f"n={n} exceeds the dataset's {len(texts)} prompts: prompts repeat"
+    return [texts[order[i % len(order)]] for i in range(n)], [note]
+
+
+def load_source(config: ExperimentConfig, cache_dir: Path | None, fetch: Fetcher | None = None) -> PromptSource:
+    """Read the configured dataset's texts (not yet selected)."""
+    dataset = config.dataset
+    if isinstance(dataset, SyntheticDataset):
+        return PromptSource("synthetic", synthetic_texts(dataset, config.n, config.random_seed))
+    if dataset == "aienergyscore":
+        return load_aienergyscore(cache_dir or default_cache_dir(), fetch)
+    texts, provenance = read_prompt_jsonl(Path(dataset))
+    revision = str(provenance["_commit"]) if "_commit" in provenance else None
+    return PromptSource(str(dataset), texts, revision)
+
+
+def build_prompts(config: ExperimentConfig, source: PromptSource) -> tuple[list[Prompt], list[str]]:
+    """The window's `n` prompts with their token limits, and notes about the selection."""
+    dataset = config.dataset
+    if isinstance(dataset, SyntheticDataset):
+        cap = min(dataset.input_tokens, config.max_input_tokens)
+        notes = [] if cap == dataset.input_tokens else [f"synthetic input_tokens capped at max_input_tokens={cap}"]
+        prompts = [
+            Prompt(text, dataset.output_tokens, min_new_tokens=dataset.output_tokens, max_input_tokens=cap)
+            for text in source.texts[: config.n]
+        ]
+        return prompts, notes
+    texts, notes = select(source.texts, config.n, config.random_seed)
+    prompts = [
+        Prompt(
+            text,
+            config.max_output_tokens,
+            min_new_tokens=config.decoder.min_new_tokens,
+            max_input_tokens=config.max_input_tokens,
+        )
+        for text in texts
+    ]
+    return prompts, notes

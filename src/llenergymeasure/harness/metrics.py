@@ -1,0 +1,128 @@
+"""Derived metrics and measurement warnings: pure functions over counts, seconds and joules.
+
+Nothing here reads a clock or a device. Denominators are in the names; a figure
+whose input is unknown (energy unavailable, zero tokens) is ``None``, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from llenergymeasure.schemas.results import FlopsResult, LatencyStats, MeasurementWarning
+
+#: windows shorter than this (seconds) are flagged short
+MIN_WINDOW_S = 10.0
+#: windows with fewer energy-counter updates than this are flagged short
+MIN_COUNTER_UPDATES = 100
+
+
+def per_second(count: int, duration_s: float) -> float:
+    """`count` / `duration_s` (0.0 for an empty or zero-length window)."""
+    return count / duration_s if duration_s > 0 else 0.0
+
+
+def per_token(energy_j: float | None, tokens: int) -> float | None:
+    """Joules per token; None when energy is unknown or there are no tokens."""
+    if energy_j is None or tokens <= 0:
+        return None
+    return energy_j / tokens
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default method) of already sorted values, q in [0, 100]."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    rank = (len(sorted_values) - 1) * q / 100.0
+    lo = math.floor(rank)
+    hi = math.ceil(rank)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (rank - lo)
+
+
+def latency_stats(
+    latencies_s: Sequence[float],
+    granularity: str,
+    ttfts_s: Sequence[float] = (),
+    itls_s: Sequence[float] = (),
+) -> LatencyStats | None:
+    """Latency summary in milliseconds; None without samples."""
+    if not latencies_s:
+        return None
+    ms = sorted(v * 1000.0 for v in latencies_s)
+    return LatencyStats(
+        granularity="request" if granularity == "request" else "batch",
+        count=len(ms),
+        mean_ms=sum(ms) / len(ms),
+        p50_ms=percentile(ms, 50),
+        p90_ms=percentile(ms, 90),
+        p99_ms=percentile(ms, 99),
+        min_ms=ms[0],
+        max_ms=ms[-1],
+        ttft_mean_ms=sum(ttfts_s) * 1000.0 / len(ttfts_s) if ttfts_s else None,
+        itl_mean_ms=sum(itls_s) * 1000.0 / len(itls_s) if itls_s else None,
+    )
+
+
+def flops_estimate(non_embedding_params: int | None, input_tokens: int, output_tokens: int) -> FlopsResult:
+    """``2 × non-embedding params × (input + output tokens)`` over the window (warmup excluded).
+
+    The 2·N rule counts one multiply-add per weight per token; it leaves out
+    attention's context-length term (small for short contexts), hence ``medium``.
+    """
+    method = "2 × non-embedding params × (input + output tokens), window only"
+    if non_embedding_params is None:
+        return FlopsResult(total_flops=None, method=method + " (parameter count unknown)", confidence="low")
+    total = 2.0 * non_embedding_params * (input_tokens + output_tokens)
+    return FlopsResult(
+        total_flops=total,
+        flops_per_output_token=total / output_tokens if output_tokens > 0 else None,
+        non_embedding_params=non_embedding_params,
+        method=method,
+        confidence="medium",
+    )
+
+
+def timeline_disagreement_pct(timeline_j: float | None, counter_j: float | None) -> float | None:
+    """(timeline − counter) / counter × 100; None when either is unknown or the counter is 0."""
+    if timeline_j is None or counter_j is None or counter_j == 0:
+        return None
+    return (timeline_j - counter_j) / counter_j * 100.0
+
+
+def short_window_warnings(duration_s: float, counter_updates: int | None) -> list[MeasurementWarning]:
+    """`short_window` when the window is under 10 s or saw fewer than 100 counter updates."""
+    reasons = []
+    if duration_s < MIN_WINDOW_S:
+        reasons.append(f"lasted {duration_s:.2f} s (< {MIN_WINDOW_S:.0f} s)")
+    if counter_updates is not None and counter_updates < MIN_COUNTER_UPDATES:
+        reasons.append(f"saw {counter_updates} energy-counter updates (< {MIN_COUNTER_UPDATES})")
+    if not reasons:
+        return []
+    return [
+        MeasurementWarning(
+            code="short_window",
+            message="the measured window " + " and ".join(reasons) + "; energy resolution is coarse — raise n",
+        )
+    ]
+
+
+def disagreement_warning(pct: float | None, tolerance_pct: float) -> MeasurementWarning | None:
+    """`timeline_counter_disagreement` when |pct| exceeds the tolerance."""
+    if pct is None or abs(pct) <= tolerance_pct:
+        return None
+    return MeasurementWarning(
+        code="timeline_counter_disagreement",
+        message=f"the power timeline's integral differs from the energy counter by {pct:+.1f} % "
+        f"(tolerance {tolerance_pct:.1f} %); the sampling interval may be too coarse for this load",
+    )
+
+
+def adjusted_negative_warning(adjusted_j: float | None) -> MeasurementWarning | None:
+    """`adjusted_energy_negative` when the baseline exceeds the window's energy."""
+    if adjusted_j is None or adjusted_j >= 0:
+        return None
+    return MeasurementWarning(
+        code="adjusted_energy_negative",
+        message="baseline-adjusted energy is negative: idle power was higher than the average during the window "
+        "(stale or disturbed baseline); use energy_total_j",
+    )

@@ -1,0 +1,307 @@
+"""Host pre-flight: everything that can be checked before the first container starts.
+
+Every check runs and every failure is collected; one `PreFlightError` lists them
+all with a fix each, so a user fixes the host once instead of once per run.
+
+Checks (each one only where it applies):
+- docker: the daemon answers (``ping``); with GPUs asked for, the NVIDIA runtime
+  is usable (daemon lists an ``nvidia`` runtime, or the NVIDIA container hook is
+  installed — the two ways device requests reach the driver);
+- images: each present, with label ``io.llenergymeasure.protocol`` equal to this
+  host's `PROTOCOL_VERSION`;
+- GPUs: asked-for indices exist on the host; none of them runs a foreign compute
+  process (NVML; skipped when NVML is unavailable: a CPU host);
+- disk: free space where the study directory goes;
+- inputs: local model/adapter directories and dataset files exist; hub models
+  are in the host HF cache, fetched once here when missing (the container then
+  runs offline from a read-only mount).
+
+A multi-backend study that is not run entirely with Docker is refused by
+`check_multi_backend` — not skippable, since backends cannot share one Python
+environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.errors import PreFlightError, PreFlightFailure
+from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
+from llenergymeasure.orchestrator.runners.gpus import GpuProbe
+from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.job import PROTOCOL_LABEL, PROTOCOL_VERSION
+
+logger = logging.getLogger(__name__)
+
+#: free disk space required where results go, bytes (results + timeseries are small; logs can grow)
+MIN_FREE_DISK_BYTES = 1 * 1024**3
+#: (repo id, cache dir) → snapshot path; raises on failure
+ModelFetcher = Callable[[str, Path], Path]
+
+
+@dataclass
+class PreflightPlan:
+    """What the study will need from the host."""
+
+    experiments: Sequence[ExperimentConfig]
+    runner_kinds: Mapping[str, str]  # backend → "docker" | "local"
+    images: Mapping[str, str]  # backend → image (docker backends)
+    host_device_ids: Sequence[Sequence[int]]  # per experiment; empty on a CPU host
+    output_dir: Path
+    hf_cache_dir: Path
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+@dataclass
+class HostServices:
+    """Injected clients; `docker_client` is None when connecting failed (`docker_error` says why)."""
+
+    gpus: GpuProbe
+    docker_client: Any = None
+    docker_error: str | None = None
+    fetch_model: ModelFetcher | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    which: Callable[[str], str | None] = shutil.which
+    min_free_disk_bytes: int = MIN_FREE_DISK_BYTES
+
+
+def check_multi_backend(runner_kinds: Mapping[str, str]) -> None:
+    """A study mixing backends must run every backend in Docker (hard error, never skipped)."""
+    if len(runner_kinds) > 1 and any(kind != "docker" for kind in runner_kinds.values()):
+        local = sorted(b for b, k in runner_kinds.items() if k != "docker")
+        raise PreFlightError(
+            [
+                PreFlightFailure(
+                    "multi-backend",
+                    f"this study uses backends {sorted(runner_kinds)} but {local} would run without Docker; "
+                    "backends cannot share one Python environment",
+                    "use the docker runner for every backend (unset LLEM_RUNNER_<BACKEND> / runners.<backend>: docker)",
+                )
+            ]
+        )
+
+
+def run_preflight(plan: PreflightPlan, services: HostServices) -> None:
+    """Run every applicable check; raise `PreFlightError` listing all failures."""
+    failures: list[PreFlightFailure] = []
+    uses_docker = any(k == "docker" for k in plan.runner_kinds.values())
+    wants_gpus = any(ids for ids in plan.host_device_ids)
+    if uses_docker:
+        failures += _check_docker(plan, services, wants_gpus)
+    failures += _check_gpus(plan, services)
+    failures += _check_disk(plan.output_dir, services.min_free_disk_bytes)
+    failures += _check_inputs(plan, services)
+    if failures:
+        raise PreFlightError(failures)
+
+
+def _check_docker(plan: PreflightPlan, services: HostServices, wants_gpus: bool) -> list[PreFlightFailure]:
+    client = services.docker_client
+    if client is None:
+        return [
+            PreFlightFailure(
+                "docker daemon",
+                f"cannot reach the Docker daemon: {services.docker_error or 'no client'}",
+                "start Docker (systemctl start docker) and check `docker info` works for this user, "
+                "or run with the local runner (LLEM_RUNNER_<BACKEND>=local)",
+            )
+        ]
+    errors = docker_exceptions()
+    try:
+        client.ping()
+    except errors as e:
+        return [PreFlightFailure("docker daemon", f"the Docker daemon does not answer: {e}", "check `docker info`")]
+    failures: list[PreFlightFailure] = []
+    if wants_gpus:
+        failures += _check_nvidia_runtime(client, services, errors)
+    for image in sorted({plan.images[b] for b, k in plan.runner_kinds.items() if k == "docker" and b in plan.images}):
+        failures += _check_image(client, image, errors)
+    return failures
+
+
+def _check_nvidia_runtime(client: Any, services: HostServices, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:
+    try:
+        info = client.info()
+    except errors as e:
+        return [PreFlightFailure("nvidia runtime", f"cannot read `docker info`: {e}", "check the Docker daemon")]
+    runtimes = set((info.get("Runtimes") or {}).keys()) | {str(info.get("DefaultRuntime", ""))}
+    hooks = ("nvidia-container-runtime-hook", "nvidia-container-runtime", "nvidia-ctk")
+    if "nvidia" in runtimes or any(services.which(h) for h in hooks):
+        return []
+    return [
+        PreFlightFailure(
+            "nvidia runtime",
+            "GPUs are asked for but Docker has no NVIDIA runtime (no 'nvidia' in `docker info` Runtimes, "
+            "no nvidia-container-runtime-hook on PATH)",
+            "install the NVIDIA Container Toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker` "
+            "and restart Docker",
+        )
+    ]
+
+
+def _check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:
+    try:
+        found = client.images.get(image)
+    except errors as e:
+        if type(e).__name__ == "ImageNotFound":
+            return [
+                PreFlightFailure(
+                    "image",
+                    f"image {image} is not present on this host",
+                    f"build it (`make image-cpu` for the CPU image, `make images` for GPU ones) or `docker pull {image}`, "
+                    "or point LLEM_IMAGE_<BACKEND> at an image you have",
+                )
+            ]
+        return [PreFlightFailure("image", f"cannot inspect image {image}: {e}", "check the Docker daemon")]
+    label = (getattr(found, "labels", None) or {}).get(PROTOCOL_LABEL)
+    if label != str(PROTOCOL_VERSION):
+        what = "has no protocol label" if label is None else f"speaks protocol {label}"
+        return [
+            PreFlightFailure(
+                "image protocol",
+                f"image {image} {what}; this llem speaks protocol {PROTOCOL_VERSION} ({PROTOCOL_LABEL})",
+                "rebuild the image from this version of llenergymeasure, or install the llem version matching the image",
+            )
+        ]
+    return []
+
+
+def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
+    failures: list[PreFlightFailure] = []
+    count = services.gpus.device_count()
+    asked = sorted({i for e in plan.experiments if e.gpus for i in e.gpus})
+    if asked and count == 0:
+        failures.append(
+            PreFlightFailure(
+                "gpus", f"gpus {asked} are asked for but this host has no NVIDIA GPU (NVML finds none)",
+                "remove `gpus:` from the config to run on CPU, or run on a GPU host",
+            )
+        )
+        return failures
+    missing = [i for i in asked if i >= count]
+    if missing:
+        failures.append(
+            PreFlightFailure("gpus", f"GPU indices {missing} do not exist (this host has {count})", f"use indices 0..{count - 1}")
+        )
+    used = sorted({i for ids in plan.host_device_ids for i in ids if i < count})
+    own = frozenset({os.getpid()})
+    for index in used:
+        try:
+            foreign = services.gpus.foreign_processes(index, own)
+        except Exception as e:  # NVMLError: the query is unsupported on this device; not a reason to refuse
+            logger.debug("cannot list processes on GPU %d: %s", index, e)
+            continue
+        if foreign:
+            failures.append(
+                PreFlightFailure(
+                    "gpus",
+                    f"GPU {index} is busy: compute processes {foreign} would distort the energy measurement",
+                    f"stop them (nvidia-smi shows them) or pin the study to other GPUs with `gpus:`",
+                )
+            )
+    return failures
+
+
+def _check_disk(output_dir: Path, min_free: int) -> list[PreFlightFailure]:
+    probe = output_dir.resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError as e:
+        return [PreFlightFailure("disk", f"cannot read free space at {probe}: {e}", "check --output")]
+    if free < min_free:
+        return [
+            PreFlightFailure(
+                "disk",
+                f"only {free / 1024**3:.2f} GiB free at {probe} (need {min_free / 1024**3:.2f} GiB)",
+                "free some space or choose another --output",
+            )
+        ]
+    return []
+
+
+def _check_inputs(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
+    failures: list[PreFlightFailure] = []
+    seen: set[tuple[str, str]] = set()
+    for config in plan.experiments:
+        for inp in experiment_inputs(config, plan.cwd):
+            if (inp.kind, inp.value) in seen:
+                continue
+            seen.add((inp.kind, inp.value))
+            failure = _check_local(inp, config.backend) if inp.is_local else _ensure_cached(inp, plan, services)
+            if failure is not None:
+                failures.append(failure)
+    return failures
+
+
+def _check_local(inp: HostInput, backend: str) -> PreFlightFailure | None:
+    path = inp.local_path
+    assert path is not None
+    if inp.kind == "dataset":
+        if not path.is_file():
+            return PreFlightFailure("dataset", f"dataset file {path} does not exist", "fix the `dataset:` path")
+        return None
+    if not path.is_dir():
+        return PreFlightFailure(inp.kind, f"{inp.kind} directory {path} does not exist", f"fix the `{_field(inp)}:` path")
+    marker = "adapter_config.json" if inp.kind == "adapter" else "config.json"
+    if backend != "tensorrt" and not (path / marker).is_file():
+        return PreFlightFailure(
+            inp.kind, f"{path} has no {marker}: not a saved model", "point it at a directory written by save_pretrained"
+        )
+    return None
+
+
+def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) -> PreFlightFailure | None:
+    """Hub id: present in the host cache, or fetched into it now (once, on the host)."""
+    if hub_snapshot(plan.hf_cache_dir, inp.value) is not None:
+        return None
+    if services.env.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return PreFlightFailure(
+            inp.kind, f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and HF_HUB_OFFLINE is set",
+            f"fetch it on a connected host (`huggingface-cli download {inp.value}`) or unset HF_HUB_OFFLINE",
+        )
+    fetch = services.fetch_model or fetch_with_hub
+    try:
+        fetch(inp.value, plan.hf_cache_dir)
+    except Exception as e:  # huggingface_hub raises many classes (network, auth, not found): all mean "not fetched"
+        return PreFlightFailure(
+            inp.kind,
+            f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and fetching it failed: {type(e).__name__}: {e}",
+            "check the id and your network, set HF_TOKEN for gated models, or pass a local directory",
+        )
+    if hub_snapshot(plan.hf_cache_dir, inp.value) is None:
+        return PreFlightFailure(inp.kind, f"{inp.value} was fetched but no snapshot appeared in {plan.hf_cache_dir}", "check HF_HUB_CACHE")
+    logger.info("fetched %s into %s", inp.value, plan.hf_cache_dir)
+    return None
+
+
+def fetch_with_hub(repo_id: str, cache_dir: Path) -> Path:
+    """``huggingface_hub.snapshot_download`` into `cache_dir` (imported here, lazily)."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id=repo_id, cache_dir=str(cache_dir)))
+
+
+def _field(inp: HostInput) -> str:
+    return {"model": "model", "adapter": "lora.adapter", "dataset": "dataset"}[inp.kind]
+
+
+def host_device_sets(experiments: Iterable[ExperimentConfig], gpu_count: int) -> list[list[int]]:
+    """Per experiment, the host GPU ids it runs on: ``gpus`` if set, else the first N it needs; [] without GPUs."""
+    return [device_ids_for(e, gpu_count) for e in experiments]
+
+
+def device_ids_for(config: ExperimentConfig, gpu_count: int) -> list[int]:
+    if gpu_count <= 0:
+        return []
+    if config.gpus:
+        return list(config.gpus)
+    return list(range(min(config.device_count(), gpu_count)))
