@@ -122,6 +122,9 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
             for p in prompts
         ]
 
+    def reseed(self, seed: int) -> None:
+        """Re-seed the framework's random generators (called right before the window)."""
+
     @property
     def preferred_batch_size(self) -> int:
         """Prompts per `generate` call the backend batches together (warmup uses batches of this size)."""

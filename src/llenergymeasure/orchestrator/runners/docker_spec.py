@@ -46,6 +46,8 @@ VLLM_TP_SHM_SIZE = "16g"
 
 CONTAINER_HF_CACHE = "/llem/hf-cache"
 CONTAINER_DATASET_CACHE = "/llem/datasets"
+#: file a built-in dataset is cached as in a dataset cache directory (the harness's datasets module reads it)
+DATASET_CACHE_FILES = {"aienergyscore": "aienergyscore.jsonl"}
 _CONTAINER_INPUT_DIRS = {"model": "/llem/models", "dataset": "/llem/data", "adapter": "/llem/adapters"}
 
 #: a callable that may replace the harness command for one job (test seam: fault injection)
@@ -191,10 +193,11 @@ def plan_mounts(config: ExperimentConfig, run_dir: Path, options: DockerOptions,
         elif cache is not None:
             volumes[str(cache.resolve())] = {"bind": CONTAINER_HF_CACHE, "mode": "ro"}
     if isinstance(config.dataset, str) and config.dataset in BUILTIN_DATASETS:
-        if options.dataset_cache_dir is not None and options.dataset_cache_dir.is_dir():
+        cache_file = DATASET_CACHE_FILES.get(config.dataset, f"{config.dataset}.jsonl")
+        if options.dataset_cache_dir is not None and (options.dataset_cache_dir / cache_file).is_file():
             volumes[str(options.dataset_cache_dir.resolve())] = {"bind": CONTAINER_DATASET_CACHE, "mode": "ro"}
         else:
-            needs_network = True
+            needs_network = True  # the harness fetches it (pinned revision) into the container's own cache
     rewritten = config.model_copy(update=updates) if updates else config
     return _Mounts(volumes, rewritten, needs_network, hub_offline=bool(hub_ids) and not needs_network)
 

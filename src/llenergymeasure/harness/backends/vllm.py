@@ -1,0 +1,181 @@
+"""vLLM backend: the offline ``vllm.LLM`` engine behind `InferenceBackend`.
+
+Targets **vLLM 0.33.0** (signatures read from the wheel; see `vllm_mapping` for the
+exact files and the config → argument mapping). vLLM is imported in `load`, never
+at module import, through `load_vllm` — the one line where the framework enters,
+and the seam tests replace with a fake `VLLMApi`.
+
+Measurement decisions:
+
+- `load` starts the whole engine (weights, KV cache profiling, CUDA graph capture,
+  worker processes for tensor/pipeline parallel) — all before the window.
+- `generate` submits the *whole* prompt list in one ``llm.generate`` call, so the
+  engine's continuous batching decides the batch shape, as in serving. The call
+  returns when every request has finished: the last sampled token was copied to
+  the host, so no device work of the window is left queued and `synchronize` has
+  nothing to wait for (the work runs in vLLM's engine-core process, which a
+  ``torch.cuda.synchronize`` here could not reach anyway).
+- Token counts, latency, TTFT and ITL come from vLLM's request outputs
+  (`vllm_mapping.batch_from_vllm`); without per-request metrics the latency
+  granularity falls back to ``batch`` and the result says so.
+- Progress is reported once the call returns (vLLM's offline API has no
+  per-request callback other than its tqdm hook, which we keep off).
+- Peak memory is not reported: the model lives in another process, so this
+  process's allocator statistics would read zero; NVML's memory readings in the
+  power timeline cover it.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llenergymeasure.errors import BackendError
+from llenergymeasure.harness.backends.base import GenerationBatch, InferenceBackend, ProgressCallback, Prompt
+from llenergymeasure.harness.backends.vllm_mapping import (
+    batch_from_vllm,
+    cached_prompt_tokens,
+    engine_kwargs,
+    lora_request_kwargs,
+    sampling_kwargs,
+)
+from llenergymeasure.schemas.config.backends import VLLMConfig
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+
+logger = logging.getLogger(__name__)
+
+INSTALL_FIX = "run in the llenergymeasure/vllm image, or pip install 'llenergymeasure[vllm]' on a CUDA host"
+
+
+@dataclass(frozen=True)
+class VLLMApi:
+    """The parts of the ``vllm`` package the backend uses (the thin adapter tests fake)."""
+
+    llm_cls: Callable[..., Any]
+    sampling_params_cls: Callable[..., Any]
+    lora_request_cls: Callable[..., Any]
+    version: str
+
+
+def load_vllm() -> VLLMApi:
+    """Import vLLM (the only place it is imported)."""
+    try:
+        import vllm
+        from vllm.lora.request import LoRARequest
+    except ImportError as e:
+        raise BackendError(f"vLLM is not installed: {e}", backend="vllm", fix=INSTALL_FIX) from e
+    return VLLMApi(
+        llm_cls=vllm.LLM,
+        sampling_params_cls=vllm.SamplingParams,
+        lora_request_cls=LoRARequest,
+        version=str(getattr(vllm, "__version__", "unknown")),
+    )
+
+
+class VLLMBackend(InferenceBackend[VLLMConfig]):
+    """vLLM's offline engine, one ``generate`` call per prompt set."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        section: VLLMConfig | None,
+        device_ids: Sequence[int],
+        *,
+        api_loader: Callable[[], VLLMApi] = load_vllm,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        super().__init__(config, section, device_ids)
+        self._api_loader = api_loader
+        self._clock = clock
+        self._api: VLLMApi | None = None
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._lora_request: Any = None
+        #: prompt tokens the prefix cache served in the last `generate` call (count)
+        self.last_cached_prompt_tokens = 0
+
+    def load(self) -> None:
+        """Start the engine: weights, KV cache, CUDA graphs, parallel workers."""
+        if not self.device_ids:
+            raise BackendError("vLLM needs an NVIDIA GPU and none was given", backend="vllm", fix=INSTALL_FIX)
+        api = self._api_loader()
+        kwargs = engine_kwargs(self.config)
+        logger.info("starting vLLM %s engine: %s", api.version, {k: v for k, v in kwargs.items() if k != "model"})
+        try:
+            self._llm = api.llm_cls(**kwargs)
+            self._tokenizer = self._llm.get_tokenizer()
+            lora = lora_request_kwargs(self.config)
+            self._lora_request = api.lora_request_cls(**lora) if lora is not None else None
+        except Exception as e:  # vLLM raises ValueError, RuntimeError, torch OOM, ...
+            raise BackendError(
+                f"vLLM engine failed to start for {self.config.model}: {type(e).__name__}: {e}",
+                backend="vllm",
+                fix="check the vllm section (memory utilization, max_model_len, parallel sizes) and the model path",
+            ) from e
+        self._api = api
+
+    def generate(self, prompts: Sequence[Prompt], on_progress: ProgressCallback | None = None) -> GenerationBatch:
+        """All `prompts` in one ``llm.generate`` call; exact tokens and per-request timings from vLLM."""
+        llm, api = self._require_loaded()
+        params = [api.sampling_params_cls(**sampling_kwargs(self.config, p)) for p in prompts]
+        started = self._clock()
+        try:
+            outputs = llm.generate(
+                [p.text for p in prompts], params, use_tqdm=False, lora_request=self._lora_request
+            )
+        except Exception as e:
+            raise BackendError(f"vLLM generation failed: {type(e).__name__}: {e}", backend="vllm") from e
+        window_s = self._clock() - started
+        if len(outputs) != len(prompts):
+            raise BackendError(
+                f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts", backend="vllm"
+            )
+        self.last_cached_prompt_tokens = cached_prompt_tokens(outputs)
+        batch = batch_from_vllm(outputs, window_s)
+        if batch.granularity == "batch":
+            logger.info("vLLM returned no per-request metrics: latency is reported per batch")
+        if on_progress is not None:
+            on_progress(len(prompts), len(prompts))
+        return batch
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._require_tokenizer().encode(text, add_special_tokens=False))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        tokenizer = self._require_tokenizer()
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) <= max_tokens:
+            return text
+        return str(tokenizer.decode(ids[:max_tokens]))
+
+    def versions(self) -> dict[str, str]:
+        return {"vllm": self._api.version} if self._api is not None else {}
+
+    def close(self) -> None:
+        """Shut the engine-core process down and drop the engine."""
+        llm, self._llm = self._llm, None
+        engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        shutdown = getattr(engine_core, "shutdown", None)
+        if callable(shutdown):
+            try:
+                shutdown()
+            except Exception as e:  # best effort: the container exits right after
+                logger.debug("vLLM engine shutdown raised %s", e)
+        del llm
+        gc.collect()
+
+    def _require_loaded(self) -> tuple[Any, VLLMApi]:
+        if self._llm is None or self._api is None:
+            raise BackendError("generate() called before load()", backend="vllm")
+        return self._llm, self._api
+
+    def _require_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            raise BackendError("the tokenizer is available after load()", backend="vllm")
+        return self._tokenizer

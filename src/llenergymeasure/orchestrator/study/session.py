@@ -1,0 +1,197 @@
+"""Wiring of one `run_study` call: config → runners → pre-flight → study directory → loop → result.
+
+Order matters and is deliberate:
+1. the multi-backend rule (never skippable), then pre-flight (all failures at
+   once; skippable only with ``skip_preflight=True``);
+2. orphan containers of dead llem processes are reaped *before* a resume looks
+   at run directories, so nothing is still writing into them;
+3. ``--resume`` adopts results written just before a crash before planning what
+   is left;
+4. ``study_result.json`` and the manifest's final status are written in a
+   ``finally``, whatever ended the loop (success, circuit breaker, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llenergymeasure.errors import ConfigError, PreFlightError, PreFlightFailure
+from llenergymeasure.orchestrator.display import StudyDisplay, make_display
+from llenergymeasure.orchestrator.preflight import (
+    HostServices,
+    ModelFetcher,
+    PreflightPlan,
+    check_multi_backend,
+    device_ids_for,
+    run_preflight,
+)
+from llenergymeasure.orchestrator.runners import RunnerChoice, resolve_runner
+from llenergymeasure.orchestrator.runners.base import EventCallback, Runner
+from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
+from llenergymeasure.orchestrator.runners.factory import build_runners, connect_docker, docker_options_from
+from llenergymeasure.orchestrator.runners.gpus import GpuProbe, probe_gpus
+from llenergymeasure.orchestrator.runners.inputs import host_hf_cache
+from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
+from llenergymeasure.orchestrator.study.gaps import GapWaiter
+from llenergymeasure.orchestrator.study.layout import STUDY_YAML_FILE, atomic_write_text, create_study_dir
+from llenergymeasure.orchestrator.study.loop import LoopServices, StudyLoop
+from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
+from llenergymeasure.orchestrator.study.outcome import build_study_result, write_study_result
+from llenergymeasure.orchestrator.study.resume import adopt_finished_runs, require_resumable
+from llenergymeasure.orchestrator.user_config import EffectiveUserConfig, load_user_config
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.study import StudyConfig
+from llenergymeasure.schemas.study_result import StudyResult
+from llenergymeasure.schemas.sweep import experiment_as_study
+
+logger = logging.getLogger(__name__)
+
+StudyInput = StudyConfig | ExperimentConfig | str | Path | Mapping[str, Any]
+RunnerInput = Runner | Mapping[str, Runner] | None
+
+
+@dataclass
+class SessionOptions:
+    """Everything `run_study` accepts besides the config (see `llenergymeasure.orchestrator.api.run_study`)."""
+
+    output_dir: str | Path | None = None
+    runner: RunnerInput = None
+    no_gaps: bool = False
+    resume: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    skip_preflight: bool = False
+    user_config: EffectiveUserConfig | None = None
+    docker_client: Any = None
+    docker_options: DockerOptions | None = None
+    gpu_probe: GpuProbe | None = None
+    fetch_model: ModelFetcher | None = None
+    on_event: EventCallback | None = None
+    display: StudyDisplay | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def as_study(config: StudyInput) -> StudyConfig:
+    """A `StudyConfig` from a config object, a YAML path or a raw mapping."""
+    from llenergymeasure.orchestrator.loader import load_study_config, study_from_mapping
+
+    if isinstance(config, StudyConfig):
+        return config
+    if isinstance(config, ExperimentConfig):
+        return experiment_as_study(config)
+    if isinstance(config, (str, Path)):
+        return load_study_config(config)
+    if isinstance(config, Mapping):
+        return study_from_mapping(config, "<dict>")
+    raise ConfigError(f"run_study expects a StudyConfig, a path or a dict, got {type(config).__name__}")
+
+
+def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
+    study = as_study(config)
+    user = opts.user_config or load_user_config(opts.env)
+    gpus = opts.gpu_probe or probe_gpus()
+    gpu_count = gpus.device_count()
+    backends = sorted({e.backend for e in study.experiments})
+    choices = {b: resolve_runner(b, user, gpu_count=gpu_count) for b in backends}
+    kinds = _runner_kinds(opts.runner, choices)
+    check_multi_backend(kinds)
+
+    client, docker_error = None, None
+    if opts.runner is None and any(k == "docker" for k in kinds.values()):
+        client, docker_error = connect_docker(opts.docker_client)
+    output_dir = Path(opts.output_dir if opts.output_dir is not None else user.config.output.results_dir)
+    hf_cache = host_hf_cache(opts.env)
+    docker_options = opts.docker_options or docker_options_from(user, hf_cache)
+    images = {b: c.image for b, c in choices.items() if c.image is not None}
+
+    if not opts.skip_preflight:
+        plan = PreflightPlan(
+            experiments=study.experiments,
+            runner_kinds=kinds,
+            images=images if opts.runner is None else {},
+            host_device_ids=[device_ids_for(e, gpu_count) for e in study.experiments],
+            output_dir=output_dir,
+            hf_cache_dir=docker_options.hf_cache_dir or hf_cache,
+        )
+        run_preflight(plan, HostServices(gpus=gpus, docker_client=client, docker_error=docker_error, fetch_model=opts.fetch_model, env=opts.env))
+    elif opts.runner is None and docker_error is not None:
+        raise PreFlightError([PreFlightFailure("docker daemon", f"cannot reach the Docker daemon: {docker_error}", "start Docker")])
+
+    runner_for = _runner_lookup(opts.runner, choices, client, docker_options, kinds)
+    if client is not None:
+        from llenergymeasure.orchestrator.runners.reaper import reap_orphans
+
+        reaped = reap_orphans(client)
+        if reaped:
+            logger.warning("removed %d container(s) left by a llem process that is gone: %s", len(reaped), ", ".join(reaped))
+
+    study_dir, store = _open_study(study, output_dir, resume=opts.resume)
+    atomic_write_text(study_dir / STUDY_YAML_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
+
+    display = opts.display or make_display(quiet=opts.quiet, verbose=opts.verbose)
+    services = LoopServices(
+        runner_for=runner_for,
+        image_for=lambda b: images.get(b) or kinds.get(b, "runner"),
+        device_ids_for=lambda e: device_ids_for(e, gpu_count),
+        display=display,
+        gaps=GapWaiter(enabled=not opts.no_gaps, on_tick=display.gap_tick),
+        baselines=BaselineCache(),
+        log_level="DEBUG" if opts.verbose else "INFO",
+        on_event=opts.on_event,
+    )
+    display.study_started(store.manifest.study_id, len(store.manifest.entries), store.count("completed"))
+    try:
+        StudyLoop(study, study_dir, store, services).run()
+    finally:
+        display.close()
+        if store.manifest.status == "running":  # left by an exception the loop did not classify
+            store.set_status("failed")
+        result = build_study_result(study, store, study_dir, kinds.values())
+        write_study_result(result, study_dir)
+    return result
+
+
+def _runner_kinds(runner: RunnerInput, choices: Mapping[str, RunnerChoice]) -> dict[str, str]:
+    if runner is None:
+        return {b: c.kind for b, c in choices.items()}
+    if isinstance(runner, Runner):
+        return {b: runner.name for b in choices}
+    missing = sorted(set(choices) - set(runner))
+    if missing:
+        raise ConfigError(f"no runner given for backend(s) {missing}")
+    return {b: runner[b].name for b in choices}
+
+
+def _runner_lookup(
+    runner: RunnerInput,
+    choices: Mapping[str, RunnerChoice],
+    client: Any,
+    docker_options: DockerOptions,
+    kinds: Mapping[str, str],
+) -> Any:
+    if isinstance(runner, Runner):
+        return lambda backend: runner
+    if runner is not None:
+        given = dict(runner)
+        return lambda backend: given[backend]
+    built = build_runners(choices, docker_client=client, docker_options=docker_options)
+    return lambda backend: built[backend]
+
+
+def _open_study(study: StudyConfig, output_dir: Path, *, resume: bool) -> tuple[Path, ManifestStore]:
+    if resume:
+        study_dir = require_resumable(output_dir, study.study_design_hash)
+        store = ManifestStore.load(study_dir / "manifest.json")
+        adopt_finished_runs(store, study_dir)
+        store.reconcile(study)
+        logger.info("resuming %s: %d of %d runs already completed", study_dir, store.count("completed"), len(store.manifest.entries))
+        return study_dir, store
+    study_dir = create_study_dir(output_dir, study.name)
+    return study_dir, ManifestStore.create(study_dir, study_dir.name, study)
