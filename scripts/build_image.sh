@@ -33,4 +33,7 @@ echo "build image: $tag from $dockerfile"
 start=$SECONDS
 docker build --file "$dockerfile" --tag "$tag" --label "$label=$hash" \
     --build-arg "WHEELHOUSE=$wheelhouse" "$@" .
+# The image this tag pointed at before is now dangling; drop it (and the
+# layers only it used) so repeated builds do not fill the disk.
+docker image prune --force --filter "label=$label" >/dev/null
 echo "build image: $tag built in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"

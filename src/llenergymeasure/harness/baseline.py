@@ -69,7 +69,9 @@ def measure_idle(
     if window.energy_j is None or window.duration_s <= 0:
         reason = "; ".join(w.message for w in window.warnings) or "the meter returned no energy"
         return BaselineOutcome(
-            BaselineProvenance(method="unavailable", power_w=None, duration_s=window.duration_s, measured_at=measured_at),
+            BaselineProvenance(
+                method="unavailable", power_w=None, duration_s=window.duration_s, measured_at=measured_at
+            ),
             (MeasurementWarning(code="baseline_unavailable", message=f"idle baseline not measured: {reason}"),),
         )
     power_w = window.energy_j / window.duration_s
@@ -112,6 +114,8 @@ def resolve_baseline(
     """Disabled, reused from the cache, or measured now (in that order of preference)."""
     if not config.enabled:
         return BaselineOutcome(BaselineProvenance(method="disabled", power_w=None))
+    if meter.source == "none":  # nothing to measure with; the meter's own warning says why
+        return BaselineOutcome(BaselineProvenance(method="unavailable", power_w=None))
     current = now()
     ok, why = reusable_cached(cached, device_set, config.ttl_seconds, current)
     if ok and cached is not None:

@@ -50,11 +50,71 @@ TEXT_COLUMNS = ("text", "prompt")
 Fetcher = Callable[[], Path]
 
 _WORDS = (
-    "energy power model token measure window joule watt sample batch latency throughput memory device "
-    "cache layer weight input output prompt result study cycle system value signal clock thermal "
-    "count record report method stable steady warm idle baseline counter average total length "
-    "the of and to in is for on with as by at from that this it be are was were has have had"
-).split()
+    "energy",
+    "power",
+    "model",
+    "token",
+    "measure",
+    "window",
+    "joule",
+    "watt",
+    "sample",
+    "batch",
+    "latency",
+    "throughput",
+    "memory",
+    "device",
+    "cache",
+    "layer",
+    "weight",
+    "input",
+    "output",
+    "prompt",
+    "result",
+    "study",
+    "cycle",
+    "system",
+    "value",
+    "signal",
+    "clock",
+    "thermal",
+    "count",
+    "record",
+    "report",
+    "method",
+    "stable",
+    "steady",
+    "warm",
+    "idle",
+    "baseline",
+    "counter",
+    "average",
+    "total",
+    "length",
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "for",
+    "on",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "that",
+    "this",
+    "it",
+    "be",
+    "are",
+    "was",
+    "were",
+    "has",
+    "have",
+    "had",
+)
 
 
 @dataclass(frozen=True)
@@ -92,9 +152,7 @@ def read_prompt_jsonl(path: Path) -> tuple[list[str], dict[str, object]]:
                     provenance.update(row)
                 continue
             if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-                raise ConfigError(
-                    f'{path}:{lineno}: expected an object with a string "prompt" field', source=str(path)
-                )
+                raise ConfigError(f'{path}:{lineno}: expected an object with a string "prompt" field', source=str(path))
             prompts.append(row["prompt"])
     if not prompts:
         raise ConfigError(f"dataset file has no prompts: {path}", source=str(path))
@@ -168,14 +226,14 @@ def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptS
             f"{AIENERGYSCORE_REVISION[:12]} and cached), mount a prepared cache as dataset_cache_dir, "
             "or set dataset to a local JSONL file"
         ) from e
-    provenance: dict[str, object] = {
+    record: dict[str, object] = {
         "_provenance": AIENERGYSCORE_REPO,
         "_commit": AIENERGYSCORE_REVISION,
         "_license": "apache-2.0",
         "_description": "AI Energy Score text-generation prompts (WikiText, OSCAR, UltraChat)",
     }
     try:
-        write_prompt_jsonl(cached, texts, provenance)
+        write_prompt_jsonl(cached, texts, record)
     except OSError as e:
         logger.info("could not cache the dataset at %s (%s); continuing without the cache", cached, e)
     return PromptSource("aienergyscore", texts, AIENERGYSCORE_REVISION)

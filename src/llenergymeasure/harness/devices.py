@@ -3,13 +3,14 @@
 An experiment's energy is the sum over the GPUs its backend actually runs on,
 and only those. This module decides that set, once, before anything is loaded:
 
-    probe = PynvmlProbe(pynvml)                       # or any DeviceProbe (tests pass a fake)
-    devices = resolve_device_set(job.config, job.context.device_ids, probe,
+    provider = open_nvml()                            # energy.device.NvmlProvider, or a fake
+    devices = resolve_device_set(job.config, job.context.device_ids, provider,
                                  host_device_ids=job.context.host_device_ids)
     warnings = device_set_warnings(devices)           # MIG, GPUs assigned but not used
-    # the energy meter reads its counters back-to-back on devices.device_ids at each
-    # edge of the window and reports one DeviceEnergy per GPU with
-    # device_index=devices.host_index(i); GPUs outside the set are never read.
+    measured = measured_devices(provider, devices.device_ids, devices.host_device_ids)
+    # the energy meter reads its counters back-to-back on `measured` at each edge of
+    # the window and reports one DeviceEnergy per GPU (device_index = host index);
+    # GPUs outside the set are never read.
 
 Decisions:
 
@@ -39,7 +40,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
 from llenergymeasure.schemas.config.capabilities import CPU_CAPABLE
@@ -52,20 +53,23 @@ logger = logging.getLogger(__name__)
 SPREADING_DEVICE_MAPS = frozenset({"auto", "balanced", "balanced_low_0", "sequential"})
 
 
-class DeviceProbe(Protocol):
-    """The few NVML facts the device set needs, by container-side NVML index."""
+class ProbedDevice(Protocol):
+    """What the device set reads of one GPU (`energy.device.NvmlDevice` has this shape)."""
 
-    def device_count(self) -> int:
-        """Number of GPUs NVML sees."""
-        ...
+    @property
+    def uuid(self) -> str: ...
 
-    def device_uuid(self, index: int) -> str | None:
-        """The GPU's UUID, or None if NVML cannot tell."""
-        ...
-
-    def mig_enabled(self, index: int) -> bool | None:
+    def mig_mode(self) -> bool | None:
         """True if MIG mode is currently on; None if unknown or MIG is not supported."""
         ...
+
+
+class DeviceProbe(Protocol):
+    """Opens GPUs by container-side NVML index (`energy.device.NvmlProvider` has this shape)."""
+
+    def device_count(self) -> int: ...
+
+    def device(self, index: int) -> ProbedDevice: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class DeviceSet:
     """Container-side NVML indices of the measured GPUs, in rank order."""
     host_device_ids: tuple[int, ...]
     """The same GPUs' host indices (what results report as ``device_index``)."""
-    uuids: tuple[str | None, ...]
+    uuids: tuple[str, ...]
     mig_enabled: tuple[bool | None, ...]
     unused_device_ids: tuple[int, ...] = ()
     """Container-side indices given to the job but not used by the backend: never measured."""
@@ -94,23 +98,24 @@ class DeviceSet:
 def required_device_count(config: ExperimentConfig, assigned: int) -> int:
     """GPUs the backend of `config` will use when the job was given `assigned` of them."""
     section = config.pytorch
-    if config.backend == "pytorch" and config.gpus is None and section is not None:
-        if section.device_map in SPREADING_DEVICE_MAPS:
-            return max(assigned, 1)
+    spreads = section is not None and section.device_map in SPREADING_DEVICE_MAPS
+    if config.backend == "pytorch" and config.gpus is None and spreads:
+        return max(assigned, 1)
     return config.device_count()
 
 
 def resolve_device_set(
     config: ExperimentConfig,
     context_device_ids: Sequence[int],
-    nvml: DeviceProbe,
+    nvml: DeviceProbe | None,
     *,
     host_device_ids: Sequence[int] | None = None,
     refuse_mig: bool = False,
 ) -> DeviceSet:
     """The device set of `config` given the job's (container-side) `context_device_ids`.
 
-    Raises `PreFlightError` when the job's GPUs cannot hold the experiment.
+    `nvml` None (no NVML in this container) with GPUs in the job is a failure: their energy
+    could not be read. Raises `PreFlightError` when the job's GPUs cannot hold the experiment.
     """
     ids = list(context_device_ids)
     failures: list[PreFlightFailure] = []
@@ -123,6 +128,11 @@ def resolve_device_set(
         return DeviceSet((), (), (), (), ())
     if len(set(ids)) != len(ids) or min(ids) < 0:
         raise _fail(f"device ids {ids} are not distinct non-negative indices", "pass each GPU once")
+    if nvml is None:
+        raise _fail(
+            f"the run was given GPU(s) {ids} but NVML is unavailable in this container",
+            "use the NVIDIA container runtime (--gpus) and an image with nvidia-ml-py",
+        )
     visible = nvml.device_count()
     unknown = [i for i in ids if i >= visible]
     if unknown:
@@ -152,11 +162,12 @@ def resolve_device_set(
             "the runner must list one host index per pinned GPU",
         )
     used = ids[:required]
-    mig = tuple(nvml.mig_enabled(i) for i in used)
+    probed = [nvml.device(i) for i in used]
+    mig = tuple(d.mig_mode() for d in probed)
     devices = DeviceSet(
         device_ids=tuple(used),
         host_device_ids=tuple(hosts[:required]),
-        uuids=tuple(nvml.device_uuid(i) for i in used),
+        uuids=tuple(d.uuid for d in probed),
         mig_enabled=mig,
         unused_device_ids=tuple(ids[required:]),
     )
@@ -166,7 +177,9 @@ def resolve_device_set(
             f"GPU(s) {flagged} have MIG enabled: NVML energy covers the whole physical GPU, not this instance",
             "measure on GPUs with MIG disabled (nvidia-smi -mig 0) or accept the flag instead of refusing",
         )
-    logger.info("device set: %s (host %s), unused %s", devices.device_ids, devices.host_device_ids, devices.unused_device_ids)
+    logger.info(
+        "device set: %s (host %s), unused %s", devices.device_ids, devices.host_device_ids, devices.unused_device_ids
+    )
     return devices
 
 
@@ -209,35 +222,6 @@ def cuda_environment(devices: DeviceSet) -> dict[str, str]:
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         "CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in devices.device_ids),
     }
-
-
-class PynvmlProbe:
-    """`DeviceProbe` over the ``pynvml`` module (passed in; NVML already initialised by the caller)."""
-
-    def __init__(self, nvml: Any) -> None:
-        self._nvml = nvml
-
-    def device_count(self) -> int:
-        try:
-            return int(self._nvml.nvmlDeviceGetCount())
-        except self._nvml.NVMLError as e:
-            raise _fail(f"NVML could not count GPUs: {e}", "check the NVIDIA driver and container runtime") from e
-
-    def device_uuid(self, index: int) -> str | None:
-        try:
-            uuid = self._nvml.nvmlDeviceGetUUID(self._nvml.nvmlDeviceGetHandleByIndex(index))
-        except self._nvml.NVMLError as e:
-            logger.debug("NVML has no UUID for GPU %d: %s", index, e)
-            return None
-        return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
-
-    def mig_enabled(self, index: int) -> bool | None:
-        try:
-            current, _pending = self._nvml.nvmlDeviceGetMigMode(self._nvml.nvmlDeviceGetHandleByIndex(index))
-        except self._nvml.NVMLError as e:  # NOT_SUPPORTED on GPUs without MIG
-            logger.debug("NVML MIG mode unknown for GPU %d: %s", index, e)
-            return None
-        return bool(current == getattr(self._nvml, "NVML_DEVICE_MIG_ENABLE", 1))
 
 
 def _fail(message: str, fix: str) -> PreFlightError:

@@ -88,10 +88,10 @@ def run_warmup(
     if converge:
         while len(latencies) < config.max_prompts:
             step()
-            if len(latencies) >= config.min_prompts and len(latencies) >= config.window_size:
-                if cv is not None and cv < config.cv_threshold:
-                    converged = True
-                    break
+            enough = len(latencies) >= max(config.min_prompts, config.window_size)
+            if enough and cv is not None and cv < config.cv_threshold:
+                converged = True
+                break
     else:
         for _ in range(config.n_warmup):
             step()

@@ -78,8 +78,14 @@ class ProgressDisplay:
 
     def study_started(self, study_id: str, total_runs: int, done_runs: int) -> None:
         self._runs = self._tqdm(
-            total=total_runs, initial=done_runs, desc=f"study {study_id}", unit="run", file=self._stream, position=0,
-            leave=True, dynamic_ncols=True,
+            total=total_runs,
+            initial=done_runs,
+            desc=f"study {study_id}",
+            unit="run",
+            file=self._stream,
+            position=0,
+            leave=True,
+            dynamic_ncols=True,
         )
 
     def run_started(self, label: str, cycle: int) -> None:
@@ -96,7 +102,12 @@ class ProgressDisplay:
         elif isinstance(event, PromptsProgress):
             if self._prompts is None:
                 self._prompts = self._tqdm(
-                    total=event.total, desc="  prompts", unit="prompt", file=self._stream, position=1, leave=False,
+                    total=event.total,
+                    desc="  prompts",
+                    unit="prompt",
+                    file=self._stream,
+                    position=1,
+                    leave=False,
                     dynamic_ncols=True,
                 )
             self._prompts.n = event.done
@@ -104,7 +115,9 @@ class ProgressDisplay:
         elif isinstance(event, WindowFinished):
             self._close_prompts()
             rate = event.output_tokens / event.duration_s if event.duration_s > 0 else 0.0
-            self._write(f"  {self._label}: {event.output_tokens} output tokens in {event.duration_s:.2f} s ({rate:.1f} tokens/s)")
+            self._write(
+                f"  {self._label}: {event.output_tokens} output tokens in {event.duration_s:.2f} s ({rate:.1f} tokens/s)"
+            )
         elif isinstance(event, WarningEvent):
             self._write(f"  warning [{event.code}]: {event.message}")
         elif isinstance(event, Failed):

@@ -126,7 +126,9 @@ def _check_docker(plan: PreflightPlan, services: HostServices, wants_gpus: bool)
     return failures
 
 
-def _check_nvidia_runtime(client: Any, services: HostServices, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:
+def _check_nvidia_runtime(
+    client: Any, services: HostServices, errors: tuple[type[BaseException], ...]
+) -> list[PreFlightFailure]:
     try:
         info = client.info()
     except errors as e:
@@ -180,7 +182,8 @@ def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFa
     if asked and count == 0:
         failures.append(
             PreFlightFailure(
-                "gpus", f"gpus {asked} are asked for but this host has no NVIDIA GPU (NVML finds none)",
+                "gpus",
+                f"gpus {asked} are asked for but this host has no NVIDIA GPU (NVML finds none)",
                 "remove `gpus:` from the config to run on CPU, or run on a GPU host",
             )
         )
@@ -188,7 +191,9 @@ def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFa
     missing = [i for i in asked if i >= count]
     if missing:
         failures.append(
-            PreFlightFailure("gpus", f"GPU indices {missing} do not exist (this host has {count})", f"use indices 0..{count - 1}")
+            PreFlightFailure(
+                "gpus", f"GPU indices {missing} do not exist (this host has {count})", f"use indices 0..{count - 1}"
+            )
         )
     used = sorted({i for ids in plan.host_device_ids for i in ids if i < count})
     own = frozenset({os.getpid()})
@@ -203,7 +208,7 @@ def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFa
                 PreFlightFailure(
                     "gpus",
                     f"GPU {index} is busy: compute processes {foreign} would distort the energy measurement",
-                    f"stop them (nvidia-smi shows them) or pin the study to other GPUs with `gpus:`",
+                    "stop them (nvidia-smi shows them) or pin the study to other GPUs with `gpus:`",
                 )
             )
     return failures
@@ -250,7 +255,9 @@ def _check_local(inp: HostInput, backend: str) -> PreFlightFailure | None:
             return PreFlightFailure("dataset", f"dataset file {path} does not exist", "fix the `dataset:` path")
         return None
     if not path.is_dir():
-        return PreFlightFailure(inp.kind, f"{inp.kind} directory {path} does not exist", f"fix the `{_field(inp)}:` path")
+        return PreFlightFailure(
+            inp.kind, f"{inp.kind} directory {path} does not exist", f"fix the `{_field(inp)}:` path"
+        )
     marker = "adapter_config.json" if inp.kind == "adapter" else "config.json"
     if backend != "tensorrt" and not (path / marker).is_file():
         return PreFlightFailure(
@@ -265,7 +272,8 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
         return None
     if services.env.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
         return PreFlightFailure(
-            inp.kind, f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and HF_HUB_OFFLINE is set",
+            inp.kind,
+            f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and HF_HUB_OFFLINE is set",
             f"fetch it on a connected host (`huggingface-cli download {inp.value}`) or unset HF_HUB_OFFLINE",
         )
     fetch = services.fetch_model or fetch_with_hub
@@ -278,7 +286,9 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
             "check the id and your network, set HF_TOKEN for gated models, or pass a local directory",
         )
     if hub_snapshot(plan.hf_cache_dir, inp.value) is None:
-        return PreFlightFailure(inp.kind, f"{inp.value} was fetched but no snapshot appeared in {plan.hf_cache_dir}", "check HF_HUB_CACHE")
+        return PreFlightFailure(
+            inp.kind, f"{inp.value} was fetched but no snapshot appeared in {plan.hf_cache_dir}", "check HF_HUB_CACHE"
+        )
     logger.info("fetched %s into %s", inp.value, plan.hf_cache_dir)
     return None
 

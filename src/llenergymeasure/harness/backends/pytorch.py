@@ -66,7 +66,6 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         self.model: Any = None
         self.tokenizer: Any = None
         self._torch: Any = None
-        self._eos_ids: frozenset[int] = frozenset()
         self._pad_id: int = 0
         self._notes: list[str] = []
 
@@ -89,7 +88,11 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
             failures.append(
                 PreFlightFailure("backend", "flash_attention_2 needs flash-attn", "pip install flash-attn or use sdpa")
             )
-        if self.device_ids and (opts.device_map is not None or len(self.device_ids) > 1) and not _installed("accelerate"):
+        if (
+            self.device_ids
+            and (opts.device_map is not None or len(self.device_ids) > 1)
+            and not _installed("accelerate")
+        ):
             failures.append(PreFlightFailure("backend", "device_map needs accelerate", "pip install accelerate"))
         if self.device_ids and not failures:
             import torch
@@ -125,8 +128,8 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         trust = bool(self.options.trust_remote_code)
         kwargs = self._from_pretrained_kwargs(torch)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.config.model, trust_remote_code=trust)
-            model = AutoModelForCausalLM.from_pretrained(self.config.model, **kwargs)
+            tokenizer: Any = AutoTokenizer.from_pretrained(self.config.model, trust_remote_code=trust)
+            model: Any = AutoModelForCausalLM.from_pretrained(self.config.model, **kwargs)
         except (OSError, ValueError, ImportError) as e:
             raise BackendError(
                 f"cannot load {self.config.model!r}: {e}",
@@ -146,7 +149,6 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
             model.forward = torch.compile(model.forward, mode=self.options.torch_compile_mode or "default")
         self.model, self.tokenizer = model, tokenizer
         self._pad_id = int(tokenizer.pad_token_id)
-        self._eos_ids = frozenset(_as_ids(model.generation_config.eos_token_id) | _as_ids(tokenizer.eos_token_id))
         for i in self.device_ids:
             torch.cuda.reset_peak_memory_stats(i)
 
@@ -166,7 +168,8 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         if opts.load_in_4bit or opts.load_in_8bit:
             from transformers import BitsAndBytesConfig
 
-            kwargs["quantization_config"] = BitsAndBytesConfig(
+            bnb_config: Any = BitsAndBytesConfig
+            kwargs["quantization_config"] = bnb_config(
                 load_in_4bit=bool(opts.load_in_4bit), load_in_8bit=bool(opts.load_in_8bit)
             )
         if self.device_ids:
@@ -174,9 +177,7 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
                 kwargs["device_map"] = opts.device_map
             elif len(self.device_ids) > 1:
                 kwargs["device_map"] = "auto"
-                kwargs["max_memory"] = {
-                    i: torch.cuda.get_device_properties(i).total_memory for i in self.device_ids
-                }
+                kwargs["max_memory"] = {i: torch.cuda.get_device_properties(i).total_memory for i in self.device_ids}
             elif "quantization_config" in kwargs:
                 kwargs["device_map"] = {"": self.device_ids[0]}
         elif opts.device_map is not None:
@@ -202,7 +203,7 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         tok = self._require_loaded()[1]
         encoded = tok([p.text for p in prompts], add_special_tokens=True)["input_ids"]
         out = []
-        for p, ids in zip(prompts, encoded):
+        for p, ids in zip(prompts, encoded, strict=True):
             if p.max_input_tokens is not None:
                 ids = ids[: p.max_input_tokens]
             out.append(replace(p, token_ids=tuple(int(i) for i in ids)))
@@ -215,13 +216,14 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
     # ---- the hot path ---------------------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[Prompt], on_progress: ProgressCallback | None = None) -> GenerationBatch:
-        model, tok = self._require_loaded()
+        model = self._require_loaded()[0]
         torch = self._torch
         if any(p.token_ids is None for p in prompts):
             prompts = self.prepare(prompts)
         batch_size = self.preferred_batch_size
         outputs: list[RequestOutput] = []
         device = model.device
+        eos_ids = self.eos_token_ids()
         for batch in _batches(prompts, batch_size):
             rows = [list(p.token_ids or ()) for p in batch]
             width = max(len(r) for r in rows)
@@ -231,18 +233,21 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
             mask_t = torch.tensor(mask, dtype=torch.long, device=device)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                sequences = model.generate(
-                    input_ids=ids_t, attention_mask=mask_t, **self.generation_kwargs(batch[0])
-                )
+                sequences = model.generate(input_ids=ids_t, attention_mask=mask_t, **self.generation_kwargs(batch[0]))
             self.synchronize()
             latency_s = time.perf_counter() - t0
             generated = sequences[:, width:].tolist()
-            n_out = count_output_tokens_batch(generated, self._eos_ids, self._pad_id)
+            n_out = count_output_tokens_batch(generated, eos_ids, self._pad_id)
             n_in = count_input_tokens(mask)
-            outputs.extend(RequestOutput(i, o, latency_s) for i, o in zip(n_in, n_out))
+            outputs.extend(RequestOutput(i, o, latency_s) for i, o in zip(n_in, n_out, strict=True))
             if on_progress is not None:
                 on_progress(len(outputs), len(prompts))
         return GenerationBatch(outputs, "request" if batch_size == 1 else "batch")
+
+    def eos_token_ids(self) -> frozenset[int]:
+        """Every id that ends a sequence: the generation config's EOS id(s) and the tokenizer's."""
+        model, tok = self._require_loaded()
+        return frozenset(_as_ids(model.generation_config.eos_token_id) | _as_ids(tok.eos_token_id))
 
     def generation_kwargs(self, prompt: Prompt) -> dict[str, Any]:
         """The ``generate`` keyword arguments for `prompt`'s limits and the decoder config."""

@@ -1,7 +1,7 @@
 """vLLM backend: the offline ``vllm.LLM`` engine behind `InferenceBackend`.
 
-Targets **vLLM 0.33.0** (signatures read from the wheel; see `vllm_mapping` for the
-exact files and the config → argument mapping). vLLM is imported in `load`, never
+Targets **vLLM 0.33.0**, checked against **0.12.0** (the image's default base; both
+wheels read; see `vllm_mapping` for the exact files and the config → argument mapping). vLLM is imported in `load`, never
 at module import, through `load_vllm` — the one line where the framework enters,
 and the seam tests replace with a fake `VLLMApi`.
 
@@ -18,6 +18,18 @@ Measurement decisions:
 - Token counts, latency, TTFT and ITL come from vLLM's request outputs
   (`vllm_mapping.batch_from_vllm`); without per-request metrics the latency
   granularity falls back to ``batch`` and the result says so.
+- `prepare` tokenises and truncates every prompt before the window (special tokens
+  included, cut to ``max_input_tokens``) and `generate` passes the token ids, so no
+  tokenisation runs inside the window and ``input_tokens`` is exactly what was cut.
+- `reseed`, called right before the window, also empties vLLM's prefix cache
+  (``LLM.reset_prefix_cache``): warmup prompts must not be served from the cache
+  in the window. Prefix reuse *among* the window's prompts stays, as configured
+  (vLLM enables prefix caching by default).
+- `preferred_batch_size` is the number of prompts the window submits at once,
+  capped by ``max_num_seqs`` when set, so warmup runs at the window's concurrency.
+- `prepare_device` does nothing: vLLM's worker processes own the CUDA contexts,
+  and a context in this process would make vLLM fall back to ``spawn`` and hold
+  device memory its profiler counts as foreign.
 - Progress is reported once the call returns (vLLM's offline API has no
   per-request callback other than its tqdm hook, which we keep off).
 - Peak memory is not reported: the model lives in another process, so this
@@ -28,13 +40,14 @@ Measurement decisions:
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from llenergymeasure.errors import BackendError
+from llenergymeasure.errors import BackendError, PreFlightFailure
 from llenergymeasure.harness.backends.base import GenerationBatch, InferenceBackend, ProgressCallback, Prompt
 from llenergymeasure.harness.backends.vllm_mapping import (
     batch_from_vllm,
@@ -42,6 +55,7 @@ from llenergymeasure.harness.backends.vllm_mapping import (
     engine_kwargs,
     lora_request_kwargs,
     sampling_kwargs,
+    section_of,
 )
 from llenergymeasure.schemas.config.backends import VLLMConfig
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -99,6 +113,7 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         self._lora_request: Any = None
         #: prompt tokens the prefix cache served in the last `generate` call (count)
         self.last_cached_prompt_tokens = 0
+        self._notes: list[str] = []
 
     def load(self) -> None:
         """Start the engine: weights, KV cache, CUDA graphs, parallel workers."""
@@ -119,6 +134,11 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
                 fix="check the vllm section (memory utilization, max_model_len, parallel sizes) and the model path",
             ) from e
         self._api = api
+        self._notes = [
+            f"vLLM {api.version}: all prompts submitted in one generate call; continuous batching decides the batches",
+            f"vLLM engine arguments: {_describe(kwargs)}",
+            "vLLM prefix cache emptied right before the measured window (warmup prompts are never served from it)",
+        ]
 
     def generate(self, prompts: Sequence[Prompt], on_progress: ProgressCallback | None = None) -> GenerationBatch:
         """All `prompts` in one ``llm.generate`` call; exact tokens and per-request timings from vLLM."""
@@ -127,22 +147,59 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         started = self._clock()
         try:
             outputs = llm.generate(
-                [p.text for p in prompts], params, use_tqdm=False, lora_request=self._lora_request
+                [_vllm_input(p) for p in prompts], params, use_tqdm=False, lora_request=self._lora_request
             )
         except Exception as e:
             raise BackendError(f"vLLM generation failed: {type(e).__name__}: {e}", backend="vllm") from e
         window_s = self._clock() - started
         if len(outputs) != len(prompts):
-            raise BackendError(
-                f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts", backend="vllm"
-            )
+            raise BackendError(f"vLLM returned {len(outputs)} outputs for {len(prompts)} prompts", backend="vllm")
         self.last_cached_prompt_tokens = cached_prompt_tokens(outputs)
         batch = batch_from_vllm(outputs, window_s)
         if batch.granularity == "batch":
             logger.info("vLLM returned no per-request metrics: latency is reported per batch")
+        if self.last_cached_prompt_tokens:
+            logger.info("prefix cache served %d prompt tokens", self.last_cached_prompt_tokens)
         if on_progress is not None:
             on_progress(len(prompts), len(prompts))
         return batch
+
+    def preflight(self) -> list[PreFlightFailure]:
+        failures = []
+        if importlib.util.find_spec("vllm") is None:
+            failures.append(PreFlightFailure("vllm", "the vllm package is not installed", INSTALL_FIX))
+        if not self.device_ids:
+            failures.append(
+                PreFlightFailure("vllm", "vLLM needs an NVIDIA GPU and the run was given none", INSTALL_FIX)
+            )
+        return failures
+
+    def prepare(self, prompts: Sequence[Prompt]) -> list[Prompt]:
+        """Tokenise (special tokens included) and cut each prompt to its ``max_input_tokens``, before the window."""
+        tokenizer = self._require_tokenizer()
+        prepared = []
+        for p in prompts:
+            ids = list(tokenizer.encode(p.text, add_special_tokens=True))
+            if p.max_input_tokens is not None:
+                ids = ids[: p.max_input_tokens]
+            prepared.append(replace(p, token_ids=tuple(ids)))
+        return prepared
+
+    def reseed(self, seed: int) -> None:
+        """Right before the window: empty the prefix cache (seeds are fixed per request in `SamplingParams`)."""
+        reset = getattr(self._llm, "reset_prefix_cache", None)
+        if callable(reset):
+            reset()
+        elif self._llm is not None:
+            logger.warning("this vLLM has no reset_prefix_cache(): warmup prompts may be served from the prefix cache")
+
+    @property
+    def preferred_batch_size(self) -> int:
+        cap = section_of(self.config).engine.max_num_seqs
+        return min(self.config.n, cap) if cap else self.config.n
+
+    def reproducibility_notes(self) -> list[str]:
+        return list(self._notes)
 
     def count_tokens(self, text: str) -> int:
         return len(self._require_tokenizer().encode(text, add_special_tokens=False))
@@ -179,3 +236,12 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         if self._tokenizer is None:
             raise BackendError("the tokenizer is available after load()", backend="vllm")
         return self._tokenizer
+
+
+def _vllm_input(prompt: Prompt) -> Any:
+    """vLLM's prompt: a ``TokensPrompt`` dict when `prepare` tokenised it, else the text."""
+    return {"prompt_token_ids": list(prompt.token_ids)} if prompt.token_ids is not None else prompt.text
+
+
+def _describe(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()) if k != "model")

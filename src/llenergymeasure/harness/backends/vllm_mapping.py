@@ -1,24 +1,26 @@
 """Pure translation between an `ExperimentConfig` and vLLM's offline API (no vLLM import).
 
-Targeted API: **vLLM 0.33.0**, read from the wheel's source:
+Targeted API: **vLLM 0.33.0**, read from the wheel's source, and checked against **0.12.0** (the
+vLLM image's default base) where they differ:
 
 - ``vllm/entrypoints/llm.py`` — ``LLM(model, *, tensor_parallel_size, dtype, quantization, seed,
   gpu_memory_utilization, enforce_eager, ..., **kwargs)``; other ``EngineArgs`` fields
   (``vllm/engine/arg_utils.py``: pipeline_parallel_size, max_num_seqs, max_num_batched_tokens,
   max_model_len, kv_cache_dtype, block_size, enable_prefix_caching, enable_chunked_prefill,
   speculative_config, enable_lora, max_lora_rank, disable_log_stats) pass through ``**kwargs``.
-  ``swap_space`` no longer exists. ``LLM`` defaults ``disable_log_stats=True``.
+  ``swap_space`` exists up to 0.16 and was removed by 0.22: it is passed only when set.
+  ``LLM`` defaults ``disable_log_stats=True`` (both versions).
 - ``vllm/sampling_params.py`` — ``SamplingParams(temperature, top_p, top_k, min_p, repetition_penalty,
   presence_penalty, frequency_penalty, seed, ignore_eos, max_tokens, min_tokens, ...)``; temperature 0
-  is greedy (top_p/top_k/min_p are then reset by vLLM); ``top_k=0`` disables top-k (-1 is still
-  accepted; versions before ~0.9 needed -1, see `TOP_K_DISABLED`).
+  is greedy (top_p/top_k/min_p are then reset by vLLM); ``top_k=0`` disables top-k in 0.12 and 0.33
+  (-1 is still accepted; much older versions needed -1, see `TOP_K_DISABLED`).
 - ``vllm/outputs.py`` — ``RequestOutput.prompt_token_ids``, ``.outputs[i].token_ids`` (the EOS token
   is included when generation stopped on it: ``v1/core/sched/utils.py:check_stop`` keeps it),
   ``.num_cached_tokens``, ``.metrics``.
 - ``vllm/v1/metrics/stats.py`` — ``RequestOutput.metrics`` is a ``RequestStateStats`` (V1 engine)
   *only when stats logging is on*, else None: ``arrival_time`` (wall clock), ``first_token_latency``
   (s, measured by the front end from arrival), ``first_token_ts`` / ``last_token_ts`` (engine-core
-  monotonic clock), ``num_generation_tokens``. The V0 engine (< 0.10) carried a ``RequestMetrics``
+  monotonic clock), ``num_generation_tokens`` — the same fields in 0.12. The V0 engine (< 0.10) carried a ``RequestMetrics``
   with wall-clock ``arrival_time`` / ``first_token_time`` / ``last_token_time``; both shapes are read.
 
 Decisions:
@@ -67,6 +69,7 @@ _ENGINE_PASSTHROUGH_FIELDS = (
     "enable_prefix_caching",
     "enable_chunked_prefill",
     "quantization",
+    "swap_space",
     "max_lora_rank",
 )
 

@@ -74,7 +74,7 @@ class EnergyMeter(abc.ABC):
     def stop_window(self) -> WindowEnergy:
         """Close the window opened by `start_window` and return its energy."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most meters hold nothing to release
         """Release the meter's resources; idempotent."""
 
     def describe(self) -> str:

@@ -94,7 +94,7 @@ def measured_devices(
     """Open `device_ids`; report each under its host index when the host told us the mapping."""
     hosts = list(host_device_ids) if len(host_device_ids) == len(device_ids) else list(device_ids)
     out = []
-    for local, host in zip(device_ids, hosts):
+    for local, host in zip(device_ids, hosts, strict=True):
         dev = provider.device(local)
         out.append(MeasuredDevice(host_index=host, uuid=dev.uuid, device=dev))
     return out
@@ -164,7 +164,10 @@ class PynvmlDevice:
 
     def throttle_reasons(self) -> int | None:
         nvml = self._nvml
-        fn = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        fn = (
+            getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        )
         return self._read("throttle", lambda: int(fn(self._handle)))
 
     def power_limit_w(self) -> float | None:

@@ -16,7 +16,7 @@ def _power_at(times_s: Sequence[float], powers_w: Sequence[float], t: float) -> 
         return powers_w[0]
     if t >= times_s[-1]:
         return powers_w[-1]
-    for (ta, pa), (tb, pb) in pairwise(zip(times_s, powers_w)):
+    for (ta, pa), (tb, pb) in pairwise(zip(times_s, powers_w, strict=True)):
         if ta <= t <= tb:
             return pa if tb == ta else pa + (pb - pa) * (t - ta) / (tb - ta)
     return powers_w[-1]  # unreachable for sorted times
@@ -28,7 +28,7 @@ def integrate_power_j(times_s: Sequence[float], powers_w: Sequence[float], t0: f
         raise ValueError("times_s and powers_w differ in length")
     if len(times_s) < 2 or t1 <= t0:
         return None if len(times_s) < 2 else 0.0
-    inner = [(t, p) for t, p in zip(times_s, powers_w) if t0 < t < t1]
+    inner = [(t, p) for t, p in zip(times_s, powers_w, strict=True) if t0 < t < t1]
     points = [(t0, _power_at(times_s, powers_w, t0)), *inner, (t1, _power_at(times_s, powers_w, t1))]
     return sum((tb - ta) * (pa + pb) / 2.0 for (ta, pa), (tb, pb) in pairwise(points))
 

@@ -63,7 +63,8 @@ class NvmlMeter(EnergyMeter):
         t0, self._t0 = self._t0, None
         warnings: list[MeasurementWarning] = []
         per_device = [
-            self._device_energy(dev, start, end, t0, t1, warnings) for dev, start, end in zip(self.devices, self._e0, e1)
+            self._device_energy(dev, start, end, t0, t1, warnings)
+            for dev, start, end in zip(self.devices, self._e0, e1, strict=True)
         ]
         values = [d.energy_j for d in per_device]
         total = None if any(v is None for v in values) else sum(v for v in values if v is not None)

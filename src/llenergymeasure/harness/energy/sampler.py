@@ -167,3 +167,27 @@ class PowerSampler:
         pq.write_table(table, tmp)
         tmp.replace(path)
         return len(rows)
+
+
+def timeline_energy_j(sampler: PowerSampler, t0: float, t1: float) -> float | None:
+    """The timeline's integral of instant power over [t0, t1], summed over devices; None if a device lacks samples."""
+    from llenergymeasure.harness.energy.integrate import integrate_power_j
+
+    margin = 2 * sampler.interval_s
+    total = 0.0
+    for dev in sampler.devices:
+        points = [(s.t_s, s.power_w) for s in sampler.device_samples(dev.host_index, t0 - margin, t1 + margin)]
+        powered = [(t, p) for t, p in points if p is not None]
+        energy = integrate_power_j([t for t, _ in powered], [p for _, p in powered], t0, t1)
+        if energy is None:
+            return None
+        total += energy
+    return total
+
+
+def throttled_between(sampler: PowerSampler, t0: float, t1: float, mask: int) -> bool | None:
+    """Whether any sample in [t0, t1] carries a throttle reason in `mask`; None when no sample reports reasons."""
+    reasons = [s.throttle_reasons for s in sampler.samples(t0, t1) if s.throttle_reasons is not None]
+    if not reasons:
+        return None
+    return any(r & mask for r in reasons)

@@ -66,7 +66,7 @@ class ZeusMeter(EnergyMeter):
         gpu_energy: dict[int, float] = dict(measurement.gpu_energy or {})
         per_device = tuple(
             DeviceWindowEnergy(dev.host_index, dev.uuid, gpu_energy.get(local), method)
-            for local, dev, method in zip(self.device_ids, self.devices, self._methods)
+            for local, dev, method in zip(self.device_ids, self.devices, self._methods, strict=True)
         )
         values = [d.energy_j for d in per_device]
         total = None if any(v is None for v in values) else float(sum(v for v in values if v is not None))

@@ -32,6 +32,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,12 +40,23 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, LLEMError
-from llenergymeasure.orchestrator.runners.base import RunRequest, Runner
+from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions, is_not_found
-from llenergymeasure.orchestrator.runners.docker_spec import ContainerSpec, DockerOptions, build_spec, default_user, with_labels
-from llenergymeasure.orchestrator.runners.reaper import owner_labels
-from llenergymeasure.schemas.events import PhaseStarted, ProgressEvent
+from llenergymeasure.orchestrator.runners.docker_spec import (
+    ContainerSpec,
+    DockerOptions,
+    build_spec,
+    default_user,
+    with_labels,
+)
+from llenergymeasure.orchestrator.runners.reaper import (
+    LABEL_HOST,
+    LABEL_HOST_PID,
+    LABEL_HOST_PID_START,
+    owner_labels,
+    process_alive,
+)
 from llenergymeasure.schemas.results import ExperimentResult
 
 logger = logging.getLogger(__name__)
@@ -106,15 +118,7 @@ class DockerRunner(Runner):
         if spec.user != self._host_user:
             request.run_dir.chmod(0o777)
         config_hash = request.job.config.measurement_config_hash()
-        phase: list[str | None] = [None]
-
-        def on_event(event: ProgressEvent) -> None:
-            if isinstance(event, PhaseStarted):
-                phase[0] = event.phase
-            if request.on_event is not None:
-                request.on_event(event)
-
-        handler = StreamHandler(request.run_dir, on_event=on_event, on_log=request.on_log)
+        handler = StreamHandler(request.run_dir, request.on_event, request.on_log)
         container: Any = None
         outcome = _Outcome()
         interrupted = False
@@ -129,10 +133,15 @@ class DockerRunner(Runner):
             handler.close()
             if container is not None:
                 self._dispose(container, graceful=not interrupted)
-
-        if outcome.timed_out or outcome.oom_killed or outcome.exit_code != 0:
-            raise self._failure(request, outcome, handler, phase[0], config_hash)
-        return collect_result(request.run_dir, request.job, log_tail=handler.tail())
+        failure = ExperimentFailure(
+            exit_code=outcome.exit_code,
+            oom_killed=outcome.oom_killed,
+            timed_out=outcome.timed_out,
+            phase=handler.last_phase,
+            log_tail=handler.log_tail(),
+            measurement_config_hash=config_hash,
+        )
+        return collect_result(request.run_dir, failure)
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -150,12 +159,39 @@ class DockerRunner(Runner):
             ]
         logger.debug("creating container %r", spec)
         try:
-            return self.client.containers.create(**kwargs)
+            try:
+                return self.client.containers.create(**kwargs)
+            except self._errors as e:
+                if not (_is_conflict(e) and self._remove_stale(spec.name)):
+                    raise
+                return self.client.containers.create(**kwargs)
         except self._errors as e:
             raise ExperimentError(
                 f"could not create container {spec.name} from image {spec.image}: {_explain(e)}",
                 ExperimentFailure(phase="container", error_type=type(e).__name__, measurement_config_hash=config_hash),
             ) from e
+
+    def _remove_stale(self, name: str) -> bool:
+        """Remove a container holding `name` if a dead llem process left it; True when removed."""
+        errors: tuple[type[BaseException], ...] = (*self._errors, ValueError)
+        try:
+            existing = self.client.containers.get(name)
+            labels = existing.labels or {}
+            pid = int(labels.get(LABEL_HOST_PID, "0"))
+        except errors:
+            return False
+        if (
+            pid <= 0
+            or labels.get(LABEL_HOST) != socket.gethostname()
+            or process_alive(pid, labels.get(LABEL_HOST_PID_START))
+        ):
+            return False  # not ours, another host's, or its owner still runs: leave it
+        logger.warning("removing stale container %s left by llem process %d, which is gone", name, pid)
+        try:
+            existing.remove(force=True)
+        except self._errors:
+            return False
+        return True
 
     def _start(self, container: Any, spec: ContainerSpec, config_hash: str) -> None:
         try:
@@ -259,33 +295,6 @@ class DockerRunner(Runner):
                 if not is_not_found(e):
                     logger.error("could not remove container %s: %s", name, e)
 
-    def _failure(
-        self, request: RunRequest, outcome: _Outcome, handler: StreamHandler, phase: str | None, config_hash: str
-    ) -> ExperimentError:
-        """The structured error for a run that did not exit cleanly (error.json read when present)."""
-        doc = handler.error_document(request.run_dir)
-        failure = ExperimentFailure(
-            exit_code=outcome.exit_code,
-            oom_killed=outcome.oom_killed,
-            timed_out=outcome.timed_out,
-            phase=(doc.phase if doc is not None and doc.phase else phase),
-            error_type=doc.type if doc is not None else None,
-            log_tail=handler.tail(),
-            measurement_config_hash=config_hash,
-        )
-        if outcome.timed_out == "wall_clock":
-            message = f"{request.name}: exceeded the wall-clock limit of {request.wall_timeout_s:g} s"
-        elif outcome.timed_out == "silence":
-            message = f"{request.name}: no output for {request.silence_timeout_s:g} s (hung?)"
-        elif outcome.oom_killed:
-            limit = f" (memory limit {self.options.mem_limit})" if self.options.mem_limit else ""
-            message = f"{request.name}: killed for running out of memory{limit}"
-        elif doc is not None:
-            message = f"{request.name}: {doc.type}: {doc.message}"
-        else:
-            message = f"{request.name}: the harness exited with code {outcome.exit_code} without writing error.json"
-        return ExperimentError(message, failure)
-
 
 def _pump(stream_name: str, chunks: Iterable[bytes], out: queue.Queue[tuple[str, object]]) -> None:
     """Reader thread: split a chunked byte stream into text lines."""
@@ -325,12 +334,17 @@ def _defer_sigint() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
+def _is_conflict(exc: BaseException) -> bool:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status == 409 or "Conflict" in str(exc)
+
+
 def _explain(exc: BaseException) -> str:
     """One line from a docker SDK exception, with a hint for the usual causes."""
     text = str(getattr(exc, "explanation", None) or exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
     name = type(exc).__name__
     if name == "ImageNotFound":
         return f"{text} (fix: build or pull the image, e.g. `make image-cpu`)"
-    if "Conflict" in text or getattr(getattr(exc, "response", None), "status_code", None) == 409:
+    if _is_conflict(exc):
         return f"{text} (fix: remove the leftover container, `docker rm -f <name>`)"
     return text

@@ -125,7 +125,10 @@ class ContainerSpec:
         return kwargs
 
     def __repr__(self) -> str:  # never show secret values, even in a debugger or a log line
-        env = {k: ("***" if k in self.secret_names else (v if len(v) < 80 else v[:77] + "...")) for k, v in self.environment.items()}
+        env = {
+            k: ("***" if k in self.secret_names else (v if len(v) < 80 else v[:77] + "..."))
+            for k, v in self.environment.items()
+        }
         return f"ContainerSpec(image={self.image!r}, name={self.name!r}, env={env!r}, volumes={dict(self.volumes)!r})"
 
 
@@ -135,7 +138,7 @@ _NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
 def container_name(*parts: str | int) -> str:
     """A valid, deterministic container name: ``llem-<parts...>``, sanitised, at most 128 characters."""
     raw = "-".join(["llem", *(str(p) for p in parts)])
-    name = _NAME_BAD.sub("-", raw).strip("-.")
+    name = re.sub(r"-{2,}", "-", _NAME_BAD.sub("-", raw)).strip("-.")
     return name[:128]
 
 

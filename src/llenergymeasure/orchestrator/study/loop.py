@@ -21,10 +21,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from llenergymeasure.errors import ExperimentError, LLEMError, StudyError
 from llenergymeasure.orchestrator.display import NullDisplay, StudyDisplay
-from llenergymeasure.orchestrator.runners.base import EventCallback, RunRequest, Runner
+from llenergymeasure.orchestrator.runners.base import EventCallback, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.docker_spec import container_name
 from llenergymeasure.orchestrator.runners.reaper import LABEL_CYCLE, LABEL_EXPERIMENT_ID, LABEL_STUDY_ID
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
@@ -51,7 +52,7 @@ class LoopServices:
     display: StudyDisplay = field(default_factory=NullDisplay)
     gaps: GapWaiter = field(default_factory=lambda: GapWaiter(enabled=False))
     baselines: BaselineCache = field(default_factory=BaselineCache)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     on_event: EventCallback | None = None
 
 
@@ -83,7 +84,9 @@ class StudyLoop:
                 raise
             except BaseException:
                 if self.store.entry(index, cycle).status == "running":
-                    self.store.mark_failed(index, cycle, RunFailure(type="InternalError", message="llem failed; see the log"))
+                    self.store.mark_failed(
+                        index, cycle, RunFailure(type="InternalError", message="llem failed; see the log")
+                    )
                 self.store.set_status("failed")
                 raise
             previous = (index, cycle)
@@ -117,7 +120,7 @@ class StudyLoop:
             host_device_ids=list(host_ids),
             cached_baseline=cached,
             timeseries=config.energy.timeseries,
-            log_level=self.services.log_level,  # type: ignore[arg-type]
+            log_level=self.services.log_level,
         )
         execution = self.study.execution
         return RunRequest(
@@ -174,6 +177,6 @@ def run_failure(error: LLEMError) -> RunFailure:
             phase=f.phase,
             exit_code=f.exit_code,
             oom_killed=f.oom_killed,
-            timed_out=timed_out,  # type: ignore[arg-type]
+            timed_out=timed_out,
         )
     return RunFailure(type=type(error).__name__, message=error.message)

@@ -157,6 +157,8 @@ def plan_entries(study: StudyConfig, known: Sequence[ManifestEntry]) -> list[Man
         h = config.measurement_config_hash()
         out.append(
             by_key.get((index, h, cycle))
-            or ManifestEntry(index=index, experiment_id=experiment_id(index, config), measurement_config_hash=h, cycle=cycle)
+            or ManifestEntry(
+                index=index, experiment_id=experiment_id(index, config), measurement_config_hash=h, cycle=cycle
+            )
         )
     return out

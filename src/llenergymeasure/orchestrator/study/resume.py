@@ -14,6 +14,7 @@ being run again — a result is never duplicated.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from llenergymeasure.errors import StudyError
@@ -42,14 +43,14 @@ def find_resumable(where: Path, design_hash: str) -> Path | None:
         candidates = [p for p in where.iterdir() if (p / MANIFEST_FILE).is_file()]
     else:
         return None
-    found: list[tuple[object, Path]] = []
+    found: list[tuple[datetime, Path]] = []
     for study_dir in candidates:
         m = _read_manifest(study_dir / MANIFEST_FILE)
         if m is not None and m.study_design_hash == design_hash and m.status != "completed":
             found.append((m.created_at, study_dir))
     if not found:
         return None
-    return max(found, key=lambda t: (t[0], t[1].name))[1]  # type: ignore[no-any-return]
+    return max(found, key=lambda t: (t[0], t[1].name))[1]
 
 
 def require_resumable(where: Path, design_hash: str) -> Path:
@@ -85,5 +86,9 @@ def adopt_finished_runs(store: ManifestStore, study_dir: Path) -> list[tuple[int
             continue
         store.mark_completed(entry.index, entry.cycle, finished_at=result.finished_at)
         adopted.append((entry.index, entry.cycle))
-        logger.info("adopted the result of experiment %s cycle %d written before the host stopped", entry.experiment_id, entry.cycle)
+        logger.info(
+            "adopted the result of experiment %s cycle %d written before the host stopped",
+            entry.experiment_id,
+            entry.cycle,
+        )
     return adopted

@@ -98,8 +98,8 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     user = opts.user_config or load_user_config(opts.env)
     gpus = opts.gpu_probe or probe_gpus()
     gpu_count = gpus.device_count()
-    backends = sorted({e.backend for e in study.experiments})
-    choices = {b: resolve_runner(b, user, gpu_count=gpu_count) for b in backends}
+    backends: list[str] = sorted({str(e.backend) for e in study.experiments})
+    choices: dict[str, RunnerChoice] = {b: resolve_runner(b, user, gpu_count=gpu_count) for b in backends}
     kinds = _runner_kinds(opts.runner, choices)
     check_multi_backend(kinds)
 
@@ -109,7 +109,7 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     output_dir = Path(opts.output_dir if opts.output_dir is not None else user.config.output.results_dir)
     hf_cache = host_hf_cache(opts.env)
     docker_options = opts.docker_options or docker_options_from(user, hf_cache)
-    images = {b: c.image for b, c in choices.items() if c.image is not None}
+    images: dict[str, str] = {b: c.image for b, c in choices.items() if c.image is not None}
 
     if not opts.skip_preflight:
         plan = PreflightPlan(
@@ -120,9 +120,16 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
             output_dir=output_dir,
             hf_cache_dir=docker_options.hf_cache_dir or hf_cache,
         )
-        run_preflight(plan, HostServices(gpus=gpus, docker_client=client, docker_error=docker_error, fetch_model=opts.fetch_model, env=opts.env))
+        run_preflight(
+            plan,
+            HostServices(
+                gpus=gpus, docker_client=client, docker_error=docker_error, fetch_model=opts.fetch_model, env=opts.env
+            ),
+        )
     elif opts.runner is None and docker_error is not None:
-        raise PreFlightError([PreFlightFailure("docker daemon", f"cannot reach the Docker daemon: {docker_error}", "start Docker")])
+        raise PreFlightError(
+            [PreFlightFailure("docker daemon", f"cannot reach the Docker daemon: {docker_error}", "start Docker")]
+        )
 
     runner_for = _runner_lookup(opts.runner, choices, client, docker_options, kinds)
     if client is not None:
@@ -130,7 +137,9 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
 
         reaped = reap_orphans(client)
         if reaped:
-            logger.warning("removed %d container(s) left by a llem process that is gone: %s", len(reaped), ", ".join(reaped))
+            logger.warning(
+                "removed %d container(s) left by a llem process that is gone: %s", len(reaped), ", ".join(reaped)
+            )
 
     study_dir, store = _open_study(study, output_dir, resume=opts.resume)
     atomic_write_text(study_dir / STUDY_YAML_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
@@ -191,7 +200,12 @@ def _open_study(study: StudyConfig, output_dir: Path, *, resume: bool) -> tuple[
         store = ManifestStore.load(study_dir / "manifest.json")
         adopt_finished_runs(store, study_dir)
         store.reconcile(study)
-        logger.info("resuming %s: %d of %d runs already completed", study_dir, store.count("completed"), len(store.manifest.entries))
+        logger.info(
+            "resuming %s: %d of %d runs already completed",
+            study_dir,
+            store.count("completed"),
+            len(store.manifest.entries),
+        )
         return study_dir, store
     study_dir = create_study_dir(output_dir, study.name)
     return study_dir, ManifestStore.create(study_dir, study_dir.name, study)

@@ -50,7 +50,7 @@ class PyTorchConfig(StrictModel):
 
 
 class VLLMEngineConfig(StrictModel):
-    """vLLM ``LLM(...)`` engine arguments (checked against vLLM 0.33 ``EngineArgs``)."""
+    """vLLM ``LLM(...)`` engine arguments (checked against vLLM 0.12 and 0.33 ``EngineArgs``)."""
 
     tensor_parallel_size: PositiveInt | None = Field(None, description="GPUs to shard each layer over (count).")
     pipeline_parallel_size: PositiveInt | None = Field(None, description="Pipeline stages (count).")
@@ -70,6 +70,12 @@ class VLLMEngineConfig(StrictModel):
     quantization: str | None = Field(
         None,
         description="vLLM quantization method (awq, gptq, fp8, compressed-tensors, ...); null = from the checkpoint.",
+    )
+    swap_space: float | None = Field(
+        None,
+        ge=0.0,
+        description="CPU swap space per GPU, in GiB. vLLM 0.12 (the image's default) takes it; vLLM >= 0.22 "
+        "removed it and refuses the engine start when it is set.",
     )
     speculative_model: str | None = Field(None, description="Draft model (hub id or path) for speculative decoding.")
     speculative_method: Literal["draft_model", "eagle", "eagle3", "ngram", "suffix", "mtp"] | None = Field(

@@ -5,21 +5,25 @@ impossible combination (min_p on a backend without it, a vLLM temperature above
 2, an int4 TensorRT engine in fp32, ...) fails when the config is loaded — never
 inside a container an hour into a study.
 
-Versions the tables were checked against (the backend images pin the same ones):
+Versions the tables were checked against. The backend images default to vLLM 0.12.0
+and TensorRT-LLM 1.0.0 (``images/*/Dockerfile`` ``BASE_IMAGE``); the tables hold for
+those and for the newest releases read (vLLM 0.33.0, TensorRT-LLM 1.2), and say
+where the two differ.
 
 - **transformers** ``GenerationConfig``: temperature, top_k, top_p, min_p,
   repetition_penalty, min_new_tokens, do_sample; dtypes float32/float16/bfloat16.
-- **vLLM 0.33.0** (read from the wheel: ``vllm/sampling_params.py``,
+- **vLLM 0.33.0 and 0.12.0** (read from both wheels: ``vllm/sampling_params.py``,
   ``vllm/engine/arg_utils.py``, ``vllm/config/{cache,lora,speculative}.py``,
   ``vllm/model_executor/layers/quantization/__init__.py``,
   ``vllm/platforms/cuda.py``):
   ``SamplingParams`` has temperature, top_k, top_p, min_p, repetition_penalty,
   min_tokens; greedy = temperature 0; ``_verify_args`` rejects temperature > 2
-  and min_tokens > max_tokens. The CUDA platform lists float32 among its
+  (since 0.27) and min_tokens > max_tokens. The CUDA platform lists float32 among its
   supported dtypes and the Triton/Flex attention backends run float32, so fp32 is
   allowed (older tables refused it; vLLM's V0 fused kernels did not run fp32).
   Quantised checkpoints run fp16/bf16 activations only (every quantisation
-  config's ``get_supported_act_dtypes`` except torchao's omits float32).
+  config's ``get_supported_act_dtypes`` omits float32 except torchao, bitsandbytes
+  and gguf).
 - **TensorRT-LLM 1.2** (LLM API, TensorRT-engine flow; read from the repository
   source: ``tensorrt_llm/sampling_params.py``, ``tensorrt_llm/llmapi/llm_args.py``,
   ``tensorrt_llm/quantization/mode.py``): ``SamplingParams`` has temperature,
@@ -72,7 +76,8 @@ DECODER_FIELD_SUPPORT: Final[dict[str, frozenset[str]]] = {
 }
 
 #: inclusive (low, high) bounds a backend puts on a decoder value when sampling (None = unbounded);
-#: vLLM's SamplingParams._verify_args rejects temperature outside [0, 2]
+#: vLLM's SamplingParams._verify_args rejects temperature outside [0, 2] since 0.27 (0.12 only checks >= 0);
+#: the bound applies to every version so a study stays valid when the image's vLLM is upgraded
 DECODER_VALUE_LIMITS: Final[dict[str, dict[str, tuple[float | None, float | None]]]] = {
     "pytorch": {},
     "vllm": {"temperature": (0.0, 2.0)},
@@ -88,24 +93,30 @@ LORA_MERGE_SUPPORT: Final[dict[str, bool]] = {"pytorch": True, "vllm": False, "t
 #: the precision a backend falls back to on a host without a GPU (only pytorch runs on CPU)
 CPU_CAPABLE: Final[frozenset[str]] = frozenset({"pytorch"})
 
-#: vLLM 0.33 ``QuantizationMethods`` (``vllm.model_executor.layers.quantization``)
+#: vLLM ``QuantizationMethods`` (``vllm.model_executor.layers.quantization``): the union of 0.12 (the image's
+#: default base) and 0.33, so a name valid in either passes; a name the installed vLLM lacks fails at engine start
 VLLM_QUANTIZATION_METHODS: Final[frozenset[str]] = frozenset(
     {
-        "awq", "auto_awq", "fp8", "fbgemm_fp8", "fp_quant", "modelopt", "modelopt_fp4", "modelopt_mxfp8",
-        "modelopt_mixed", "auto_gptq", "gptq", "gptq_marlin", "awq_marlin", "humming", "compressed-tensors",
-        "experts_int8", "quark", "moe_wna16", "torchao", "inc", "mxfp4", "gpt_oss_mxfp4", "deepseek_v4_fp8",
+        # in both
+        "awq", "fp8", "fbgemm_fp8", "fp_quant", "modelopt", "modelopt_fp4", "gptq_marlin", "awq_marlin", "gptq",
+        "compressed-tensors", "experts_int8", "quark", "moe_wna16", "torchao", "inc", "mxfp4",
+        # 0.12 only
+        "deepspeedfp", "tpu_int8", "ptpc_fp8", "bitblas", "gguf", "gptq_marlin_24", "gptq_bitblas", "bitsandbytes",
+        "hqq", "ipex", "auto-round", "rtn", "petit_nvfp4", "cpu_gptq", "cpu_awq",
+        # 0.33 only
+        "auto_awq", "modelopt_mxfp8", "modelopt_mixed", "auto_gptq", "humming", "gpt_oss_mxfp4", "deepseek_v4_fp8",
         "online", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel", "int8_per_channel_weight_only",
         "nvfp4_per_token", "mxfp8",
     }
 )  # fmt: skip
 
-#: vLLM quantisation methods whose kernels accept float32 activations
-VLLM_FP32_QUANTIZATION: Final[frozenset[str]] = frozenset({"torchao"})
+#: vLLM quantisation methods whose kernels accept float32 activations (``get_supported_act_dtypes``)
+VLLM_FP32_QUANTIZATION: Final[frozenset[str]] = frozenset({"torchao", "bitsandbytes", "gguf"})
 
-#: vLLM 0.33 ``MaxLoRARanks``
+#: vLLM ``MaxLoRARanks`` (the same in 0.12 and 0.33)
 VLLM_LORA_RANKS: Final[tuple[int, ...]] = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
-#: vLLM speculative methods that need a draft model, and those that must not have one
+#: vLLM speculative methods (in both 0.12 and 0.33) that need a draft model, and those that must not have one
 VLLM_SPECULATIVE_NEEDS_MODEL: Final[frozenset[str]] = frozenset({"draft_model", "eagle", "eagle3"})
 VLLM_SPECULATIVE_MODEL_FREE: Final[frozenset[str]] = frozenset({"ngram", "suffix", "mtp"})
 

@@ -1,0 +1,165 @@
+# How to build, check, test and ship llenergymeasure. CI (.ci/run, .github/)
+# and the README call these targets; nothing else knows the commands.
+#
+#   make install      dev venv (.venv) with the dev + pytorch extras, CPU torch
+#   make test         THE test command: Docker engine + CPU image + unit and
+#                     integration tests, in one pytest run
+#   make ci           install lint typecheck schema-check test
+#   make help         every target
+#
+# Runs on a machine with no GPU and no container registry: the CPU image is
+# built FROM a base made locally with debootstrap, from a wheelhouse made on
+# the host (see scripts/ and images/pytorch/Dockerfile).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Touched after a successful install; reinstalls when pyproject.toml changes.
+INSTALLED := $(VENV)/.installed
+
+# The CPU build of torch (a local wheel on the CI machines). Without this pin
+# pip fetches a CUDA build of several GB.
+TORCH_CPU ?= torch==2.13.0
+
+# Read from the sources, never written twice.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/llenergymeasure/_version.py)
+PROTOCOL := $(shell sed -n 's/^PROTOCOL_VERSION = \([0-9][0-9]*\).*/\1/p' src/llenergymeasure/schemas/job.py)
+
+# The CPU image's base: made here with debootstrap (no registry), or any
+# Debian 12 image with python3 + venv that can be pulled, e.g. on GitHub:
+# BASE_IMAGE_CPU=python:3.11-slim-bookworm.
+LOCAL_BASE := llenergymeasure/base:bookworm
+BASE_IMAGE_CPU ?= $(LOCAL_BASE)
+IMAGE_CPU ?= llenergymeasure/pytorch:$(VERSION)-cpu
+WHEELHOUSE ?= build/wheelhouse
+# All three pinned GPU bases (the ARG BASE_IMAGE defaults in images/*/Dockerfile)
+# are CUDA 12 builds; the tag says so. Override a base with e.g.
+# `make image-vllm BASE_IMAGE_vllm=vllm/vllm-openai:<tag> CUDA_MAJOR=...`.
+CUDA_MAJOR ?= 12
+GPU_BACKENDS := pytorch vllm tensorrt
+# Extra `docker build` options for the GPU images, e.g. an air-gapped build:
+# GPU_BUILD_ARGS="--build-arg PIP_INDEX_ARGS=--no-index"
+GPU_BUILD_ARGS ?=
+
+PYTEST_ARGS ?=
+LINT_PATHS := $(wildcard src tests benchmarks)
+
+.PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
+        test-gpu docker-engine base-image wheelhouse image-cpu images \
+        $(GPU_BACKENDS:%=image-%) demo bench ci clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+# ---------------------------------------------------------------- development
+
+install: $(INSTALLED) ## create $(VENV) and install the project editable with dev + pytorch extras
+
+# A torch that is already there (a CUDA build on a GPU host) is kept; only a
+# venv without one gets the CPU pin. hatchling lets make_wheelhouse.sh build
+# the project wheel without a throw-away isolated build environment.
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if $(BIN)/python -c 'import torch' 2>/dev/null; then torch=; else torch='$(TORCH_CPU)'; fi; \
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
+	    -e '.[dev,pytorch]' hatchling $$torch
+	touch $@
+
+lint: $(INSTALLED) ## ruff check + ruff format --check + import contracts
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/lint-imports
+
+typecheck: $(INSTALLED) ## mypy (strict, config in pyproject.toml)
+	$(BIN)/mypy src
+
+schema-check: $(INSTALLED) ## fail when the committed JSON Schemas drift from the models
+	$(BIN)/python -m llenergymeasure.schemas.jsonschema --check
+
+docs: $(INSTALLED) ## regenerate the config/result reference from the models
+	$(BIN)/python -m llenergymeasure.schemas.docgen
+
+# ---------------------------------------------------------------------- tests
+
+# pytest with exit code 5 ("no tests collected") reported as what it is: a
+# failure. The status is passed through, never swallowed.
+define pytest
+	rc=0; $(BIN)/python -m pytest $(1) $(PYTEST_ARGS) || rc=$$?; \
+	if [ "$$rc" -eq 5 ]; then echo "error: pytest collected no tests from: $(1)" >&2; fi; \
+	exit "$$rc"
+endef
+
+test: $(INSTALLED) docker-engine image-cpu ## THE test command: unit + integration tests (real Docker, CPU image)
+	$(call pytest,tests/unit tests/integration)
+
+test-unit: $(INSTALLED) ## unit tests only (no Docker, no GPU)
+	$(call pytest,tests/unit)
+
+test-integration: $(INSTALLED) docker-engine image-cpu ## integration tests (real Docker, CPU image)
+	$(call pytest,tests/integration)
+
+test-gpu: $(INSTALLED) ## tests that need an NVIDIA GPU (self-hosted runner)
+	$(call pytest,-m gpu tests/gpu)
+
+# --------------------------------------------------------------------- images
+
+docker-engine: ## install and start a Docker engine when none answers
+	scripts/install_docker_engine.sh
+
+base-image: docker-engine ## the CPU image's base: debootstrap llenergymeasure/base:bookworm (only if missing)
+ifeq ($(BASE_IMAGE_CPU),$(LOCAL_BASE))
+	BASE_IMAGE_TAG='$(LOCAL_BASE)' scripts/bootstrap_base_image.sh
+else
+	docker image inspect '$(BASE_IMAGE_CPU)' >/dev/null 2>&1 || docker pull '$(BASE_IMAGE_CPU)'
+endif
+
+wheelhouse: $(INSTALLED) ## project wheel + every CPU-image dependency wheel in build/wheelhouse
+	PYTHON='$(BIN)/python' scripts/make_wheelhouse.sh $(WHEELHOUSE) \
+	    --extra pytorch '$(TORCH_CPU)' tokenizers
+
+image-cpu: base-image wheelhouse ## the CPU image the integration tests run (air-gapped build)
+	@test -n '$(PROTOCOL)' || { echo "error: PROTOCOL_VERSION not found in src/llenergymeasure/schemas/job.py" >&2; exit 1; }
+	scripts/build_image.sh '$(IMAGE_CPU)' images/pytorch/Dockerfile $(WHEELHOUSE) \
+	    --build-arg BASE_IMAGE='$(BASE_IMAGE_CPU)' --build-arg PIP_INDEX_ARGS=--no-index \
+	    --build-arg VERSION='$(VERSION)' --build-arg PROTOCOL='$(PROTOCOL)'
+
+images: $(GPU_BACKENDS:%=image-%) ## the three GPU images (needs a registry to pull the bases)
+
+# The GPU wheelhouses hold the project wheel and the requirement list only;
+# the dependencies come from the index during the build. Building the wheel
+# needs only pip, not the dev venv.
+$(GPU_BACKENDS:%=image-%): image-%: docker-engine
+	@test -n '$(PROTOCOL)' || { echo "error: PROTOCOL_VERSION not found in src/llenergymeasure/schemas/job.py" >&2; exit 1; }
+	base='$(BASE_IMAGE_$*)'; base="$${base:-$$(sed -n 's/^ARG BASE_IMAGE=//p' images/$*/Dockerfile)}"; \
+	docker image inspect "$$base" >/dev/null 2>&1 || docker pull "$$base" || { \
+	    echo "error: cannot pull $$base, the base of the $* image. GPU images need a registry" >&2; \
+	    echo "       (or the base loaded beforehand with docker load); the CPU image does not: make image-cpu" >&2; \
+	    exit 1; }; \
+	PYTHON='$(PYTHON)' scripts/make_wheelhouse.sh build/wheelhouse-$* --no-download \
+	    $(if $(filter pytorch,$*),--extra pytorch); \
+	scripts/build_image.sh 'llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)' images/$*/Dockerfile build/wheelhouse-$* \
+	    --build-arg BASE_IMAGE="$$base" --build-arg VERSION='$(VERSION)' --build-arg PROTOCOL='$(PROTOCOL)' \
+	    $(GPU_BUILD_ARGS)
+
+# ------------------------------------------------------------------ the rest
+
+demo: $(INSTALLED) docker-engine image-cpu ## tiny random model + llem run examples/demo.yaml on the CPU image
+	$(BIN)/python scripts/make_tiny_model.py
+	$(BIN)/llem run examples/demo.yaml
+
+bench: $(INSTALLED) ## the benchmarks (ratios measured side by side)
+	$(BIN)/python benchmarks/run_all.py
+
+ci: install lint typecheck schema-check test ## what .ci/run runs after setting up the machine
+
+clean: ## build outputs and caches (keeps $(VENV) and the images)
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean ## also the venv
+	rm -rf $(VENV)

@@ -1,0 +1,188 @@
+"""One job, phase by phase: pre-flight → environment → dataset → baseline → load → warmup → measure → metrics → write.
+
+`run_job` joins the pieces and nothing else; each phase lives in its own module.
+Everything with a side effect on the outside world (NVML, the backend, clocks,
+sleeping, the dataset download) comes in through `HarnessDeps`, so tests run the
+whole pipeline with fakes of our own interfaces.
+
+Order matters for the measurement:
+- the idle baseline is measured after the device context is up and *before* the
+  model loads (nothing running, nothing allocated);
+- prompts are read, selected, truncated and tokenised before the window;
+- the timeline sampler runs from the baseline to the end of the window;
+- ``result.json`` is written last (after ``timeseries.parquet``), atomically, so
+  its presence means the run is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.harness.atomic import write_text_atomic
+from llenergymeasure.harness.backends import create_backend
+from llenergymeasure.harness.backends.base import InferenceBackend
+from llenergymeasure.harness.baseline import resolve_baseline, utc_now
+from llenergymeasure.harness.datasets import Fetcher, build_prompts
+from llenergymeasure.harness.energy.base import EnergyMeter
+from llenergymeasure.harness.energy.device import (
+    THROTTLE_POWER_THERMAL_MASK,
+    MeasuredDevice,
+    NvmlProvider,
+    measured_devices,
+)
+from llenergymeasure.harness.energy.factory import create_meter
+from llenergymeasure.harness.energy.sampler import PowerSampler, throttled_between, timeline_energy_j
+from llenergymeasure.harness.environment import snapshot
+from llenergymeasure.harness.events import EventEmitter, ThrottledProgress
+from llenergymeasure.harness.preflight import check_devices, run_preflight
+from llenergymeasure.harness.result import RunFacts, build_result
+from llenergymeasure.harness.warmup import run_warmup
+from llenergymeasure.harness.window import run_window
+from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
+from llenergymeasure.schemas.job import RESULT_FILE, TIMESERIES_FILE, ExperimentJob
+from llenergymeasure.schemas.results import ExperimentResult, MeasurementWarning
+
+logger = logging.getLogger(__name__)
+
+BackendFactory = Callable[[Any, Sequence[int]], InferenceBackend[Any]]
+MeterFactory = Callable[..., EnergyMeter]
+
+#: Python distribution of each backend's framework (for the environment snapshot)
+BACKEND_PACKAGES = {"pytorch": "torch", "vllm": "vllm", "tensorrt": "tensorrt_llm"}
+
+
+@dataclass
+class HarnessDeps:
+    """The outside world, injectable."""
+
+    nvml: NvmlProvider | None = None
+    backend_factory: BackendFactory = create_backend
+    meter_factory: MeterFactory = create_meter
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = utc_now
+    dataset_fetch: Fetcher | None = None
+    extra_warnings: list[MeasurementWarning] = field(default_factory=list)
+
+
+def _hottest(devices: Sequence[MeasuredDevice]) -> float | None:
+    temps = [t for d in devices if (t := d.device.temperature_c()) is not None]
+    return max(temps) if temps else None
+
+
+def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: HarnessDeps) -> ExperimentResult:
+    """Measure `job`, write ``result.json`` (+ ``timeseries.parquet``) into `results_dir`, return the result."""
+    config, ctx = job.config, job.context
+    started_at = deps.now()
+    device_ids = list(ctx.device_ids)
+    host_ids = list(ctx.host_device_ids) if len(ctx.host_device_ids) == len(device_ids) else device_ids
+    backend = deps.backend_factory(config, device_ids)
+
+    with events.phase("preflight"):
+        failures = check_devices(deps.nvml, device_ids)
+        devices = measured_devices(deps.nvml, device_ids, host_ids) if deps.nvml is not None and not failures else []
+        cache_dir = Path(ctx.dataset_cache_dir) if ctx.dataset_cache_dir else None
+        pre = run_preflight(
+            config, backend, devices, dataset_cache_dir=cache_dir, fetch=deps.dataset_fetch, prior_failures=failures
+        )
+    warnings = [*deps.extra_warnings, *pre.warnings]
+
+    with events.phase("environment"):
+        driver = deps.nvml.driver_version() if deps.nvml is not None else None
+        environment = snapshot(
+            backend_package=BACKEND_PACKAGES.get(config.backend),
+            devices=devices,
+            driver_version=driver,
+            image=ctx.image,
+        )
+
+    with events.phase("dataset"):
+        prompts, notes = build_prompts(config, pre.source)
+        notes += pre.source.notes
+
+    sampler = PowerSampler(devices, config.energy.sample_interval_ms / 1000.0, clock=deps.clock) if devices else None
+    meter = deps.meter_factory(
+        config.energy.backend, device_ids=device_ids, devices=devices, sampler=sampler, clock=deps.clock
+    )
+    logger.info("energy meter: %s", meter.describe())
+    try:
+        if sampler is not None:
+            sampler.start()
+        with events.phase("baseline"):
+            backend.prepare_device()
+            baseline = resolve_baseline(
+                config.baseline, ctx.cached_baseline, host_ids, meter, sleep=deps.sleep, now=deps.now
+            )
+
+        with events.phase("load"):
+            backend.load()
+            prompts = backend.prepare(prompts)
+            notes += backend.reproducibility_notes()
+
+        with events.phase("warmup"):
+
+            def warmup_progress(done: int, total: int, cv: float | None) -> None:
+                events.emit(WarmupProgress(done=done, total=total, cv=cv))
+
+            warmup = run_warmup(
+                backend, prompts, config.warmup, config.max_output_tokens, clock=deps.clock, on_progress=warmup_progress
+            )
+            if warmup is None:
+                warnings.append(MeasurementWarning(code="warmup_disabled", message="warmup is disabled: cold start"))
+
+        with events.phase("measure"):
+            temperature_start = _hottest(devices)
+            backend.reseed(config.random_seed)
+            events.emit(WindowStarted(n_prompts=len(prompts)))
+            window = run_window(
+                backend, prompts, meter, clock=deps.clock, now=deps.now, on_progress=ThrottledProgress(events)
+            )
+            events.emit(WindowFinished(duration_s=window.duration_s, output_tokens=window.output_tokens))
+            temperature_end = _hottest(devices)
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        meter.close()
+
+    with events.phase("metrics"):
+        facts = RunFacts(
+            job=job,
+            started_at=started_at,
+            finished_at=deps.now(),
+            window=window,
+            baseline=baseline,
+            warmup=warmup,
+            environment=environment,
+            effective_precision=backend.effective_precision,
+            device=backend.device,
+            device_ids=host_ids,
+            memory=backend.memory_stats(),
+            non_embedding_params=backend.non_embedding_params(),
+            temperature_start_c=temperature_start,
+            temperature_end_c=temperature_end,
+            warnings=warnings,
+            notes=notes,
+        )
+        if sampler is not None:
+            facts.timeline_energy_j = timeline_energy_j(sampler, window.t0_s, window.t1_s)
+            facts.throttled = throttled_between(sampler, window.t0_s, window.t1_s, THROTTLE_POWER_THERMAL_MASK)
+        write_timeseries = sampler is not None and ctx.timeseries and config.energy.timeseries
+        facts.timeseries_file = TIMESERIES_FILE if write_timeseries else None
+        result = build_result(facts)
+        for w in result.warnings:
+            events.warning(w.code, w.message)
+
+    with events.phase("write"):
+        if write_timeseries and sampler is not None:
+            rows = sampler.write_parquet(results_dir / TIMESERIES_FILE, window=(window.t0_s, window.t1_s))
+            logger.info("power timeline: %d samples → %s", rows, TIMESERIES_FILE)
+        write_text_atomic(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
+    events.emit(ResultWritten(path=RESULT_FILE))
+    backend.close()
+    return result

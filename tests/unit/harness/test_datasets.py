@@ -1,0 +1,134 @@
+"""Prompt sources: the AI Energy Score cache and fetch path, local JSONL, synthetic prompts, selection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from llenergymeasure.errors import ConfigError, NotAvailableError
+from llenergymeasure.harness.datasets import (
+    AIENERGYSCORE_CACHE_FILE,
+    AIENERGYSCORE_REVISION,
+    build_prompts,
+    load_aienergyscore,
+    load_source,
+    read_prompt_jsonl,
+    select,
+    synthetic_texts,
+)
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.config.sections import SyntheticDataset
+
+SHARED = Path(__file__).resolve().parents[4] / "shared" / "datasets"
+
+
+def write_jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_aienergyscore_from_a_prepared_cache_dir() -> None:
+    source = load_aienergyscore(SHARED, fetch=lambda: pytest.fail("must not fetch when cached"))
+    assert len(source.texts) == 1000
+    assert source.revision == AIENERGYSCORE_REVISION
+    assert source.notes == []
+    assert source.texts[0].startswith("Du Fu 's work is notable")
+
+
+def test_aienergyscore_is_fetched_once_converted_and_cached(tmp_path: Path) -> None:
+    parquet = tmp_path / "train.parquet"
+    pq.write_table(pa.table({"text": ["first prompt", "second prompt", "third"]}), parquet)
+    calls: list[int] = []
+
+    def fetch() -> Path:
+        calls.append(1)
+        return parquet
+
+    cache = tmp_path / "cache"
+    first = load_aienergyscore(cache, fetch)
+    second = load_aienergyscore(cache, fetch)
+    assert first.texts == second.texts == ["first prompt", "second prompt", "third"]
+    assert calls == [1]
+    prompts, provenance = read_prompt_jsonl(cache / AIENERGYSCORE_CACHE_FILE)
+    assert prompts == first.texts
+    assert provenance["_commit"] == AIENERGYSCORE_REVISION
+
+
+def test_aienergyscore_neither_cached_nor_fetchable_says_what_to_do(tmp_path: Path) -> None:
+    def offline() -> Path:
+        raise OSError("network unreachable")
+
+    with pytest.raises(NotAvailableError) as err:
+        load_aienergyscore(tmp_path, offline)
+    message = err.value.message
+    assert "network unreachable" in message
+    assert "JSONL" in message
+    assert str(tmp_path) in message
+
+
+def test_jsonl_skips_provenance_and_blank_lines(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"_provenance": "x", "_commit": "abc"}, {"prompt": "a"}, {"prompt": "b"}])
+    path.write_text(path.read_text() + "\n\n", encoding="utf-8")
+    prompts, provenance = read_prompt_jsonl(path)
+    assert prompts == ["a", "b"]
+    assert provenance == {"_provenance": "x", "_commit": "abc"}
+
+
+@pytest.mark.parametrize(
+    ("rows", "fragment"),
+    [([{"text": "no prompt key"}], ':1: expected an object with a string "prompt"'), ([], "has no prompts")],
+)
+def test_jsonl_errors_name_file_and_line(tmp_path: Path, rows: list[object], fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        read_prompt_jsonl(write_jsonl(tmp_path / "bad.jsonl", rows))
+    assert fragment in err.value.message
+
+
+def test_missing_jsonl_and_invalid_json(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        read_prompt_jsonl(tmp_path / "nope.jsonl")
+    (tmp_path / "broken.jsonl").write_text('{"prompt": "ok"}\n{not json\n')
+    with pytest.raises(ConfigError, match=":2: not valid JSON"):
+        read_prompt_jsonl(tmp_path / "broken.jsonl")
+
+
+def test_selection_is_deterministic_in_the_seed() -> None:
+    texts = [f"t{i}" for i in range(100)]
+    a, notes = select(texts, 10, seed=42)
+    assert a == select(texts, 10, seed=42)[0]
+    assert a != select(texts, 10, seed=43)[0]
+    assert len(set(a)) == 10
+    assert notes == []
+
+
+def test_selection_beyond_the_set_repeats_with_a_note() -> None:
+    chosen, notes = select(["a", "b", "c"], 7, seed=1)
+    assert len(chosen) == 7
+    assert set(chosen) == {"a", "b", "c"}
+    assert notes and "repeat" in notes[0]
+
+
+def test_synthetic_prompts_are_deterministic_and_long_enough() -> None:
+    spec = SyntheticDataset(input_tokens=32, output_tokens=16)
+    texts = synthetic_texts(spec, 4, seed=3)
+    assert texts == synthetic_texts(spec, 4, seed=3)
+    assert texts != synthetic_texts(spec, 4, seed=4)
+    assert all(len(t.split()) >= 32 for t in texts)
+
+
+def test_build_prompts_from_config(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"p{i}"} for i in range(20)])
+    cfg = ExperimentConfig(model="m", dataset=str(path), n=5, max_input_tokens=64, max_output_tokens=32)
+    prompts, _ = build_prompts(cfg, load_source(cfg, None))
+    assert len(prompts) == 5
+    assert {(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in prompts} == {(32, None, 64)}
+
+    synth = ExperimentConfig(model="m", dataset={"synthetic": True, "input_tokens": 100, "output_tokens": 7}, n=3,
+                             max_input_tokens=64)
+    prompts, notes = build_prompts(synth, load_source(synth, None))
+    assert {(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in prompts} == {(7, 7, 64)}
+    assert notes == ["synthetic input_tokens capped at max_input_tokens=64"]

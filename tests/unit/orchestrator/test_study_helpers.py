@@ -1,0 +1,144 @@
+"""Gaps, the baseline cache and the per-configuration summary."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+
+import pytest
+from orch_factories import T0, make_result, tiny_config
+
+from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
+from llenergymeasure.orchestrator.study.gaps import GapWaiter, gap_before
+from llenergymeasure.orchestrator.study.summary import mean_std, summarise
+from llenergymeasure.schemas.job import ExperimentJob, RunContext
+from llenergymeasure.schemas.study import ExecutionConfig
+
+EX = dict(config_gap_seconds=60, cycle_gap_seconds=300)
+
+
+@pytest.mark.parametrize(
+    ("order", "prev", "nxt", "expected"),
+    [
+        ("sequential", None, (0, 1), 0.0),
+        ("sequential", (0, 1), (0, 2), 300.0),  # same experiment, next cycle
+        ("sequential", (0, 2), (1, 1), 60.0),  # experiment changes
+        ("interleaved", (0, 1), (1, 1), 60.0),
+        ("interleaved", (2, 1), (0, 2), 300.0),  # a new round starts
+        ("shuffled", (1, 1), (2, 1), 60.0),
+        ("shuffled", (1, 1), (1, 2), 300.0),
+    ],
+)
+def test_gap_before(order: str, prev: tuple[int, int] | None, nxt: tuple[int, int], expected: float) -> None:
+    ex = ExecutionConfig.model_validate({"cycle_order": order, **EX})
+    assert gap_before(prev, nxt, ex)[0] == expected
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.t = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+
+def test_gap_waiter_counts_down_in_seconds() -> None:
+    ft = FakeTime()
+    ticks: list[float] = []
+    GapWaiter(on_tick=lambda left, reason: ticks.append(left), sleep=ft.sleep, clock=ft.clock).wait(2.5, "config gap")
+    assert sum(ft.slept) == pytest.approx(2.5)
+    assert ticks == [3, 2, 1, 0.0]
+
+
+def test_no_gaps_never_sleeps() -> None:
+    ft = FakeTime()
+    GapWaiter(enabled=False, sleep=ft.sleep, clock=ft.clock).wait(60, "config gap")
+    assert ft.slept == []
+
+
+def _job(cycle: int = 1) -> ExperimentJob:
+    return ExperimentJob(config=tiny_config(), context=RunContext(experiment_id="000-x", cycle=cycle))
+
+
+def test_baseline_cache_per_image_and_device_set_with_ttl() -> None:
+    now = [T0]
+    cache = BaselineCache(clock=lambda: now[0])
+    measured = make_result(_job(), energy_j=50.0, baseline_power_w=40.0, baseline_method="measured", measured_at=T0)
+    stored = cache.offer("img:1", [1, 0], measured)
+    assert stored is not None
+    assert stored.power_w == 40.0
+    assert cache.get("img:1", [0, 1], ttl_s=3600) == stored  # device order does not matter
+    assert cache.get("img:2", [0, 1], ttl_s=3600) is None  # other image
+    assert cache.get("img:1", [0], ttl_s=3600) is None  # other device set
+    now[0] = T0 + timedelta(seconds=3599)
+    assert cache.get("img:1", [0, 1], ttl_s=3600) == stored
+    now[0] = T0 + timedelta(seconds=3600)
+    assert cache.get("img:1", [0, 1], ttl_s=3600) is None  # expired
+
+
+def test_baseline_cache_ignores_reused_or_missing_baselines() -> None:
+    cache = BaselineCache(clock=lambda: T0)
+    assert cache.offer("img", [0], make_result(_job(), baseline_method="unavailable")) is None
+    reused = make_result(_job(), energy_j=5.0, baseline_power_w=40.0, baseline_method="cached", measured_at=T0)
+    assert cache.offer("img", [0], reused) is None
+    assert cache.get("img", [0], 3600) is None
+
+
+def test_mean_and_sample_std() -> None:
+    assert mean_std([]) == (None, None)
+    assert mean_std([None, 2.0]) == (2.0, None)
+    mean, std = mean_std([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3)
+    # sample std by hand: deviations -4/3, -1/3, 5/3 → squares 16/9 + 1/9 + 25/9 = 42/9, over n-1 = 2
+    assert std == pytest.approx((42 / 9 / 2) ** 0.5)
+
+
+def test_summary_across_cycles() -> None:
+    results = [
+        make_result(
+            _job(1),
+            output_tokens=100,
+            window_s=2.0,
+            energy_j=50.0,
+            baseline_power_w=10.0,
+            baseline_method="measured",
+            measured_at=T0,
+        ),
+        make_result(
+            _job(2),
+            output_tokens=100,
+            window_s=4.0,
+            energy_j=70.0,
+            baseline_power_w=10.0,
+            baseline_method="cached",
+            measured_at=T0,
+        ),
+    ]
+    s = summarise(tiny_config(), results)
+    assert s.cycles_completed == 2
+    assert s.energy_per_output_token_j_mean == pytest.approx((0.5 + 0.7) / 2)
+    assert s.energy_per_output_token_j_std == pytest.approx(statistics.stdev([0.5, 0.7]))
+    # adjusted: (50 - 10*2)/100 = 0.30, (70 - 10*4)/100 = 0.30
+    assert s.energy_per_output_token_adjusted_j_mean == pytest.approx(0.30)
+    assert s.output_tokens_per_s_mean == pytest.approx((50 + 25) / 2)
+    assert s.output_tokens_per_s_std == pytest.approx(statistics.stdev([50, 25]))
+    assert s.energy_method == "counter"
+
+
+def test_summary_without_energy_is_unavailable_not_zero() -> None:
+    s = summarise(tiny_config(), [make_result(_job(1)), make_result(_job(2))])
+    assert s.energy_per_output_token_j_mean is None
+    assert s.energy_per_output_token_j_std is None
+    assert s.energy_method == "unavailable"
+    assert s.output_tokens_per_s_mean == pytest.approx(50.0)
+    assert s.output_tokens_per_s_std == pytest.approx(0.0)
+
+
+def test_summary_mixed_methods() -> None:
+    s = summarise(tiny_config(), [make_result(_job(1), energy_j=1.0), make_result(_job(2))])
+    assert s.energy_method == "mixed"
