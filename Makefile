@@ -51,7 +51,7 @@ LINT_PATHS := $(wildcard src tests benchmarks)
 
 .PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
         test-gpu docker-engine base-image wheelhouse image-cpu images \
-        $(GPU_BACKENDS:%=image-%) demo bench ci clean distclean
+        $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version demo bench ci clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -146,7 +146,16 @@ $(GPU_BACKENDS:%=image-%): image-%: docker-engine
 	    --build-arg BASE_IMAGE="$$base" --build-arg VERSION='$(VERSION)' --build-arg PROTOCOL='$(PROTOCOL)' \
 	    $(GPU_BUILD_ARGS)
 
+# Tag and push one GPU image as $(REGISTRY)/llenergymeasure/<backend>:<tag>.
+$(GPU_BACKENDS:%=push-image-%): push-image-%: image-%
+	@test -n '$(REGISTRY)' || { echo "error: set REGISTRY=<registry host>/<namespace>" >&2; exit 1; }
+	docker tag 'llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)' '$(REGISTRY)/llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)'
+	docker push '$(REGISTRY)/llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)'
+
 # ------------------------------------------------------------------ the rest
+
+version: ## print the project version (from src/llenergymeasure/_version.py)
+	@echo '$(VERSION)'
 
 demo: $(INSTALLED) docker-engine image-cpu ## tiny random model + llem run examples/demo.yaml on the CPU image
 	$(BIN)/python scripts/make_tiny_model.py

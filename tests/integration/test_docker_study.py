@@ -49,7 +49,9 @@ def test_llem_run_study_end_to_end(cpu_image: str, tiny_model: Path, dataset_cac
         text=True,
         timeout=900,
     )
-    assert proc.returncode == 0, f"llem run failed ({proc.returncode})\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (
+        f"llem run failed ({proc.returncode})\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    )
 
     study_dir = only_study_dir(output)
     assert study_dir.name.startswith("e2e-batch-sweep_")
@@ -63,7 +65,11 @@ def test_llem_run_study_end_to_end(cpu_image: str, tiny_model: Path, dataset_cac
     for entry in manifest.entries:
         run_dir = study_dir / str(entry.run_dir)
         result = ExperimentResult.model_validate_json((run_dir / "result.json").read_text())
-        assert (result.experiment_id, result.cycle, result.study_id) == (entry.experiment_id, entry.cycle, study_dir.name)
+        assert (result.experiment_id, result.cycle, result.study_id) == (
+            entry.experiment_id,
+            entry.cycle,
+            study_dir.name,
+        )
         assert result.n_prompts == 3
         assert result.output_tokens > 0
         assert result.output_tokens_per_s == pytest.approx(result.output_tokens / result.window_duration_s)

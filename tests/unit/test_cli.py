@@ -69,11 +69,13 @@ def test_dry_run_shortens_large_grids(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_dry_run_reports_skipped_points(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     study = tmp_path / "s.yaml"
-    study.write_text("model: gpt2\nsweep:\n  backend: [pytorch, vllm]\n  precision: [fp32, bf16]\n")
+    study.write_text(
+        "model: gpt2\ndecoder: {do_sample: true}\nsweep:\n  backend: [pytorch, vllm]\n  decoder.temperature: [1.0, 2.5]\n"
+    )
     assert main(["run", str(study), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "skipped 1 invalid grid point(s)" in out
-    assert "backend=vllm, precision=fp32" in out
+    assert "backend=vllm, decoder.temperature=2.5" in out
     assert re.search(r"^3 experiments", out, re.M)
 
 

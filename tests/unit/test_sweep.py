@@ -24,13 +24,15 @@ def test_cartesian_product_count() -> None:
 
 
 def test_backend_scoped_keys_in_multi_backend_sweep() -> None:
-    # pytorch: 3 precisions × 3 batch sizes = 9; vllm: fp16,bf16 (fp32 skipped ×2) × 2 max_num_seqs = 4 → 13; skipped 2
+    # pytorch: 2 temperatures × 3 batch sizes = 6
+    # vllm: temperature 1.0 × 2 max_num_seqs = 2 valid; temperature 2.5 × 2 = 2 skipped (vLLM caps it at 2)
     study = _resolve(
         {
             "model": "gpt2",
+            "decoder": {"do_sample": True},
             "sweep": {
                 "backend": ["pytorch", "vllm"],
-                "precision": ["fp32", "fp16", "bf16"],
+                "decoder.temperature": [1.0, 2.5],
                 "pytorch.batch_size": [1, 4, 8],
                 "vllm.engine.max_num_seqs": [64, 256],
             },
@@ -39,9 +41,9 @@ def test_backend_scoped_keys_in_multi_backend_sweep() -> None:
     by_backend: dict[str, int] = {}
     for e in study.experiments:
         by_backend[e.backend] = by_backend.get(e.backend, 0) + 1
-    assert by_backend == {"pytorch": 9, "vllm": 4}
+    assert by_backend == {"pytorch": 6, "vllm": 2}
     assert len(study.skipped) == 2
-    assert all("precision fp32 is not supported by backend vllm" in s.reason for s in study.skipped)
+    assert all(s.overrides["backend"] == "vllm" and s.overrides["decoder.temperature"] == 2.5 for s in study.skipped)
     assert {s.overrides["vllm.engine.max_num_seqs"] for s in study.skipped} == {64, 256}
     # scoped keys never leak into the other backend
     assert all(e.vllm is None for e in study.experiments if e.backend == "pytorch")
@@ -83,8 +85,8 @@ def test_duplicates_dropped_and_reported() -> None:
 
 
 def test_invalid_points_skipped_not_fatal() -> None:
-    study = _resolve({"model": "m", "backend": "vllm", "sweep": {"precision": ["fp32", "fp16"]}})
-    assert [e.precision for e in study.experiments] == ["fp16"]
+    study = _resolve({"model": "m", "backend": "vllm", "decoder": {"do_sample": True}, "sweep": {"decoder.temperature": [2.5, 1.0]}})
+    assert [e.decoder.temperature for e in study.experiments] == [1.0]
     assert len(study.skipped) == 1
 
 

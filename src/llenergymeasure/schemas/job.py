@@ -59,7 +59,7 @@ class RunContext(StrictModel):
 class ExperimentJob(StrictModel):
     """The whole job handed to the harness."""
 
-    protocol_version: Literal[1] = Field(PROTOCOL_VERSION, description="Host ↔ container protocol version.")
+    protocol_version: Literal[1] = Field(1, description="Host ↔ container protocol version.")
     config: ExperimentConfig = Field(description="The experiment to run.")
     context: RunContext = Field(default_factory=RunContext, description="Run context.")
 

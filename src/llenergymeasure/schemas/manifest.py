@@ -44,7 +44,7 @@ class ManifestEntry(StrictModel):
 class StudyManifest(StrictModel):
     """The study's checkpoint: what ran, what is left."""
 
-    schema_version: Literal["2.0"] = Field(MANIFEST_SCHEMA_VERSION, description="Manifest schema version.")
+    schema_version: Literal["2.0"] = Field("2.0", description="Manifest schema version.")
     study_id: str = Field(description="Study identifier (the study directory's name).")
     name: str = Field(description="Study name.")
     study_design_hash: str = Field(description="Design hash of the study.")

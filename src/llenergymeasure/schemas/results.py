@@ -175,7 +175,7 @@ class SteadyStateWindow(StrictModel):
 class ExperimentResult(StrictModel):
     """One (experiment, cycle) run: energy, throughput, latency and the context to trust them."""
 
-    schema_version: Literal["2.0"] = Field(RESULT_SCHEMA_VERSION, description="Result schema version.")
+    schema_version: Literal["2.0"] = Field("2.0", description="Result schema version.")
     study_id: str | None = Field(None, description="Study this run belongs to.")
     experiment_id: str = Field(description="Identifier of the experiment within its study.")
     cycle: int = Field(1, ge=1, description="Cycle number, from 1.")

@@ -184,3 +184,14 @@ def test_no_gpu_is_refused(tmp_path: Path) -> None:
     backend = TensorRTBackend(cfg, None, [], api_loader=trt_api(eos_after_two, []), cache=EngineCache(tmp_path))
     with pytest.raises(BackendError, match="needs an NVIDIA GPU"):
         backend.load()
+
+
+def test_an_unwritable_cache_is_a_backend_error_and_the_built_engine_is_shut_down(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    created: list[FakeTrtLLM] = []
+    backend = _backend(_cfg(), EngineCache(blocker / "engines"), created)
+    with pytest.raises(BackendError) as err:
+        backend.load()
+    assert "could not save the built engine" in err.value.message
+    assert created[0].shut_down

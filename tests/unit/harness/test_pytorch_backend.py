@@ -91,7 +91,8 @@ def test_batched_generate_counts_exactly_with_early_eos(backend: PyTorchBackend)
 
     assert [o.input_tokens for o in batch.outputs] == lengths
     assert [o.output_tokens for o in batch.outputs] == expected_out
-    assert expected_out[0] == 3  # the early EOS really happened
+    assert expected_out[0] <= 3  # the early EOS really happened (the stop token may occur before position 3)
+    assert max(expected_out[:4]) > expected_out[0]  # ... and that row was padded while others went on
     assert batch.granularity == "batch"
     assert all(o.latency_s > 0 for o in batch.outputs)
 

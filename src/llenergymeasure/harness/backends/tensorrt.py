@@ -220,6 +220,7 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         try:
             path = cache.publish(key, inputs, lambda staging: llm.save(str(staging)))
         except Exception as e:
+            _shutdown(llm)
             raise BackendError(
                 f"could not save the built engine into {cache.root}: {type(e).__name__}: {e}",
                 backend="tensorrt",
@@ -335,12 +336,7 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
     def close(self) -> None:
         """Shut the executor (and its MPI workers) down."""
         llm, self._llm = self._llm, None
-        shutdown = getattr(llm, "shutdown", None)
-        if callable(shutdown):
-            try:
-                shutdown()
-            except Exception as e:  # best effort: the container exits right after
-                logger.debug("TensorRT-LLM shutdown raised %s", e)
+        _shutdown(llm)
 
     def _require_loaded(self) -> tuple[Any, TensorRTApi]:
         if self._llm is None or self._api is None:
@@ -352,3 +348,13 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         if tokenizer is None:
             raise BackendError("the tokenizer is available after load()", backend="tensorrt")
         return tokenizer
+
+
+def _shutdown(llm: Any) -> None:
+    """Best-effort ``llm.shutdown()`` (executor and MPI workers); the container exits right after anyway."""
+    shutdown = getattr(llm, "shutdown", None)
+    if callable(shutdown):
+        try:
+            shutdown()
+        except Exception as e:
+            logger.debug("TensorRT-LLM shutdown raised %s", e)

@@ -29,11 +29,13 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def meter_problem(name: str, devices: Sequence[MeasuredDevice]) -> str | None:
+def meter_problem(
+    name: str, devices: Sequence[MeasuredDevice], is_installed: Callable[[str], bool] = installed
+) -> str | None:
     """Why the meter `name` cannot run here, or None when it can (``auto`` always can: it degrades)."""
     if name in ("nvml", "zeus") and not devices:
         return f"energy.backend {name} needs NVIDIA GPUs visible to NVML, and the run has none"
-    if name in ("zeus", "codecarbon") and not installed(name):
+    if name in ("zeus", "codecarbon") and not is_installed(name):
         return f"energy.backend {name} needs the {name} package (pip install 'llenergymeasure[{name}]')"
     return None
 
@@ -45,17 +47,21 @@ def create_meter(
     devices: Sequence[MeasuredDevice],
     sampler: PowerSampler | None,
     clock: Callable[[], float] = time.monotonic,
+    is_installed: Callable[[str], bool] = installed,
 ) -> EnergyMeter:
-    """The meter `name` (auto, nvml, zeus, codecarbon, null) for this device set."""
+    """The meter `name` (auto, nvml, zeus, codecarbon, null) for this device set.
+
+    `is_installed` answers "can this optional package be imported?" (injectable for tests).
+    """
     if name == "null":
         return NullMeter("energy.backend is null", clock=clock)
     if name != "auto":
-        problem = meter_problem(name, devices)
+        problem = meter_problem(name, devices, is_installed)
         if problem:
             raise BackendError(problem)
         return _construct(name, device_ids, devices, sampler, clock)
     for candidate in ("zeus", "nvml", "codecarbon"):
-        if meter_problem(candidate, devices) is None:
+        if meter_problem(candidate, devices, is_installed) is None:
             try:
                 return _construct(candidate, device_ids, devices, sampler, clock)
             except BackendError as e:

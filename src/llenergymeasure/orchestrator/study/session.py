@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,11 @@ from llenergymeasure.orchestrator.preflight import (
 )
 from llenergymeasure.orchestrator.runners import RunnerChoice, resolve_runner
 from llenergymeasure.orchestrator.runners.base import EventCallback, Runner
+from llenergymeasure.orchestrator.runners.docker import DockerRunner
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
 from llenergymeasure.orchestrator.runners.factory import build_runners, connect_docker, docker_options_from
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe, probe_gpus
+from llenergymeasure.orchestrator.runners.reaper import reap_orphans
 from llenergymeasure.orchestrator.runners.inputs import host_hf_cache
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
@@ -98,56 +100,42 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     user = opts.user_config or load_user_config(opts.env)
     gpus = opts.gpu_probe or probe_gpus()
     gpu_count = gpus.device_count()
-    backends: list[str] = sorted({str(e.backend) for e in study.experiments})
-    choices: dict[str, RunnerChoice] = {b: resolve_runner(b, user, gpu_count=gpu_count) for b in backends}
-    kinds = _runner_kinds(opts.runner, choices)
-    check_multi_backend(kinds)
-
-    client, docker_error = None, None
-    if opts.runner is None and any(k == "docker" for k in kinds.values()):
-        client, docker_error = connect_docker(opts.docker_client)
     output_dir = Path(opts.output_dir if opts.output_dir is not None else user.config.output.results_dir)
     hf_cache = host_hf_cache(opts.env)
     docker_options = opts.docker_options or docker_options_from(user, hf_cache)
-    images: dict[str, str] = {b: c.image for b, c in choices.items() if c.image is not None}
+    runners = _resolve_runners(study, opts, user, gpu_count, docker_options)
+    check_multi_backend(runners.kinds)
 
     if not opts.skip_preflight:
         plan = PreflightPlan(
             experiments=study.experiments,
-            runner_kinds=kinds,
-            images=images if opts.runner is None else {},
+            runner_kinds=runners.kinds,
+            images=runners.images,
             host_device_ids=[device_ids_for(e, gpu_count) for e in study.experiments],
             output_dir=output_dir,
             hf_cache_dir=docker_options.hf_cache_dir or hf_cache,
         )
-        run_preflight(
-            plan,
-            HostServices(
-                gpus=gpus, docker_client=client, docker_error=docker_error, fetch_model=opts.fetch_model, env=opts.env
-            ),
+        services = HostServices(
+            gpus=gpus,
+            docker_client=runners.client,
+            docker_error=runners.docker_error,
+            fetch_model=opts.fetch_model,
+            env=opts.env,
         )
-    elif opts.runner is None and docker_error is not None:
-        raise PreFlightError(
-            [PreFlightFailure("docker daemon", f"cannot reach the Docker daemon: {docker_error}", "start Docker")]
-        )
-
-    runner_for = _runner_lookup(opts.runner, choices, client, docker_options, kinds)
-    if client is not None:
-        from llenergymeasure.orchestrator.runners.reaper import reap_orphans
-
-        reaped = reap_orphans(client)
-        if reaped:
-            logger.warning(
-                "removed %d container(s) left by a llem process that is gone: %s", len(reaped), ", ".join(reaped)
-            )
+        run_preflight(plan, services)
+    elif runners.docker_error is not None:
+        why = f"cannot reach the Docker daemon: {runners.docker_error}"
+        raise PreFlightError([PreFlightFailure("docker daemon", why, "start Docker")])
+    if runners.client is not None:
+        _reap(runners.client)
 
     study_dir, store = _open_study(study, output_dir, resume=opts.resume)
     atomic_write_text(study_dir / STUDY_YAML_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
 
     display = opts.display or make_display(quiet=opts.quiet, verbose=opts.verbose)
-    services = LoopServices(
-        runner_for=runner_for,
-        image_for=lambda b: images.get(b) or kinds.get(b, "runner"),
+    services_ = LoopServices(
+        runner_for=runners.runner_for,
+        image_for=lambda b: runners.images.get(b) or runners.kinds.get(b, "runner"),
         device_ids_for=lambda e: device_ids_for(e, gpu_count),
         display=display,
         gaps=GapWaiter(enabled=not opts.no_gaps, on_tick=display.gap_tick),
@@ -157,41 +145,68 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     )
     display.study_started(store.manifest.study_id, len(store.manifest.entries), store.count("completed"))
     try:
-        StudyLoop(study, study_dir, store, services).run()
+        StudyLoop(study, study_dir, store, services_).run()
     finally:
         display.close()
         if store.manifest.status == "running":  # left by an exception the loop did not classify
             store.set_status("failed")
-        result = build_study_result(study, store, study_dir, kinds.values())
+        result = build_study_result(study, store, study_dir, runners.kinds.values())
         write_study_result(result, study_dir)
     return result
 
 
-def _runner_kinds(runner: RunnerInput, choices: Mapping[str, RunnerChoice]) -> dict[str, str]:
-    if runner is None:
-        return {b: c.kind for b, c in choices.items()}
-    if isinstance(runner, Runner):
-        return {b: runner.name for b in choices}
-    missing = sorted(set(choices) - set(runner))
-    if missing:
-        raise ConfigError(f"no runner given for backend(s) {missing}")
-    return {b: runner[b].name for b in choices}
+@dataclass
+class _Runners:
+    """The runner of each backend, its kind and image, and the Docker client behind them (if any)."""
+
+    kinds: dict[str, str]
+    images: dict[str, str]
+    runner_for: Callable[[str], Runner]
+    client: Any = None
+    docker_error: str | None = None
 
 
-def _runner_lookup(
-    runner: RunnerInput,
-    choices: Mapping[str, RunnerChoice],
-    client: Any,
-    docker_options: DockerOptions,
-    kinds: Mapping[str, str],
-) -> Any:
-    if isinstance(runner, Runner):
-        return lambda backend: runner
-    if runner is not None:
-        given = dict(runner)
-        return lambda backend: given[backend]
+def _resolve_runners(
+    study: StudyConfig, opts: SessionOptions, user: EffectiveUserConfig, gpu_count: int, docker_options: DockerOptions
+) -> _Runners:
+    backends = sorted({str(e.backend) for e in study.experiments})
+    if opts.runner is not None:
+        given = {b: opts.runner for b in backends} if isinstance(opts.runner, Runner) else dict(opts.runner)
+        missing = sorted(set(backends) - set(given))
+        if missing:
+            raise ConfigError(f"no runner given for backend(s) {missing}")
+        images: dict[str, str] = {}
+        client = None
+        for backend in backends:
+            if isinstance(given[backend], DockerRunner):
+                docker_runner = given[backend]
+                assert isinstance(docker_runner, DockerRunner)
+                client = docker_runner.client
+                images[backend] = docker_runner.image_for(backend)
+        return _Runners({b: given[b].name for b in backends}, images, lambda b: given[b], client)
+
+    choices: dict[str, RunnerChoice] = {b: resolve_runner(b, user, gpu_count=gpu_count) for b in backends}
+    kinds = {b: str(c.kind) for b, c in choices.items()}
+    images = {b: c.image for b, c in choices.items() if c.image is not None}
+    client, docker_error = None, None
+    if any(k == "docker" for k in kinds.values()):
+        client, docker_error = connect_docker(opts.docker_client)
+    if docker_error is not None:  # pre-flight reports it (with everything else) before any runner is used
+        return _Runners(kinds, images, _unavailable, None, docker_error)
     built = build_runners(choices, docker_client=client, docker_options=docker_options)
-    return lambda backend: built[backend]
+    return _Runners(kinds, images, lambda b: built[b], client)
+
+
+def _unavailable(backend: str) -> Runner:
+    raise PreFlightError([PreFlightFailure("docker daemon", "the Docker daemon is unreachable", "start Docker")])
+
+
+def _reap(client: Any) -> None:
+    reaped = reap_orphans(client)
+    if reaped:
+        logger.warning(
+            "removed %d container(s) left by a llem process that is gone: %s", len(reaped), ", ".join(reaped)
+        )
 
 
 def _open_study(study: StudyConfig, output_dir: Path, *, resume: bool) -> tuple[Path, ManifestStore]:

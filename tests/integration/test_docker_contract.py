@@ -1,0 +1,120 @@
+"""The host ↔ container contract on the real engine: network none, secrets, ownership, mounts, run_experiment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docker_helpers import SECRET_CANARY, files_containing, tiny_experiment
+
+from llenergymeasure.orchestrator.runners.base import RunRequest
+from llenergymeasure.orchestrator.runners.docker import DockerRunner
+from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions, container_name
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.job import ExperimentJob, RunContext
+
+pytestmark = pytest.mark.docker
+
+# Runs in the container before the real harness (the runner's command seam), then hands over to it with exec.
+PROBE = r"""
+import errno, hashlib, json, os, socket
+facts = {"interfaces": sorted(os.listdir("/sys/class/net"))}
+try:
+    s = socket.create_connection(("192.0.2.1", 80), timeout=3)   # TEST-NET-1: never routed anywhere real
+    facts["connect"] = "connected"
+except OSError as e:
+    facts["connect"] = errno.errorcode.get(e.errno, str(e.errno))
+try:
+    socket.getaddrinfo("example.com", 80)
+    facts["dns"] = "resolved"
+except OSError as e:
+    facts["dns"] = type(e).__name__
+token = os.environ.get("HF_TOKEN", "")
+facts["token_sha256"] = hashlib.sha256(token.encode()).hexdigest() if token else None
+facts["offline"] = os.environ.get("HF_HUB_OFFLINE")
+facts["uid_gid"] = [os.getuid(), os.getgid()]
+writable = []
+for path in ["/results", "/llem/models/tiny-llama"]:
+    try:
+        open(os.path.join(path, ".probe"), "w").close()
+        writable.append(path)
+    except OSError:
+        pass
+facts["writable"] = writable
+with open("/results/probe.json", "w") as f:
+    json.dump(facts, f)
+os.execvp("python", ["python", "-m", "llenergymeasure.harness"])
+"""
+
+
+def _run(client: Any, image: str, model: Path, run_dir: Path, name: str, **options: Any) -> Any:
+    config = ExperimentConfig.model_validate(tiny_experiment(model))
+    job = ExperimentJob(config=config, context=RunContext(study_id="contract", experiment_id="000-x", cycle=1))
+    request = RunRequest(
+        job=job,
+        run_dir=run_dir,
+        name=container_name("contract", name, os.getpid()),
+        labels={"llem.study_id": "contract"},
+    )
+    runner = DockerRunner(
+        client,
+        {"pytorch": image},
+        DockerOptions(command_override=lambda job: ["python", "-c", PROBE], **options),
+        host_env={"HF_TOKEN": SECRET_CANARY, "AWS_SECRET_ACCESS_KEY": "not-allowlisted"},
+    )
+    return runner.run(request)
+
+
+def test_network_none_secrets_and_mounts(docker_client: Any, cpu_image: str, tiny_model: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = _run(docker_client, cpu_image, tiny_model, run_dir, "net")
+    facts = json.loads((run_dir / "probe.json").read_text())
+    # network none: only the loopback interface, no route, no DNS
+    assert facts["interfaces"] == ["lo"]
+    assert facts["connect"] in {"ENETUNREACH", "EHOSTUNREACH"}
+    assert facts["dns"] == "gaierror"
+    # the allow-listed secret arrived intact, and was written nowhere
+    assert facts["token_sha256"] == hashlib.sha256(SECRET_CANARY.encode()).hexdigest()
+    assert files_containing(tmp_path, SECRET_CANARY) == []
+    # /results is writable, the model mount is not; the job's model path was rewritten to the mount
+    assert facts["writable"] == ["/results"]
+    assert result.config.model == "/llem/models/tiny-llama"
+    assert result.output_tokens > 0
+    assert facts["uid_gid"] == [os.getuid(), os.getgid()]
+    for path in run_dir.iterdir():
+        assert (path.stat().st_uid, path.stat().st_gid) == (os.getuid(), os.getgid()), path
+    assert not docker_client.containers.list(all=True, filters={"label": "llem.study_id=contract"})
+
+
+def test_another_uid_owns_what_it_writes(docker_client: Any, cpu_image: str, tiny_model: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    _run(docker_client, cpu_image, tiny_model, run_dir, "uid", user="4321:4321")
+    facts = json.loads((run_dir / "probe.json").read_text())
+    assert facts["uid_gid"] == [4321, 4321]
+    for name in ("probe.json", "result.json"):
+        st = (run_dir / name).stat()
+        assert (st.st_uid, st.st_gid) == (4321, 4321), name
+    st = (run_dir / "harness.log").stat()  # written by the host process
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+
+
+def test_run_experiment_in_docker_leaves_nothing_without_output_dir(
+    docker_client: Any, cpu_image: str, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llenergymeasure import run_experiment
+
+    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "no-user-config.yaml"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("LLEM_RUNNER_PYTORCH", raising=False)
+    monkeypatch.delenv("LLEM_IMAGE_PYTORCH", raising=False)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    result = run_experiment(tiny_experiment(tiny_model))
+    assert result.output_tokens > 0
+    assert result.environment.image == cpu_image
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,171 @@
+"""The whole harness pipeline with fakes of our interfaces: a fake GPU with a known trace, a fake backend, a fake clock."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from harness_fakes import FakeBackend, FakeClock, FakeNvmlDevice, FakeProvider, PowerTrace
+
+from llenergymeasure.errors import PreFlightError
+from llenergymeasure.harness.events import EventEmitter
+from llenergymeasure.harness.pipeline import HarnessDeps, run_job
+from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.events import parse_event_line
+from llenergymeasure.schemas.job import ExperimentJob, RunContext
+from llenergymeasure.schemas.results import ExperimentResult
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+IDLE_W, LOAD_W = 60.0, 250.0
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    return d
+
+
+def config(model_dir: Path, **overrides: object) -> ExperimentConfig:
+    data: dict[str, object] = {
+        "model": str(model_dir),
+        "dataset": {"synthetic": True, "input_tokens": 8, "output_tokens": 16},
+        "n": 20,
+        "warmup": {"n_warmup": 2, "thermal_floor_seconds": 2.0},
+        "baseline": {"duration_seconds": 30.0},
+        "energy": {"backend": "nvml"},
+    }
+    data.update(overrides)
+    return ExperimentConfig.model_validate(data)
+
+
+def run(job: ExperimentJob, results: Path, deps: HarnessDeps) -> tuple[ExperimentResult, list[object]]:
+    stream = io.StringIO()
+    result = run_job(job, results, EventEmitter(stream), deps)
+    events = [parse_event_line(line) for line in stream.getvalue().splitlines()]
+    assert all(e is not None for e in events), "every stdout line must be an event"
+    return result, events
+
+
+def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    # idle 60 W while the baseline is measured (t = 0 … 30 s), 250 W of load from 30.05 s on
+    trace = PowerTrace.steps((0.0, IDLE_W), (30.05, LOAD_W))
+    device = FakeNvmlDevice(trace, clock, uuid="GPU-3", persistence=False, pids=[4242])
+    backend = FakeBackend(config(model_dir), None, [0], clock=clock, seconds_per_batch=0.5)
+    deps = HarnessDeps(
+        nvml=FakeProvider([device]),
+        backend_factory=lambda cfg, ids: backend,
+        clock=clock,
+        sleep=clock.sleep,
+        now=lambda: T0 + timedelta(seconds=clock.t),
+    )
+    job = ExperimentJob(config=config(model_dir), context=RunContext(device_ids=[0], host_device_ids=[3]))
+    result, events = run(job, tmp_path, deps)
+
+    # timeline of the fake clock: baseline 0 → 30 s; warmup 2 × 0.5 s + thermal floor to 2 s → 32 s; window 20 × 0.5 s
+    assert result.window_duration_s == pytest.approx(10.0)
+    assert result.output_tokens == 20 * 16
+    assert result.input_tokens == 20 * 8  # synthetic prompts cut to exactly input_tokens by prepare()
+    assert result.output_tokens_per_s == pytest.approx(32.0)
+    # by hand: 250 W × 10 s = 2,500 J; baseline 60 W × 10 s = 600 J → 1,900 J adjusted
+    assert result.energy_total_j == pytest.approx(2500.0, rel=1e-6)
+    assert result.baseline_power_w == pytest.approx(IDLE_W, rel=1e-6)
+    assert result.energy_adjusted_j == pytest.approx(1900.0, rel=1e-6)
+    assert result.energy_per_output_token_j == pytest.approx(2500.0 / 320)
+    assert result.energy_per_output_token_adjusted_j == pytest.approx(1900.0 / 320)
+    assert result.energy_per_total_token_j == pytest.approx(2500.0 / (320 + 160))
+    e = result.energy
+    assert (e.method, e.source, e.baseline.method, e.baseline.energy_method) == ("counter", "nvml", "measured", "counter")
+    assert e.baseline_energy_j == pytest.approx(600.0, rel=1e-6)
+    assert [(d.device_index, d.device_uuid, d.method) for d in e.per_device] == [(3, "GPU-3", "counter")]
+    assert e.timeline_energy_j == pytest.approx(2500.0, rel=1e-3)
+    assert abs(e.timeline_vs_counter_pct or 0.0) < 0.1
+    assert result.device_ids == [3]
+    assert result.thermal.temperature_start_c == pytest.approx(40.32)
+    assert result.thermal.temperature_end_c == pytest.approx(40.42)
+    assert result.thermal.throttled is False
+    assert result.thermal.thermal_floor_s == pytest.approx(2.0)
+    assert result.warmup is not None
+    assert result.warmup.iterations_completed == 4
+    assert result.flops is not None
+    assert result.flops.total_flops == 2 * 1_000_000 * 480
+    assert result.latency is not None
+    assert result.latency.p50_ms == pytest.approx(500.0)
+    assert result.measurement_methodology == "total"
+    codes = {w.code for w in result.warnings}
+    assert {"persistence_mode_off", "foreign_processes", "short_window"} <= codes  # 1 counter update seen, < 100
+    assert "stale_baseline" not in codes
+    assert result.environment.driver_version == "550.54.15"
+    assert [g.uuid for g in result.environment.gpus] == ["GPU-3"]
+    assert backend.events == ["prepare_device", "load"]  # the context came up before the model, baseline between
+
+    on_disk = ExperimentResult.model_validate_json((tmp_path / "result.json").read_text())
+    assert on_disk == result
+    table = pq.read_table(tmp_path / "timeseries.parquet")
+    assert set(table.column("device_uuid").to_pylist()) == {"GPU-3"}
+    assert result.timeseries_file == "timeseries.parquet"
+
+    kinds = [getattr(ev, "event", None) for ev in events]
+    phases = [ev.phase for ev in events if getattr(ev, "event", None) == "phase_started"]  # type: ignore[union-attr]
+    assert phases == ["preflight", "environment", "dataset", "baseline", "load", "warmup", "measure", "metrics", "write"]
+    assert kinds.index("window_started") < kinds.index("window_finished") < kinds.index("result_written")
+    assert "warmup_progress" in kinds
+    assert "prompts_progress" in kinds
+    assert "warning" in kinds
+
+
+def test_cpu_run_has_null_energy_and_a_warning(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    cfg = config(model_dir, energy={"backend": "auto"})
+    backend = FakeBackend(cfg, None, [], clock=clock)
+    deps = HarnessDeps(nvml=None, backend_factory=lambda c, ids: backend, clock=clock, sleep=clock.sleep)
+    result, _ = run(ExperimentJob(config=cfg), tmp_path, deps)
+    assert result.energy_total_j is None
+    assert result.energy_adjusted_j is None
+    assert result.energy_per_output_token_j is None
+    assert (result.energy.method, result.energy.source, result.energy.baseline.method) == ("unavailable", "none", "unavailable")
+    assert "no_energy_meter" in [w.code for w in result.warnings]
+    assert result.timeseries_file is None
+    assert not (tmp_path / "timeseries.parquet").exists()
+    assert json.loads((tmp_path / "result.json").read_text())["energy_total_j"] is None
+
+
+def test_preflight_reports_every_failure_at_once(tmp_path: Path, clock: FakeClock) -> None:
+    cfg = ExperimentConfig(model=str(tmp_path / "no-such-model"), dataset=str(tmp_path / "missing.jsonl"))
+    backend = FakeBackend(cfg, None, [0, 1], clock=clock)
+    device = FakeNvmlDevice(PowerTrace(((0.0, 50.0),)), clock)
+    deps = HarnessDeps(nvml=FakeProvider([device]), backend_factory=lambda c, ids: backend, clock=clock)
+    stream = io.StringIO()
+    emitter = EventEmitter(stream)
+    with pytest.raises(PreFlightError) as err:
+        run_job(ExperimentJob(config=cfg, context=RunContext(device_ids=[0, 1])), tmp_path, emitter, deps)
+    checks = {f.check for f in err.value.failures}
+    assert {"gpu", "dataset", "model"} <= checks
+    assert emitter.current_phase == "preflight"
+    assert backend.events == []  # nothing was touched
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_vram_estimate_against_free_memory(tmp_path: Path, clock: FakeClock) -> None:
+    from safetensors.torch import save_file  # writes a real safetensors header
+    import torch
+
+    model = tmp_path / "big"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    save_file({"w": torch.zeros(1024, 1024)}, str(model / "model.safetensors"))  # 1 Mi params
+    cfg = config(model, precision="fp32")
+    backend = FakeBackend(cfg, None, [0], clock=clock)
+    # 1 Mi params × 4 B × 1.2 = 4.8 MiB needed; the fake GPU has 3 MiB free
+    device = FakeNvmlDevice(PowerTrace(((0.0, 50.0),)), clock, memory_total=10.0, memory_used=7.0)
+    deps = HarnessDeps(nvml=FakeProvider([device]), backend_factory=lambda c, ids: backend, clock=clock)
+    with pytest.raises(PreFlightError) as err:
+        run_job(ExperimentJob(config=cfg, context=RunContext(device_ids=[0])), tmp_path, EventEmitter(None), deps)
+    assert [f.check for f in err.value.failures] == ["vram"]
+    message = err.value.failures[0].message
+    assert "about 5 MiB" in message
+    assert "3 MiB free" in message
