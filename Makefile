@@ -66,7 +66,7 @@ install: $(INSTALLED) ## create $(VENV) and install the project editable with de
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if $(BIN)/python -c 'import torch' 2>/dev/null; then torch=; else torch='$(TORCH_CPU)'; fi; \
-	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --progress-bar off \
 	    -e '.[dev,pytorch]' hatchling $$torch
 	touch $@
 

@@ -72,13 +72,15 @@ def claimed_stdout() -> Iterator[TextIO]:
     saved_fd = os.dup(1)
     event_fd = os.dup(1)
     os.dup2(2, 1)
+    saved_stdout, sys.stdout = sys.stdout, sys.stderr  # Python-level writers too, whatever sys.stdout wrapped
     stream = os.fdopen(event_fd, "w", buffering=1, encoding="utf-8", errors="replace")
     try:
         yield stream
     finally:
         with contextlib.suppress(OSError, ValueError):
             stream.close()
-        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout = saved_stdout
         os.dup2(saved_fd, 1)
         os.close(saved_fd)
 

@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -58,14 +58,22 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
     return platform.processor() or None
 
 
-def cuda_version(cuda_home: Path = Path("/usr/local/cuda")) -> tuple[str | None, CudaSource]:
-    """The CUDA version and where it was read (see the module docstring for the order)."""
+def torch_cuda_version() -> str | None:
+    """``torch.version.cuda`` when torch is installed (None for a CPU build)."""
     torch = sys.modules.get("torch")
     if torch is None and importlib.util.find_spec("torch") is not None:
         import torch
     version = getattr(getattr(torch, "version", None), "cuda", None) if torch is not None else None
+    return str(version) if version else None
+
+
+def cuda_version(
+    cuda_home: Path = Path("/usr/local/cuda"), torch_cuda: Callable[[], str | None] = torch_cuda_version
+) -> tuple[str | None, CudaSource]:
+    """The CUDA version and where it was read (see the module docstring for the order)."""
+    version = torch_cuda()
     if version:
-        return str(version), "torch"
+        return version, "torch"
     found = _cuda_from_files(cuda_home)
     if found:
         return found, "version.txt"

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.errors import BackendError, PreFlightFailure
 from llenergymeasure.harness.atomic import write_text_atomic
 from llenergymeasure.harness.backends import create_backend
 from llenergymeasure.harness.backends.base import InferenceBackend
@@ -82,15 +83,19 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
     started_at = deps.now()
     device_ids = list(ctx.device_ids)
     host_ids = list(ctx.host_device_ids) if len(ctx.host_device_ids) == len(device_ids) else device_ids
-    backend = deps.backend_factory(config, device_ids)
-
     with events.phase("preflight"):
         failures = check_devices(deps.nvml, device_ids)
+        try:
+            backend = deps.backend_factory(config, device_ids)
+        except BackendError as e:  # the backend's module is missing from this image: report with the rest
+            failures.append(PreFlightFailure("backend", e.message, e.fix))
+            backend = None
         devices = measured_devices(deps.nvml, device_ids, host_ids) if deps.nvml is not None and not failures else []
         cache_dir = Path(ctx.dataset_cache_dir) if ctx.dataset_cache_dir else None
         pre = run_preflight(
             config, backend, devices, dataset_cache_dir=cache_dir, fetch=deps.dataset_fetch, prior_failures=failures
         )
+        assert backend is not None  # run_preflight raised otherwise
     warnings = [*deps.extra_warnings, *pre.warnings]
 
     with events.phase("environment"):
@@ -145,10 +150,12 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             )
             events.emit(WindowFinished(duration_s=window.duration_s, output_tokens=window.output_tokens))
             temperature_end = _hottest(devices)
+            memory, params = backend.memory_stats(), backend.non_embedding_params()
     finally:
         if sampler is not None:
             sampler.stop()
         meter.close()
+        backend.close()
 
     with events.phase("metrics"):
         facts = RunFacts(
@@ -162,8 +169,8 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             effective_precision=backend.effective_precision,
             device=backend.device,
             device_ids=host_ids,
-            memory=backend.memory_stats(),
-            non_embedding_params=backend.non_embedding_params(),
+            memory=memory,
+            non_embedding_params=params,
             temperature_start_c=temperature_start,
             temperature_end_c=temperature_end,
             warnings=warnings,
@@ -184,5 +191,4 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             logger.info("power timeline: %d samples → %s", rows, TIMESERIES_FILE)
         write_text_atomic(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
     events.emit(ResultWritten(path=RESULT_FILE))
-    backend.close()
     return result

@@ -123,7 +123,7 @@ def _memory_precision(config: ExperimentConfig) -> str:
 
 def run_preflight(
     config: ExperimentConfig,
-    backend: InferenceBackend[Any],
+    backend: InferenceBackend[Any] | None,
     devices: Sequence[MeasuredDevice],
     *,
     dataset_cache_dir: Path | None,
@@ -133,7 +133,8 @@ def run_preflight(
     """Run every check; raise `PreFlightError` listing all failures (`prior_failures` too), else return what later
     phases need. `devices` are the set's opened devices (empty when `check_devices` failed)."""
     failures = list(prior_failures)
-    failures += backend.preflight()
+    if backend is not None:
+        failures += backend.preflight()
     if config.energy.backend not in ("auto", "null"):
         problem = meter_problem(config.energy.backend, devices)
         if problem:
@@ -158,7 +159,7 @@ def run_preflight(
             )
         )
     failures += check_memory(config, model_dir, devices, _memory_precision(config))
-    if failures or source is None:
+    if failures or source is None or backend is None:
         raise PreFlightError(failures, where="container")
     warnings += device_warnings(devices)
     return PreflightOutcome(source=source, warnings=warnings, model_dir=model_dir)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ def run_experiment(
     level...; its device ids win over the host's GPUs when set).
     """
     from llenergymeasure.orchestrator.preflight import device_ids_for
+    from llenergymeasure.orchestrator.runners.docker_spec import container_name
     from llenergymeasure.orchestrator.runners.gpus import probe_gpus
     from llenergymeasure.orchestrator.study.layout import model_slug
 
@@ -122,7 +124,8 @@ def run_experiment(
         request = RunRequest(
             job=ExperimentJob(config=cfg, context=job_ctx),
             run_dir=run_dir,
-            name=f"llem-{name}",
+            # unique per call: two run_experiment calls of one config on one host must not fight over a name
+            name=container_name(name, os.getpid(), uuid.uuid4().hex[:8]),
             wall_timeout_s=wall_timeout_s,
             silence_timeout_s=silence_timeout_s,
             on_event=on_event,

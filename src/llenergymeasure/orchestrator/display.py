@@ -109,6 +109,7 @@ class ProgressDisplay:
                     position=1,
                     leave=False,
                     dynamic_ncols=True,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}",  # no rate: updates are batched
                 )
             self._prompts.n = event.done
             self._prompts.refresh()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from fixtures.tiny_model import tiny_model_dir  # noqa: F401  (session fixture, re-exported for these tests)
 from harness_fakes import FakeClock
+
+from fixtures.tiny_model import tiny_model_dir  # noqa: F401  (session fixture, re-exported for these tests)
 
 
 @pytest.fixture

@@ -12,9 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
-from llenergymeasure.harness.backends.base import GenerationBatch, InferenceBackend, ProgressCallback, Prompt, RequestOutput
+from llenergymeasure.harness.backends.base import (
+    GenerationBatch,
+    InferenceBackend,
+    ProgressCallback,
+    Prompt,
+    RequestOutput,
+)
 from llenergymeasure.harness.energy.device import MeasuredDevice
 
 
@@ -54,7 +61,7 @@ class PowerTrace:
         ks = self.knots
         if t <= ks[0][0]:
             return ks[0][1]
-        for (ta, pa), (tb, pb) in zip(ks, ks[1:], strict=False):
+        for (ta, pa), (tb, pb) in pairwise(ks):
             if ta <= t <= tb:
                 return pa + (pb - pa) * (t - ta) / (tb - ta)
         return ks[-1][1]
@@ -64,7 +71,7 @@ class PowerTrace:
         if b <= a:
             return 0.0
         points = sorted({a, b, *(t for t, _ in self.knots if a < t < b)})
-        return sum((t1 - t0) * (self.power(t0) + self.power(t1)) / 2 for t0, t1 in zip(points, points[1:], strict=False))
+        return sum((t1 - t0) * (self.power(t0) + self.power(t1)) / 2 for t0, t1 in pairwise(points))
 
 
 @dataclass
@@ -90,10 +97,10 @@ class FakeNvmlDevice:
         if not self.has_counter:
             return None
         last_tick = math.floor(self.clock() / self.tick_s + 1e-9) * self.tick_s
-        return self.counter_offset_mj + int(round(self.trace.energy(0.0, last_tick) * 1000))
+        return self.counter_offset_mj + round(self.trace.energy(0.0, last_tick) * 1000)
 
     def power_instant_mw(self) -> int | None:
-        return int(round(self.trace.power(self.clock()) * 1000)) if self.has_instant_power else None
+        return round(self.trace.power(self.clock()) * 1000) if self.has_instant_power else None
 
     def temperature_c(self) -> float | None:
         return self.temperature(self.clock())
@@ -210,3 +217,47 @@ class FakeBackend(InferenceBackend[Any]):
 
     def non_embedding_params(self) -> int | None:
         return 1_000_000
+
+
+def minimal_result(config: Any, **overrides: Any) -> Any:
+    """A valid `ExperimentResult` with round numbers (for runner/collection tests that need one on disk)."""
+    from datetime import datetime, timezone
+
+    from llenergymeasure.schemas.results import (
+        BaselineProvenance,
+        EnergyBreakdown,
+        EnvironmentSnapshot,
+        ExperimentResult,
+    )
+
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    data: dict[str, Any] = {
+        "experiment_id": "e1",
+        "measurement_config_hash": config.measurement_config_hash(),
+        "config": config,
+        "effective_precision": "fp32",
+        "device": "cpu",
+        "measurement_methodology": "total",
+        "started_at": t,
+        "window_started_at": t,
+        "window_ended_at": t,
+        "finished_at": t,
+        "window_duration_s": 10.0,
+        "n_prompts": 4,
+        "input_tokens": 40,
+        "output_tokens": 80,
+        "output_tokens_per_s": 8.0,
+        "total_tokens_per_s": 12.0,
+        "energy_total_j": None,
+        "energy_adjusted_j": None,
+        "baseline_power_w": None,
+        "energy_per_output_token_j": None,
+        "energy_per_output_token_adjusted_j": None,
+        "energy_per_total_token_j": None,
+        "energy": EnergyBreakdown(
+            method="unavailable", source="none", baseline=BaselineProvenance(method="unavailable", power_w=None)
+        ),
+        "environment": EnvironmentSnapshot(llenergymeasure_version="2.0.0", python_version="3.11", platform="linux"),
+    }
+    data.update(overrides)
+    return ExperimentResult(**data)

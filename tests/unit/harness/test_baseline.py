@@ -65,14 +65,23 @@ def test_fresh_cached_baseline_is_reused_with_its_age(clock: FakeClock) -> None:
     ("age_s", "devices", "why"),
     [(4000.0, [0], "expired"), (60.0, [0, 1], "other device set")],
 )
-def test_unusable_cached_baseline_is_measured_again(clock: FakeClock, age_s: float, devices: list[int], why: str) -> None:
+def test_unusable_cached_baseline_is_measured_again(
+    clock: FakeClock, age_s: float, devices: list[int], why: str
+) -> None:
     cached = CachedBaseline(
-        power_w=58.5, measured_at=NOW - timedelta(seconds=age_s), duration_s=30.0, device_ids=devices,
+        power_w=58.5,
+        measured_at=NOW - timedelta(seconds=age_s),
+        duration_s=30.0,
+        device_ids=devices,
         energy_method="counter",
     )
     clock.t = 0.05
     outcome = resolve_baseline(
-        BaselineConfig(duration_seconds=30.0, ttl_seconds=3600), cached, [0], meter_for(clock), sleep=clock.sleep,
+        BaselineConfig(duration_seconds=30.0, ttl_seconds=3600),
+        cached,
+        [0],
+        meter_for(clock),
+        sleep=clock.sleep,
         now=lambda: NOW,
     )
     assert outcome.provenance.method == "measured", why

@@ -109,7 +109,8 @@ def test_selection_beyond_the_set_repeats_with_a_note() -> None:
     chosen, notes = select(["a", "b", "c"], 7, seed=1)
     assert len(chosen) == 7
     assert set(chosen) == {"a", "b", "c"}
-    assert notes and "repeat" in notes[0]
+    assert len(notes) == 1
+    assert "repeat" in notes[0]
 
 
 def test_synthetic_prompts_are_deterministic_and_long_enough() -> None:
@@ -127,8 +128,9 @@ def test_build_prompts_from_config(tmp_path: Path) -> None:
     assert len(prompts) == 5
     assert {(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in prompts} == {(32, None, 64)}
 
-    synth = ExperimentConfig(model="m", dataset={"synthetic": True, "input_tokens": 100, "output_tokens": 7}, n=3,
-                             max_input_tokens=64)
+    synth = ExperimentConfig(
+        model="m", dataset={"synthetic": True, "input_tokens": 100, "output_tokens": 7}, n=3, max_input_tokens=64
+    )
     prompts, notes = build_prompts(synth, load_source(synth, None))
     assert {(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in prompts} == {(7, 7, 64)}
     assert notes == ["synthetic input_tokens capped at max_input_tokens=64"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from harness_fakes import FakeClock, FakeNvmlDevice, PowerTrace, measured
@@ -35,7 +35,9 @@ def nothing_installed(module: str) -> bool:
 
 def test_auto_with_gpus_and_no_zeus_is_nvml(clock: FakeClock) -> None:
     devices = measured([FakeNvmlDevice(TRACE, clock)])
-    meter = create_meter("auto", device_ids=[0], devices=devices, sampler=None, clock=clock, is_installed=nothing_installed)
+    meter = create_meter(
+        "auto", device_ids=[0], devices=devices, sampler=None, clock=clock, is_installed=nothing_installed
+    )
     assert isinstance(meter, NvmlMeter)
 
 
@@ -57,7 +59,7 @@ class _Measurement:
 
 
 class _FakeZeusMonitor:
-    instances: list[_FakeZeusMonitor] = []
+    instances: ClassVar[list[_FakeZeusMonitor]] = []
 
     def __init__(self, gpu_indices: list[int]) -> None:
         self.gpu_indices = gpu_indices

@@ -12,19 +12,24 @@ from llenergymeasure.harness import environment
 from llenergymeasure.harness.environment import cpu_model, gpu_info, pip_freeze, snapshot
 
 
-def test_cuda_version_from_version_json_then_txt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # torch here is a CPU build (torch.version.cuda is None), so the files are consulted
-    import torch
+def no_torch_cuda() -> str | None:
+    return None
 
-    assert torch.version.cuda is None
+
+def test_cuda_version_from_torch_first(tmp_path: Path) -> None:
+    (tmp_path / "version.txt").write_text("CUDA Version 11.8.89\n")
+    assert environment.cuda_version(tmp_path, torch_cuda=lambda: "12.8") == ("12.8", "torch")
+
+
+def test_cuda_version_from_version_json_then_txt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvcc on PATH
     (tmp_path / "version.json").write_text('{"cuda": {"name": "CUDA SDK", "version": "12.4.1"}}')
-    assert environment.cuda_version(tmp_path) == ("12.4.1", "version.txt")
+    assert environment.cuda_version(tmp_path, torch_cuda=no_torch_cuda) == ("12.4.1", "version.txt")
     (tmp_path / "version.json").unlink()
     (tmp_path / "version.txt").write_text("CUDA Version 11.8.89\n")
-    assert environment.cuda_version(tmp_path) == ("11.8.89", "version.txt")
+    assert environment.cuda_version(tmp_path, torch_cuda=no_torch_cuda) == ("11.8.89", "version.txt")
     (tmp_path / "version.txt").unlink()
-    assert environment.cuda_version(tmp_path) == (None, "none")
+    assert environment.cuda_version(tmp_path, torch_cuda=no_torch_cuda) == (None, "none")
 
 
 def test_cuda_version_from_nvcc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +38,7 @@ def test_cuda_version_from_nvcc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.6, V12.6.77'\n")
     nvcc.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert environment.cuda_version(tmp_path) == ("12.6", "nvcc")
+    assert environment.cuda_version(tmp_path, torch_cuda=no_torch_cuda) == ("12.6", "nvcc")
 
 
 def test_cpu_model_from_cpuinfo(tmp_path: Path) -> None:
@@ -53,10 +58,17 @@ def test_gpu_info_and_snapshot(clock: FakeClock) -> None:
     devices = measured([FakeNvmlDevice(PowerTrace(((0.0, 1.0),)), clock, uuid="GPU-x", persistence=False)], 2)
     (gpu,) = gpu_info(devices)
     assert (gpu.index, gpu.uuid, gpu.name, gpu.power_limit_w, gpu.persistence_mode, gpu.mig_mode) == (
-        2, "GPU-x", "Fake GPU", 700.0, False, False,
+        2,
+        "GPU-x",
+        "Fake GPU",
+        700.0,
+        False,
+        False,
     )
     snap = snapshot(backend_package="torch", devices=devices, driver_version="550.1", image="llenergymeasure/pytorch:x")
     assert snap.python_version == ".".join(map(str, sys.version_info[:3]))
     assert (snap.image, snap.driver_version, snap.backend_version) == (
-        "llenergymeasure/pytorch:x", "550.1", snap.torch_version,
+        "llenergymeasure/pytorch:x",
+        "550.1",
+        snap.torch_version,
     )

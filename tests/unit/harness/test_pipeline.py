@@ -80,7 +80,12 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.energy_per_output_token_adjusted_j == pytest.approx(1900.0 / 320)
     assert result.energy_per_total_token_j == pytest.approx(2500.0 / (320 + 160))
     e = result.energy
-    assert (e.method, e.source, e.baseline.method, e.baseline.energy_method) == ("counter", "nvml", "measured", "counter")
+    assert (e.method, e.source, e.baseline.method, e.baseline.energy_method) == (
+        "counter",
+        "nvml",
+        "measured",
+        "counter",
+    )
     assert e.baseline_energy_j == pytest.approx(600.0, rel=1e-6)
     assert [(d.device_index, d.device_uuid, d.method) for d in e.per_device] == [(3, "GPU-3", "counter")]
     assert e.timeline_energy_j == pytest.approx(2500.0, rel=1e-3)
@@ -112,7 +117,17 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
 
     kinds = [getattr(ev, "event", None) for ev in events]
     phases = [ev.phase for ev in events if getattr(ev, "event", None) == "phase_started"]  # type: ignore[union-attr]
-    assert phases == ["preflight", "environment", "dataset", "baseline", "load", "warmup", "measure", "metrics", "write"]
+    assert phases == [
+        "preflight",
+        "environment",
+        "dataset",
+        "baseline",
+        "load",
+        "warmup",
+        "measure",
+        "metrics",
+        "write",
+    ]
     assert kinds.index("window_started") < kinds.index("window_finished") < kinds.index("result_written")
     assert "warmup_progress" in kinds
     assert "prompts_progress" in kinds
@@ -127,7 +142,11 @@ def test_cpu_run_has_null_energy_and_a_warning(tmp_path: Path, model_dir: Path, 
     assert result.energy_total_j is None
     assert result.energy_adjusted_j is None
     assert result.energy_per_output_token_j is None
-    assert (result.energy.method, result.energy.source, result.energy.baseline.method) == ("unavailable", "none", "unavailable")
+    assert (result.energy.method, result.energy.source, result.energy.baseline.method) == (
+        "unavailable",
+        "none",
+        "unavailable",
+    )
     assert "no_energy_meter" in [w.code for w in result.warnings]
     assert result.timeseries_file is None
     assert not (tmp_path / "timeseries.parquet").exists()
@@ -151,8 +170,8 @@ def test_preflight_reports_every_failure_at_once(tmp_path: Path, clock: FakeCloc
 
 
 def test_vram_estimate_against_free_memory(tmp_path: Path, clock: FakeClock) -> None:
-    from safetensors.torch import save_file  # writes a real safetensors header
     import torch
+    from safetensors.torch import save_file  # writes a real safetensors header
 
     model = tmp_path / "big"
     model.mkdir()
@@ -169,3 +188,15 @@ def test_vram_estimate_against_free_memory(tmp_path: Path, clock: FakeClock) -> 
     message = err.value.failures[0].message
     assert "about 5 MiB" in message
     assert "3 MiB free" in message
+
+
+def test_a_backend_missing_from_the_image_is_a_preflight_failure(tmp_path: Path, model_dir: Path) -> None:
+    from llenergymeasure.errors import BackendError
+
+    def missing(cfg: object, ids: object) -> FakeBackend:
+        raise BackendError("the vllm backend is not available in this installation", fix="use the vllm image")
+
+    deps = HarnessDeps(nvml=None, backend_factory=missing)
+    with pytest.raises(PreFlightError) as err:
+        run_job(ExperimentJob(config=config(model_dir, energy={"backend": "auto"})), tmp_path, EventEmitter(None), deps)
+    assert [(f.check, f.fix) for f in err.value.failures] == [("backend", "use the vllm image")]

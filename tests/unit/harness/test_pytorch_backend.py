@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures.tiny_model import TINY_NON_EMBEDDING_PARAMS
 
+from fixtures.tiny_model import TINY_NON_EMBEDDING_PARAMS
 from llenergymeasure.harness.backends import create_backend
 from llenergymeasure.harness.backends.base import Prompt
 from llenergymeasure.harness.backends.pytorch import PyTorchBackend
@@ -106,15 +106,28 @@ def test_synthetic_lengths_are_exact(backend: PyTorchBackend) -> None:
 def test_generation_kwargs_follow_the_decoder(tiny_model_dir: Path) -> None:
     cfg = ExperimentConfig(
         model=str(tiny_model_dir),
-        decoder={"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.9, "min_p": 0.05,
-                 "repetition_penalty": 1.1},
+        decoder={
+            "do_sample": True,
+            "temperature": 0.7,
+            "top_k": 20,
+            "top_p": 0.9,
+            "min_p": 0.05,
+            "repetition_penalty": 1.1,
+        },
     )
     b = PyTorchBackend(cfg, None, [])
     b._pad_id = 0
     kwargs = b.generation_kwargs(Prompt("x", 16, min_new_tokens=4))
     assert kwargs == {
-        "max_new_tokens": 16, "min_new_tokens": 4, "pad_token_id": 0, "do_sample": True, "temperature": 0.7,
-        "top_k": 20, "top_p": 0.9, "min_p": 0.05, "repetition_penalty": 1.1,
+        "max_new_tokens": 16,
+        "min_new_tokens": 4,
+        "pad_token_id": 0,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_k": 20,
+        "top_p": 0.9,
+        "min_p": 0.05,
+        "repetition_penalty": 1.1,
     }
     greedy = PyTorchBackend(ExperimentConfig(model=str(tiny_model_dir)), None, [])
     assert "temperature" not in greedy.generation_kwargs(Prompt("x", 16))

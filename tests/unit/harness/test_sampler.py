@@ -49,13 +49,25 @@ def test_parquet_has_every_sample_and_marks_the_window(clock: FakeClock, tmp_pat
     table = pq.read_table(tmp_path / "timeseries.parquet")
     assert n == table.num_rows == 21
     assert {
-        "timestamp", "elapsed_s", "device_index", "device_uuid", "power_w", "energy_counter_mj", "temperature_c",
-        "sm_clock_mhz", "memory_used_mb", "utilization_pct", "throttle_reasons", "in_window",
+        "timestamp",
+        "elapsed_s",
+        "device_index",
+        "device_uuid",
+        "power_w",
+        "energy_counter_mj",
+        "temperature_c",
+        "sm_clock_mhz",
+        "memory_used_mb",
+        "utilization_pct",
+        "throttle_reasons",
+        "in_window",
     } <= set(table.column_names)
     power = table.column("power_w").to_pylist()
     assert power[0] == pytest.approx(100.0)
     assert power[10] == pytest.approx(120.0)  # t = 1.0 s on the ramp
-    assert sum(table.column("in_window").to_pylist()) == 11  # t = 0.5 … 1.5 (edges between ticks: no float-rounding ambiguity)
+    assert (
+        sum(table.column("in_window").to_pylist()) == 11
+    )  # t = 0.5 … 1.5 (edges between ticks: no float-rounding ambiguity)
     assert not (tmp_path / "timeseries.parquet.tmp").exists()
 
 

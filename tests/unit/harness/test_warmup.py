@@ -47,7 +47,11 @@ def test_thermal_floor_keeps_generating_until_the_floor(clock: FakeClock) -> Non
     b = backend(clock, seconds_per_batch=0.5)
     progress: list[tuple[int, int]] = []
     out = run_warmup(
-        b, PROMPTS, WarmupConfig(n_warmup=2, thermal_floor_seconds=3.0), 64, clock=clock,
+        b,
+        PROMPTS,
+        WarmupConfig(n_warmup=2, thermal_floor_seconds=3.0),
+        64,
+        clock=clock,
         on_progress=lambda d, t, cv: progress.append((d, t)),
     )
     assert out is not None
@@ -66,8 +70,14 @@ def test_batches_shaped_like_the_window(clock: FakeClock) -> None:
 
 def test_convergence_stops_once_cv_is_below_threshold(clock: FakeClock) -> None:
     b = backend(clock, seconds_per_batch=lambda n: 1.0 + (0.3 if n % 2 else 0.0) if n < 4 else 0.5)
-    cfg = WarmupConfig(convergence_detection=True, cv_threshold=0.05, window_size=5, min_prompts=5, max_prompts=50,
-                       thermal_floor_seconds=0)
+    cfg = WarmupConfig(
+        convergence_detection=True,
+        cv_threshold=0.05,
+        window_size=5,
+        min_prompts=5,
+        max_prompts=50,
+        thermal_floor_seconds=0,
+    )
     out = run_warmup(b, PROMPTS, cfg, 64, clock=clock)
     assert out is not None
     r = out.result
@@ -77,8 +87,14 @@ def test_convergence_stops_once_cv_is_below_threshold(clock: FakeClock) -> None:
 
 def test_convergence_gives_up_at_max_prompts_with_a_warning(clock: FakeClock) -> None:
     b = backend(clock, seconds_per_batch=lambda n: 0.5 if n % 2 else 1.0)
-    cfg = WarmupConfig(convergence_detection=True, cv_threshold=0.05, window_size=5, min_prompts=5, max_prompts=12,
-                       thermal_floor_seconds=0)
+    cfg = WarmupConfig(
+        convergence_detection=True,
+        cv_threshold=0.05,
+        window_size=5,
+        min_prompts=5,
+        max_prompts=12,
+        thermal_floor_seconds=0,
+    )
     out = run_warmup(b, PROMPTS, cfg, 64, clock=clock)
     assert out is not None
     assert (out.result.converged, out.result.iterations_completed) == (False, 12)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
-from llenergymeasure.schemas.job import ExperimentJob
+from llenergymeasure.schemas.job import RESULT_FILE, ExperimentJob
 from llenergymeasure.schemas.results import BaselineProvenance, EnergyBreakdown, EnvironmentSnapshot, ExperimentResult
 from llenergymeasure.schemas.study import ExecutionConfig, StudyConfig
 
@@ -83,3 +85,28 @@ def make_result(
         ),
         environment=EnvironmentSnapshot(llenergymeasure_version="2.0.0", python_version="3.11", platform="linux"),
     )
+
+
+class ScriptedRunner(Runner):
+    """Writes result.json like a harness would; `fail` decides which (index, cycle) raise instead."""
+
+    name = "local"
+
+    def __init__(self, fail: Callable[[RunRequest], Exception | None] = lambda r: None) -> None:
+        self.requests: list[RunRequest] = []
+        self.fail = fail
+
+    def run(self, request: RunRequest) -> ExperimentResult:
+        self.requests.append(request)
+        error = self.fail(request)
+        if error is not None:
+            raise error
+        result = make_result(
+            request.job, energy_j=50.0, baseline_power_w=40.0, baseline_method="measured", measured_at=T0
+        )
+        if request.job.context.cached_baseline is not None:
+            result = make_result(
+                request.job, energy_j=50.0, baseline_power_w=40.0, baseline_method="cached", measured_at=T0
+            )
+        (request.run_dir / RESULT_FILE).write_text(result.model_dump_json())
+        return result

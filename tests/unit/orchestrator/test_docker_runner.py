@@ -79,7 +79,10 @@ def _request(tmp_path: Path, **kw: float) -> RunRequest:
 def _runner(client: FakeDockerClient, **options: object) -> DockerRunner:
     client.add_image(IMAGE)
     return DockerRunner(
-        client, {"pytorch": IMAGE}, DockerOptions(stop_timeout_s=1, **options), host_env={"HF_TOKEN": CANARY}  # type: ignore[arg-type]
+        client,
+        {"pytorch": IMAGE},
+        DockerOptions(stop_timeout_s=1, **options),
+        host_env={"HF_TOKEN": CANARY},  # type: ignore[arg-type]
     )
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from orch_factories import T0, make_result, study_of
+from orch_factories import T0, ScriptedRunner, study_of
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, StudyError
 from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
@@ -14,36 +13,7 @@ from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.loop import LoopServices, StudyLoop
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
-from llenergymeasure.schemas.job import RESULT_FILE
-from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
-
-Script = Callable[[RunRequest], ExperimentResult]
-
-
-class ScriptedRunner(Runner):
-    """Writes result.json like a harness would; `fail` decides which (index, cycle) raise instead."""
-
-    name = "local"
-
-    def __init__(self, fail: Callable[[RunRequest], Exception | None] = lambda r: None) -> None:
-        self.requests: list[RunRequest] = []
-        self.fail = fail
-
-    def run(self, request: RunRequest) -> ExperimentResult:
-        self.requests.append(request)
-        error = self.fail(request)
-        if error is not None:
-            raise error
-        result = make_result(
-            request.job, energy_j=50.0, baseline_power_w=40.0, baseline_method="measured", measured_at=T0
-        )
-        if request.job.context.cached_baseline is not None:
-            result = make_result(
-                request.job, energy_j=50.0, baseline_power_w=40.0, baseline_method="cached", measured_at=T0
-            )
-        (request.run_dir / RESULT_FILE).write_text(result.model_dump_json())
-        return result
 
 
 def _loop(tmp_path: Path, study: StudyConfig, runner: Runner, **services: object) -> StudyLoop:

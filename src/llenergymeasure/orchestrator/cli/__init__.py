@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in args or "-v" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="llem", standalone_mode=False)
+        # typer in non-standalone mode *returns* the code of a raised typer.Exit, and turns a
+        # KeyboardInterrupt into exit code 130 the same way: the return value is the exit code
+        rv = command.main(args=args, prog_name="llem", standalone_mode=False)
     except typer.Exit as e:
         return int(e.exit_code)
     except typer.TyperException as e:  # usage errors: unknown option or command, bad value, missing argument
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
         print(f"error: {e.render()}", file=sys.stderr)
         return e.exit_code
-    return EXIT_OK
+    if rv == EXIT_INTERRUPTED:
+        print("\ninterrupted", file=sys.stderr)
+    return rv if isinstance(rv, int) else EXIT_OK
 
 
 def entrypoint() -> None:

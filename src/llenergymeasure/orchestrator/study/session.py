@@ -38,8 +38,8 @@ from llenergymeasure.orchestrator.runners.docker import DockerRunner
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
 from llenergymeasure.orchestrator.runners.factory import build_runners, connect_docker, docker_options_from
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe, probe_gpus
-from llenergymeasure.orchestrator.runners.reaper import reap_orphans
 from llenergymeasure.orchestrator.runners.inputs import host_hf_cache
+from llenergymeasure.orchestrator.runners.reaper import reap_orphans
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.layout import STUDY_YAML_FILE, atomic_write_text, create_study_dir
