@@ -42,8 +42,10 @@ WHEELHOUSE ?= build/wheelhouse
 # `make image-vllm BASE_IMAGE_vllm=vllm/vllm-openai:<tag> CUDA_MAJOR=...`.
 CUDA_MAJOR ?= 12
 GPU_BACKENDS := pytorch vllm tensorrt
-# Extra `docker build` options for the GPU images, e.g. an air-gapped build:
-# GPU_BUILD_ARGS="--build-arg PIP_INDEX_ARGS=--no-index"
+# Extra `docker build` options for the GPU images. Air-gapped: fill the
+# wheelhouse first (PY_VERSION=3.12 scripts/make_wheelhouse.sh build/wheelhouse-vllm
+# for the vLLM and TensorRT-LLM bases, which run Python 3.12), then
+# GPU_BUILD_ARGS="--build-arg PIP_INDEX_ARGS=--no-index".
 GPU_BUILD_ARGS ?=
 
 PYTEST_ARGS ?=
@@ -51,7 +53,7 @@ LINT_PATHS := $(wildcard src tests benchmarks)
 
 .PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
         test-gpu docker-engine base-image wheelhouse image-cpu images \
-        $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version demo bench ci clean distclean
+        $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version tiny-model demo bench ci clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -132,7 +134,7 @@ images: $(GPU_BACKENDS:%=image-%) ## the three GPU images (needs a registry to p
 
 # The GPU wheelhouses hold the project wheel and the requirement list only;
 # the dependencies come from the index during the build. Building the wheel
-# needs only pip, not the dev venv.
+# needs only pip: the dev venv when there is one, else $(PYTHON).
 $(GPU_BACKENDS:%=image-%): image-%: docker-engine
 	@test -n '$(PROTOCOL)' || { echo "error: PROTOCOL_VERSION not found in src/llenergymeasure/schemas/job.py" >&2; exit 1; }
 	base='$(BASE_IMAGE_$*)'; base="$${base:-$$(sed -n 's/^ARG BASE_IMAGE=//p' images/$*/Dockerfile)}"; \
@@ -140,7 +142,7 @@ $(GPU_BACKENDS:%=image-%): image-%: docker-engine
 	    echo "error: cannot pull $$base, the base of the $* image. GPU images need a registry" >&2; \
 	    echo "       (or the base loaded beforehand with docker load); the CPU image does not: make image-cpu" >&2; \
 	    exit 1; }; \
-	PYTHON='$(PYTHON)' scripts/make_wheelhouse.sh build/wheelhouse-$* --no-download \
+	PYTHON='$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))' scripts/make_wheelhouse.sh build/wheelhouse-$* --no-download \
 	    $(if $(filter pytorch,$*),--extra pytorch); \
 	scripts/build_image.sh 'llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)' images/$*/Dockerfile build/wheelhouse-$* \
 	    --build-arg BASE_IMAGE="$$base" --build-arg VERSION='$(VERSION)' --build-arg PROTOCOL='$(PROTOCOL)' \
@@ -157,8 +159,14 @@ $(GPU_BACKENDS:%=push-image-%): push-image-%: image-%
 version: ## print the project version (from src/llenergymeasure/_version.py)
 	@echo '$(VERSION)'
 
-demo: $(INSTALLED) docker-engine image-cpu ## tiny random model + llem run examples/demo.yaml on the CPU image
-	$(BIN)/python scripts/make_tiny_model.py
+TINY_MODEL := build/tiny-llama
+
+tiny-model: $(TINY_MODEL)/config.json ## a tiny random-weight Llama + tokenizer in build/tiny-llama (no model hub)
+
+$(TINY_MODEL)/config.json: | $(INSTALLED)
+	$(BIN)/python scripts/make_tiny_model.py $(TINY_MODEL)
+
+demo: $(INSTALLED) docker-engine image-cpu tiny-model ## llem run examples/demo.yaml: the tiny model on the CPU image
 	$(BIN)/llem run examples/demo.yaml
 
 bench: $(INSTALLED) ## the benchmarks (ratios measured side by side)

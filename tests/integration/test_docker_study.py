@@ -90,7 +90,7 @@ def test_llem_run_study_end_to_end(cpu_image: str, tiny_model: Path, dataset_cac
     # the summary table is on stdout, progress on stderr
     assert "J/output token" in proc.stdout
     assert "output tokens/s" in proc.stdout
-    assert "study completed: 6/6 runs completed" in proc.stdout
+    assert "6/6 runs completed" in proc.stdout
 
     # nothing left running, every file owned by the invoking user, no secret anywhere
     assert study_containers(study_dir.name) == []

@@ -165,7 +165,7 @@ def run(environ: Mapping[str, str], events: EventEmitter, deps: HarnessDeps | No
         results_dir.mkdir(parents=True, exist_ok=True)
         if deps is None:
             nvml = open_nvml() if job.context.device_ids else None
-            deps = HarnessDeps(nvml=nvml)
+            deps = HarnessDeps(nvml=nvml, apply_cuda_env=os.environ.update)
         with Heartbeat(events, job.context.heartbeat_seconds):
             run_job(job, results_dir, events, deps)
         return EXIT_OK

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.errors import BackendError, PreFlightFailure
+from llenergymeasure.errors import BackendError, PreFlightError, PreFlightFailure
 from llenergymeasure.harness.atomic import write_text_atomic
 from llenergymeasure.harness.backends import create_backend
 from llenergymeasure.harness.backends.base import InferenceBackend
 from llenergymeasure.harness.baseline import resolve_baseline, utc_now
 from llenergymeasure.harness.datasets import Fetcher, build_prompts
+from llenergymeasure.harness.devices import cuda_environment, device_set_warnings, resolve_device_set
 from llenergymeasure.harness.energy.base import EnergyMeter
 from llenergymeasure.harness.energy.device import (
     THROTTLE_POWER_THERMAL_MASK,
@@ -41,7 +42,7 @@ from llenergymeasure.harness.energy.factory import create_meter
 from llenergymeasure.harness.energy.sampler import PowerSampler, throttled_between, timeline_energy_j
 from llenergymeasure.harness.environment import snapshot
 from llenergymeasure.harness.events import EventEmitter, ThrottledProgress
-from llenergymeasure.harness.preflight import check_devices, run_preflight
+from llenergymeasure.harness.preflight import run_preflight
 from llenergymeasure.harness.result import RunFacts, build_result
 from llenergymeasure.harness.warmup import run_warmup
 from llenergymeasure.harness.window import run_window
@@ -70,6 +71,15 @@ class HarnessDeps:
     now: Callable[[], datetime] = utc_now
     dataset_fetch: Fetcher | None = None
     extra_warnings: list[MeasurementWarning] = field(default_factory=list)
+    #: sets CUDA_VISIBLE_DEVICES / CUDA_DEVICE_ORDER for the set before any CUDA initialisation; the process
+    #: entrypoint passes ``os.environ.update``; None (tests, embedding) leaves the environment alone
+    apply_cuda_env: Callable[[Mapping[str, str]], None] | None = None
+
+
+def _cuda_indices(device_ids: list[int], deps: HarnessDeps) -> list[int]:
+    """The CUDA ordinals of the set: 0..n-1 once CUDA_VISIBLE_DEVICES lists exactly the set, else NVML's own
+    indices (equal to CUDA's under CUDA_DEVICE_ORDER=PCI_BUS_ID, which the entrypoint sets)."""
+    return list(range(len(device_ids))) if deps.apply_cuda_env is not None else list(device_ids)
 
 
 def _hottest(devices: Sequence[MeasuredDevice]) -> float | None:
@@ -81,22 +91,34 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
     """Measure `job`, write ``result.json`` (+ ``timeseries.parquet``) into `results_dir`, return the result."""
     config, ctx = job.config, job.context
     started_at = deps.now()
-    device_ids = list(ctx.device_ids)
-    host_ids = list(ctx.host_device_ids) if len(ctx.host_device_ids) == len(device_ids) else device_ids
     with events.phase("preflight"):
-        failures = check_devices(deps.nvml, device_ids)
+        failures: list[PreFlightFailure] = []
+        device_ids: list[int] = []
+        host_ids: list[int] = []
+        devices: list[MeasuredDevice] = []
+        device_warnings: list[MeasurementWarning] = []
+        backend: InferenceBackend[Any] | None = None
         try:
-            backend = deps.backend_factory(config, device_ids)
-        except BackendError as e:  # the backend's module is missing from this image: report with the rest
+            device_set = resolve_device_set(
+                config, ctx.device_ids, deps.nvml, host_device_ids=ctx.host_device_ids or None
+            )
+            device_ids, host_ids = list(device_set.device_ids), list(device_set.host_device_ids)
+            device_warnings = device_set_warnings(device_set)
+            if deps.nvml is not None and device_ids:
+                devices = measured_devices(deps.nvml, device_ids, host_ids)
+            if deps.apply_cuda_env is not None and device_ids:
+                deps.apply_cuda_env(cuda_environment(device_set))
+            backend = deps.backend_factory(config, _cuda_indices(device_ids, deps))
+        except PreFlightError as e:  # a device set that cannot hold the experiment: reported with the rest
+            failures += e.failures
+        except BackendError as e:  # the backend's module is missing from this image: reported with the rest
             failures.append(PreFlightFailure("backend", e.message, e.fix))
-            backend = None
-        devices = measured_devices(deps.nvml, device_ids, host_ids) if deps.nvml is not None and not failures else []
         cache_dir = Path(ctx.dataset_cache_dir) if ctx.dataset_cache_dir else None
         pre = run_preflight(
             config, backend, devices, dataset_cache_dir=cache_dir, fetch=deps.dataset_fetch, prior_failures=failures
         )
         assert backend is not None  # run_preflight raised otherwise
-    warnings = [*deps.extra_warnings, *pre.warnings]
+    warnings = [*deps.extra_warnings, *device_warnings, *pre.warnings]
 
     with events.phase("environment"):
         driver = deps.nvml.driver_version() if deps.nvml is not None else None

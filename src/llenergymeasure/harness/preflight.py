@@ -1,7 +1,8 @@
 """Pre-flight inside the container: every check runs, and all failures are reported at once.
 
-Failures (raise `PreFlightError`, nothing is loaded):
-GPUs of the set visible to NVML; backend checks (framework importable, CUDA
+Failures (raise `PreFlightError`, nothing is loaded): the device set
+(`llenergymeasure.harness.devices`, resolved by the pipeline and passed in as
+``prior_failures``); backend checks (framework importable, CUDA
 devices visible, optional packages for the options used); the energy meter named
 in the config can run; the dataset is readable; the model is loadable (a local
 directory with ``config.json``, or a hub id in the cache — or downloadable when
@@ -23,7 +24,7 @@ from typing import Any
 from llenergymeasure.errors import LLEMError, PreFlightError, PreFlightFailure
 from llenergymeasure.harness.backends.base import InferenceBackend
 from llenergymeasure.harness.datasets import Fetcher, PromptSource, load_source
-from llenergymeasure.harness.energy.device import MeasuredDevice, NvmlProvider
+from llenergymeasure.harness.energy.device import MeasuredDevice
 from llenergymeasure.harness.energy.factory import meter_problem
 from llenergymeasure.harness.weights import estimate_memory_mb, locate_model, safetensors_param_count
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -39,26 +40,6 @@ class PreflightOutcome:
     source: PromptSource
     warnings: list[MeasurementWarning] = field(default_factory=list)
     model_dir: Path | None = None
-
-
-def check_devices(provider: NvmlProvider | None, device_ids: Sequence[int]) -> list[PreFlightFailure]:
-    if not device_ids:
-        return []
-    if provider is None:
-        return [
-            PreFlightFailure(
-                "gpu",
-                f"the job asks for GPUs {list(device_ids)} but NVML is not available",
-                "run with the NVIDIA container runtime (--gpus) and the driver installed, or leave device_ids empty",
-            )
-        ]
-    count = provider.device_count()
-    missing = [i for i in device_ids if i >= count]
-    if missing:
-        return [
-            PreFlightFailure("gpu", f"NVML sees {count} GPU(s); GPUs {missing} are not visible", "check GPU pinning")
-        ]
-    return []
 
 
 def device_warnings(devices: Sequence[MeasuredDevice]) -> list[MeasurementWarning]:

@@ -163,7 +163,7 @@ def test_preflight_reports_every_failure_at_once(tmp_path: Path, clock: FakeCloc
     with pytest.raises(PreFlightError) as err:
         run_job(ExperimentJob(config=cfg, context=RunContext(device_ids=[0, 1])), tmp_path, emitter, deps)
     checks = {f.check for f in err.value.failures}
-    assert {"gpu", "dataset", "model"} <= checks
+    assert {"device_set", "dataset", "model"} <= checks
     assert emitter.current_phase == "preflight"
     assert backend.events == []  # nothing was touched
     assert not (tmp_path / "result.json").exists()
@@ -200,3 +200,27 @@ def test_a_backend_missing_from_the_image_is_a_preflight_failure(tmp_path: Path,
     with pytest.raises(PreFlightError) as err:
         run_job(ExperimentJob(config=config(model_dir, energy={"backend": "auto"})), tmp_path, EventEmitter(None), deps)
     assert [(f.check, f.fix) for f in err.value.failures] == [("backend", "use the vllm image")]
+
+
+def test_only_the_device_set_is_measured_and_cuda_numbers_it(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    trace = PowerTrace(((0.0, 100.0),))
+    gpus = [FakeNvmlDevice(trace, clock, uuid=f"GPU-{i}") for i in range(3)]
+    given: list[list[int]] = []
+    env: dict[str, str] = {}
+
+    def factory(cfg: ExperimentConfig, ids: list[int]) -> FakeBackend:
+        given.append(list(ids))
+        return FakeBackend(cfg, None, ids, clock=clock)
+
+    cfg = config(model_dir, warmup={"n_warmup": 1, "thermal_floor_seconds": 0}, baseline={"duration_seconds": 1.0})
+    deps = HarnessDeps(
+        nvml=FakeProvider(gpus), backend_factory=factory, clock=clock, sleep=clock.sleep, apply_cuda_env=env.update
+    )
+    job = ExperimentJob(config=cfg, context=RunContext(device_ids=[1, 2, 0], host_device_ids=[5, 6, 4]))
+    result, _ = run(job, tmp_path, deps)
+    # pytorch without device_map uses one GPU: the first of the job's, container index 1 = host index 5
+    assert env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "1"}
+    assert given == [[0]]  # CUDA ordinal 0 is that GPU once CUDA_VISIBLE_DEVICES lists only it
+    assert result.device_ids == [5]
+    assert [(d.device_index, d.device_uuid) for d in result.energy.per_device] == [(5, "GPU-1")]
+    assert "unused_gpus" in [w.code for w in result.warnings]

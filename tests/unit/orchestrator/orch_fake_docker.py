@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import docker.errors
+import requests.exceptions
 
 from llenergymeasure.schemas.job import ExperimentJob, from_env
 
@@ -117,7 +118,7 @@ class FakeContainer:
     def wait(self, timeout: float | None = None) -> dict[str, int]:
         self._check()
         if not self._exited.wait(timeout):
-            raise TimeoutError("container did not exit")
+            raise requests.exceptions.ReadTimeout("container did not exit")
         return {"StatusCode": int(self.exit_code if self.exit_code is not None else -1)}
 
     def stop(self, timeout: int = 10) -> None:

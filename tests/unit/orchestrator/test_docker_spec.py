@@ -11,9 +11,8 @@ from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.docker_spec import (
     CONTAINER_DATASET_CACHE,
     CONTAINER_HF_CACHE,
-    DEFAULT_SHM_SIZE,
+    ENGINE_SHM_SIZE,
     HARNESS_COMMAND,
-    VLLM_TP_SHM_SIZE,
     DockerOptions,
     build_spec,
     container_name,
@@ -156,7 +155,7 @@ def test_container_basics(tmp_path: Path) -> None:
     assert kw["user"] == "1000:1000"
     assert kw["entrypoint"] == list(HARNESS_COMMAND)
     assert kw["labels"] == {"llem.study_id": "s1"}
-    assert kw["shm_size"] == DEFAULT_SHM_SIZE
+    assert "shm_size" not in kw  # pytorch: Docker's default /dev/shm unless configured
     assert "device_requests" not in kw
     assert spec.device_request is None
     assert "mem_limit" not in kw
@@ -177,21 +176,26 @@ def test_gpus_pinned_by_host_id_and_renumbered_inside(tmp_path: Path) -> None:
     assert spec.job.context.device_ids == [0, 1]
 
 
-def test_vllm_tensor_parallel_gets_host_ipc(tmp_path: Path) -> None:
+def test_shared_memory_per_backend(tmp_path: Path) -> None:
     model = _model_dir(tmp_path)
-    cfg = ExperimentConfig(
+    synthetic = {"synthetic": True}
+    tp2 = ExperimentConfig(
         model=str(model),
         backend="vllm",
         precision="fp16",
-        dataset={"synthetic": True},
+        dataset=synthetic,
         vllm={"engine": {"tensor_parallel_size": 2}},
     )
-    kw = _spec(tmp_path, cfg, host_ids=[0, 1]).create_kwargs()
+    kw = _spec(tmp_path, tp2, host_ids=[0, 1]).create_kwargs()
     assert kw["ipc_mode"] == "host"
     assert "shm_size" not in kw  # meaningless with the host IPC namespace
-    single = ExperimentConfig(model=str(model), backend="vllm", precision="fp16", dataset={"synthetic": True})
-    assert _spec(tmp_path, single).create_kwargs()["shm_size"] == DEFAULT_SHM_SIZE
-    assert VLLM_TP_SHM_SIZE != DEFAULT_SHM_SIZE
+    single = ExperimentConfig(model=str(model), backend="vllm", precision="fp16", dataset=synthetic)
+    assert _spec(tmp_path, single).create_kwargs()["shm_size"] == ENGINE_SHM_SIZE
+    assert "ipc_mode" not in _spec(tmp_path, single).create_kwargs()
+    configured = _spec(tmp_path, single, DockerOptions(shm_size="32g")).create_kwargs()
+    assert configured["shm_size"] == "32g"
+    pytorch = ExperimentConfig(model=str(model), dataset=synthetic, precision="fp32")
+    assert _spec(tmp_path, pytorch, DockerOptions(shm_size="1g")).create_kwargs()["shm_size"] == "1g"
 
 
 def test_memory_limit_disables_swap(tmp_path: Path) -> None:

@@ -203,3 +203,16 @@ def test_importing_the_package_and_the_orchestrator_loads_no_docker_or_ml_framew
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_study_being_run_cannot_be_resumed_twice(tmp_path: Path) -> None:
+    from llenergymeasure.orchestrator.study.lock import StudyLock
+
+    study = study_of(1, 2)
+    flaky = ScriptedRunner(lambda r: ExperimentError("boom"))
+    _local_study(tmp_path, study, flaky)  # leaves a failed (resumable) study
+    study_dir = next((tmp_path / "out").iterdir())
+    with StudyLock(study_dir), pytest.raises(StudyError, match="another llem process"):
+        _local_study(tmp_path, study, ScriptedRunner(), resume=True)
+    # once released (as when the holder dies), resuming works
+    assert _local_study(tmp_path, study, ScriptedRunner(), resume=True).status == "completed"

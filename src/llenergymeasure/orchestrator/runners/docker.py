@@ -260,10 +260,8 @@ class DockerRunner(Runner):
         try:
             status = container.wait(timeout=self._wait_timeout_s)
             exit_code = int(status.get("StatusCode", -1))
-        except self._errors as e:
+        except self._errors as e:  # includes requests' ReadTimeout when it does not exit in time
             logger.warning("could not read the exit status of %s: %s", getattr(container, "name", "?"), e)
-        except Exception as e:  # requests' ReadTimeout subclasses are not always DockerException
-            logger.warning("timed out waiting for %s to exit: %s", getattr(container, "name", "?"), e)
         oom = False
         try:
             container.reload()

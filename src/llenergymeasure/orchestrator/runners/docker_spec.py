@@ -39,10 +39,8 @@ from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR
 SECRET_ENV_ALLOWLIST: tuple[str, ...] = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 #: the harness entrypoint inside the image
 HARNESS_COMMAND: tuple[str, ...] = ("python", "-m", "llenergymeasure.harness")
-#: /dev/shm size when the user config gives none (docker's own default, 64 MiB, is too small for torch)
-DEFAULT_SHM_SIZE = "2g"
-#: /dev/shm for multi-GPU vLLM (NCCL) when the user config gives none; ipc_mode "host" is set as well
-VLLM_TP_SHM_SIZE = "16g"
+#: /dev/shm of single-GPU vLLM / TensorRT-LLM runs when the user config gives none (their workers share tensors)
+ENGINE_SHM_SIZE = "8g"
 
 CONTAINER_HF_CACHE = "/llem/hf-cache"
 CONTAINER_DATASET_CACHE = "/llem/datasets"
@@ -116,7 +114,7 @@ class ContainerSpec:
             "tty": False,
         }
         if self.ipc_mode:
-            kwargs["ipc_mode"] = self.ipc_mode
+            kwargs["ipc_mode"] = self.ipc_mode  # the host's /dev/shm: a shm_size would be meaningless
         elif self.shm_size:
             kwargs["shm_size"] = self.shm_size
         if self.mem_limit:
@@ -206,11 +204,19 @@ def plan_mounts(config: ExperimentConfig, run_dir: Path, options: DockerOptions,
 
 
 def shm_and_ipc(config: ExperimentConfig, options: DockerOptions) -> tuple[str | None, str | None]:
-    """(shm_size, ipc_mode): multi-GPU vLLM shares the host IPC namespace (NCCL), others get a private /dev/shm."""
-    tp = config.vllm.engine.tensor_parallel_size if config.backend == "vllm" and config.vllm is not None else None
-    if tp is not None and tp > 1:
-        return options.shm_size or VLLM_TP_SHM_SIZE, "host"
-    return options.shm_size or DEFAULT_SHM_SIZE, None
+    """(shm_size, ipc_mode) for one run.
+
+    vLLM and TensorRT-LLM move tensors between worker processes through shared
+    memory: multi-GPU runs share the host's IPC namespace (what both projects
+    document for NCCL/MPI), single-GPU runs get `ENGINE_SHM_SIZE` unless the user
+    config sets ``runners.docker.shm_size``. PyTorch runs in one process: Docker's
+    default /dev/shm unless configured.
+    """
+    if config.device_count() > 1 and config.backend in ("vllm", "tensorrt"):
+        return None, "host"
+    if options.shm_size:
+        return options.shm_size, None
+    return (ENGINE_SHM_SIZE if config.backend in ("vllm", "tensorrt") else None), None
 
 
 def build_spec(

@@ -8,7 +8,6 @@ host without the NVIDIA driver gets `NoGpus` (a CPU host), never an exception.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -50,13 +49,7 @@ class NvmlGpus:
 
 
 def probe_gpus() -> GpuProbe:
-    """`NvmlGpus` when NVML initialises and reports at least one device, else `NoGpus`.
-
-    ``LLEM_FORCE_CPU=1`` forces `NoGpus` (a GPU host running the CPU image, e.g. to
-    reproduce CI).
-    """
-    if os.environ.get("LLEM_FORCE_CPU"):
-        return NoGpus()
+    """`NvmlGpus` when NVML initialises and reports at least one device, else `NoGpus`."""
     try:
         import pynvml
 

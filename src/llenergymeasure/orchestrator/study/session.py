@@ -42,7 +42,13 @@ from llenergymeasure.orchestrator.runners.inputs import host_hf_cache
 from llenergymeasure.orchestrator.runners.reaper import reap_orphans
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
-from llenergymeasure.orchestrator.study.layout import STUDY_YAML_FILE, atomic_write_text, create_study_dir
+from llenergymeasure.orchestrator.study.layout import (
+    MANIFEST_FILE,
+    STUDY_YAML_FILE,
+    atomic_write_text,
+    create_study_dir,
+)
+from llenergymeasure.orchestrator.study.lock import StudyLock
 from llenergymeasure.orchestrator.study.loop import LoopServices, StudyLoop
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.orchestrator.study.outcome import build_study_result, write_study_result
@@ -61,7 +67,22 @@ RunnerInput = Runner | Mapping[str, Runner] | None
 
 @dataclass
 class SessionOptions:
-    """Everything `run_study` accepts besides the config (see `llenergymeasure.orchestrator.api.run_study`)."""
+    """The keyword arguments of `run_study` (`llenergymeasure.orchestrator.api.run_study`).
+
+    - ``output_dir``: where the study directory is created (default: user config
+      ``output.results_dir``); with ``resume`` it is searched for the study to continue
+      and may name the study directory itself.
+    - ``runner``: a `Runner` for every backend, or a mapping backend → `Runner`;
+      default: resolved per backend (``LLEM_RUNNER_<BACKEND>`` > user config > docker).
+    - ``no_gaps``: skip the pauses between runs; ``resume``: continue the latest
+      unfinished study of the same design (see docs/study-directory.md).
+    - ``quiet`` / ``verbose``: no progress on stderr / also every harness log line.
+    - ``skip_preflight``: skip the host pre-flight (the multi-backend rule still applies).
+    - ``user_config``, ``docker_client``, ``docker_options``, ``gpu_probe``,
+      ``fetch_model``, ``display``, ``env``: injected collaborators (tests, embedding);
+      each defaults to the real one for this host.
+    - ``on_event``: called with every progress event of every run.
+    """
 
     output_dir: str | Path | None = None
     runner: RunnerInput = None
@@ -129,11 +150,19 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     if runners.client is not None:
         _reap(runners.client)
 
-    study_dir, store = _open_study(study, output_dir, resume=opts.resume)
-    atomic_write_text(study_dir / STUDY_YAML_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
+    study_dir, store, lock = _open_study(study, output_dir, resume=opts.resume)
+    try:
+        return _run_loop(study, study_dir, store, runners, opts, gpu_count)
+    finally:
+        lock.release()
 
+
+def _run_loop(
+    study: StudyConfig, study_dir: Path, store: ManifestStore, runners: _Runners, opts: SessionOptions, gpu_count: int
+) -> StudyResult:
+    atomic_write_text(study_dir / STUDY_YAML_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     display = opts.display or make_display(quiet=opts.quiet, verbose=opts.verbose)
-    services_ = LoopServices(
+    services = LoopServices(
         runner_for=runners.runner_for,
         image_for=lambda b: runners.images.get(b) or runners.kinds.get(b, "runner"),
         device_ids_for=lambda e: device_ids_for(e, gpu_count),
@@ -145,7 +174,7 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     )
     display.study_started(store.manifest.study_id, len(store.manifest.entries), store.count("completed"))
     try:
-        StudyLoop(study, study_dir, store, services_).run()
+        StudyLoop(study, study_dir, store, services).run()
     finally:
         display.close()
         if store.manifest.status == "running":  # left by an exception the loop did not classify
@@ -209,18 +238,25 @@ def _reap(client: Any) -> None:
         )
 
 
-def _open_study(study: StudyConfig, output_dir: Path, *, resume: bool) -> tuple[Path, ManifestStore]:
+def _open_study(study: StudyConfig, output_dir: Path, *, resume: bool) -> tuple[Path, ManifestStore, StudyLock]:
+    """The study directory (new, or the one to resume), its manifest, and the lock held on it."""
     if resume:
         study_dir = require_resumable(output_dir, study.study_design_hash)
-        store = ManifestStore.load(study_dir / "manifest.json")
-        adopt_finished_runs(store, study_dir)
-        store.reconcile(study)
+        lock = StudyLock(study_dir).acquire()  # before reading the manifest: nobody else may be writing it
+        try:
+            store = ManifestStore.load(study_dir / MANIFEST_FILE)
+            adopt_finished_runs(store, study_dir)
+            store.reconcile(study)
+        except BaseException:
+            lock.release()
+            raise
         logger.info(
             "resuming %s: %d of %d runs already completed",
             study_dir,
             store.count("completed"),
             len(store.manifest.entries),
         )
-        return study_dir, store
+        return study_dir, store, lock
     study_dir = create_study_dir(output_dir, study.name)
-    return study_dir, ManifestStore.create(study_dir, study_dir.name, study)
+    lock = StudyLock(study_dir).acquire()
+    return study_dir, ManifestStore.create(study_dir, study_dir.name, study), lock
