@@ -57,13 +57,17 @@ def main() -> int:
     print(f"{'command':<44} {'median s':>9} {'min s':>7} {'max s':>7}  n")
     for name, xs in samples.items():
         print(f"{name:<44} {statistics.median(xs):9.3f} {min(xs):7.3f} {max(xs):7.3f}  {len(xs)}")
-    print(f"{'llem run <10,000-point grid> --dry-run':<44} {statistics.median(dry):9.3f} {min(dry):7.3f} {max(dry):7.3f}  {len(dry)}")
+    print(
+        f"{'llem run <10,000-point grid> --dry-run':<44} {statistics.median(dry):9.3f} {min(dry):7.3f} {max(dry):7.3f}  {len(dry)}"
+    )
     v = statistics.median(samples["llem --version"])
     d = statistics.median(dry)
     floor = statistics.median(samples["python -c pass"])
     print()
-    print(f"llem --version: {v:.3f} s = {v / VERSION_TARGET_S:.2f} × target {VERSION_TARGET_S} s "
-          f"({v - floor:.3f} s above the interpreter floor)")
+    print(
+        f"llem --version: {v:.3f} s = {v / VERSION_TARGET_S:.2f} × target {VERSION_TARGET_S} s "
+        f"({v - floor:.3f} s above the interpreter floor)"
+    )
     print(f"dry run, 10,000 points: {d:.3f} s = {d / DRY_RUN_TARGET_S:.2f} × target {DRY_RUN_TARGET_S} s")
     return 0
 

@@ -79,7 +79,9 @@ def test_dry_run_reports_skipped_points(tmp_path: Path, capsys: pytest.CaptureFi
     assert re.search(r"^3 experiments", out, re.M)
 
 
-def test_llem_config_runs_without_docker_or_gpu_requirements(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_llem_config_runs_without_docker_or_gpu_requirements(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "missing.yaml"))
     monkeypatch.setenv("LLEM_RUNNER_VLLM", "local")
     assert main(["config", "--verbose"]) == 0
@@ -105,7 +107,15 @@ def test_public_api_is_exactly_the_documented_names() -> None:
     import llenergymeasure
 
     assert sorted(llenergymeasure.__all__) == sorted(
-        ["run_experiment", "run_study", "ExperimentConfig", "StudyConfig", "ExperimentResult", "StudyResult", "__version__"]
+        [
+            "run_experiment",
+            "run_study",
+            "ExperimentConfig",
+            "StudyConfig",
+            "ExperimentResult",
+            "StudyResult",
+            "__version__",
+        ]
     )
     assert llenergymeasure.__version__ == "2.0.0"
     for name in llenergymeasure.__all__:

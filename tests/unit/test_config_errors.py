@@ -12,24 +12,59 @@ from llenergymeasure.orchestrator.cli import main
 CASES: list[tuple[str, str | bytes, str, str]] = [
     ("yaml-syntax", "model: [gpt2\nn: 3\n", "<yaml>", "invalid YAML"),
     ("unknown-field", "model: gpt2\nprecison: fp16\n", "precison", "did you mean 'precision'"),
-    ("unknown-nested-field", "model: gpt2\ndecoder:\n  temprature: 0.5\n", "decoder.temprature", "did you mean 'temperature'"),
+    (
+        "unknown-nested-field",
+        "model: gpt2\ndecoder:\n  temprature: 0.5\n",
+        "decoder.temprature",
+        "did you mean 'temperature'",
+    ),
     ("wrong-type", "model: gpt2\nn: many\n", "n", "valid integer"),
     ("negative-count", "model: gpt2\nn: -5\n", "n", "greater than 0"),
     ("zero-count", "model: gpt2\nmax_output_tokens: 0\n", "max_output_tokens", "greater than 0"),
-    ("precision-vs-backend", "model: gpt2\nbackend: tensorrt\nprecision: fp32\ntensorrt:\n  quantization: w8a16\n", "<top level>", "builds fp16/bf16 engines"),
-    ("mismatched-section", "model: gpt2\nbackend: pytorch\nvllm:\n  engine:\n    max_num_seqs: 8\n", "<top level>", "'vllm:' section is set but backend is pytorch"),
+    (
+        "precision-vs-backend",
+        "model: gpt2\nbackend: tensorrt\nprecision: fp32\ntensorrt:\n  quantization: w8a16\n",
+        "<top level>",
+        "builds fp16/bf16 engines",
+    ),
+    (
+        "mismatched-section",
+        "model: gpt2\nbackend: pytorch\nvllm:\n  engine:\n    max_num_seqs: 8\n",
+        "<top level>",
+        "'vllm:' section is set but backend is pytorch",
+    ),
     ("empty-sweep-list", "model: gpt2\nsweep:\n  precision: []\n", "sweep.precision", "empty"),
-    ("unknown-sweep-key", "model: gpt2\nsweep:\n  pytorch.batchsize: [1, 2]\n", "sweep.pytorch.batchsize", "did you mean 'pytorch.batch_size'"),
+    (
+        "unknown-sweep-key",
+        "model: gpt2\nsweep:\n  pytorch.batchsize: [1, 2]\n",
+        "sweep.pytorch.batchsize",
+        "did you mean 'pytorch.batch_size'",
+    ),
     ("sweep-not-a-list", "model: gpt2\nsweep:\n  precision: fp16\n", "sweep.precision", "must be lists"),
-    ("scoped-key-unused-backend", "model: gpt2\nsweep:\n  vllm.engine.block_size: [16, 32]\n", "sweep.vllm.engine.block_size", "no experiment uses"),
-    ("no-valid-point", "model: gpt2\nbackend: tensorrt\nprecision: fp32\nsweep:\n  tensorrt.quantization: [w8a16]\n", "sweep", "no valid experiment"),
+    (
+        "scoped-key-unused-backend",
+        "model: gpt2\nsweep:\n  vllm.engine.block_size: [16, 32]\n",
+        "sweep.vllm.engine.block_size",
+        "no experiment uses",
+    ),
+    (
+        "no-valid-point",
+        "model: gpt2\nbackend: tensorrt\nprecision: fp32\nsweep:\n  tensorrt.quantization: [w8a16]\n",
+        "sweep",
+        "no valid experiment",
+    ),
     ("python-tag", "model: !!python/object/apply:os.system ['touch {pwned}']\n", "<yaml>", "never executed"),
     ("binary-garbage", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "<file>", "binary"),
     ("invalid-utf8", b"model: gpt2\nname: caf\xe9\n", "<file>", "UTF-8"),
     ("empty-file", "", "<top level>", "empty"),
     ("list-top-level", "- model: gpt2\n- model: opt\n", "<top level>", "not a mapping"),
     ("missing-model", "backend: pytorch\nn: 3\n", "model", "Field required"),
-    ("bad-execution", "model: gpt2\nexperiments: [{}]\nexecution:\n  n_cycles: 0\n", "execution.n_cycles", "greater than 0"),
+    (
+        "bad-execution",
+        "model: gpt2\nexperiments: [{}]\nexecution:\n  n_cycles: 0\n",
+        "execution.n_cycles",
+        "greater than 0",
+    ),
     ("top-p-range", "model: gpt2\ndecoder:\n  top_p: 1.5\n", "decoder.top_p", "less than or equal to 1"),
     ("bad-dataset", "model: gpt2\ndataset: wikipedia\n", "dataset", "unknown dataset"),
     ("experiments-not-list", "model: gpt2\nexperiments: {precision: fp16}\n", "experiments", "non-empty list"),
@@ -38,7 +73,13 @@ CASES: list[tuple[str, str | bytes, str, str]] = [
 
 @pytest.mark.parametrize(("case", "content", "field", "words"), CASES, ids=[c[0] for c in CASES])
 def test_malformed_config_exits_2_naming_file_field_and_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], case: str, content: str | bytes, field: str, words: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    content: str | bytes,
+    field: str,
+    words: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     pwned = tmp_path / "PWNED"

@@ -16,7 +16,9 @@ def _resolve(raw: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 def test_cartesian_product_count() -> None:
     # 2 precisions × 3 batch sizes × 2 n values = 12
-    study = _resolve({"model": "gpt2", "sweep": {"precision": ["fp16", "bf16"], "pytorch.batch_size": [1, 4, 8], "n": [10, 20]}})
+    study = _resolve(
+        {"model": "gpt2", "sweep": {"precision": ["fp16", "bf16"], "pytorch.batch_size": [1, 4, 8], "n": [10, 20]}}
+    )
     assert len(study.experiments) == 12
     combos = {(e.precision, e.pytorch.batch_size if e.pytorch else None, e.n) for e in study.experiments}
     assert len(combos) == 12
@@ -51,7 +53,9 @@ def test_backend_scoped_keys_in_multi_backend_sweep() -> None:
 
 
 def test_nested_dotted_key() -> None:
-    study = _resolve({"model": "m", "backend": "vllm", "precision": "fp16", "sweep": {"vllm.engine.block_size": [16, 32, 64]}})
+    study = _resolve(
+        {"model": "m", "backend": "vllm", "precision": "fp16", "sweep": {"vllm.engine.block_size": [16, 32, 64]}}
+    )
     assert [e.vllm.engine.block_size for e in study.experiments if e.vllm] == [16, 32, 64]
 
 
@@ -72,7 +76,9 @@ def test_experiments_merged_over_shared_fields_and_appended_after_grid() -> None
 
 
 def test_shared_backend_section_applies_only_to_its_backend() -> None:
-    study = _resolve({"model": "m", "pytorch": {"batch_size": 4}, "sweep": {"backend": ["pytorch", "vllm"], "precision": ["bf16"]}})
+    study = _resolve(
+        {"model": "m", "pytorch": {"batch_size": 4}, "sweep": {"backend": ["pytorch", "vllm"], "precision": ["bf16"]}}
+    )
     pt, vl = study.experiments
     assert pt.pytorch is not None and pt.pytorch.batch_size == 4
     assert vl.backend == "vllm" and vl.pytorch is None
@@ -85,7 +91,9 @@ def test_duplicates_dropped_and_reported() -> None:
 
 
 def test_invalid_points_skipped_not_fatal() -> None:
-    study = _resolve({"model": "m", "backend": "vllm", "decoder": {"do_sample": True}, "sweep": {"decoder.temperature": [2.5, 1.0]}})
+    study = _resolve(
+        {"model": "m", "backend": "vllm", "decoder": {"do_sample": True}, "sweep": {"decoder.temperature": [2.5, 1.0]}}
+    )
     assert [e.decoder.temperature for e in study.experiments] == [1.0]
     assert len(study.skipped) == 1
 

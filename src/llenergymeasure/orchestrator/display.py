@@ -133,6 +133,7 @@ class ProgressDisplay:
         if not ok:
             self._write(f"✗ {self._label}: {message}" if message else f"✗ {self._label}")
         if self._runs is not None:
+            self._runs.set_postfix_str("", refresh=False)
             self._runs.update(1)
 
     def gap_tick(self, seconds_left: float, reason: str) -> None:

@@ -69,7 +69,9 @@ def _model_tables(model: type[BaseModel], prefix: str, title: str, out: list[str
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
         rows.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {desc} |")
         if sub is not None and sub.__name__ not in seen:
-            nested.append((sub, f"{path}.", f"`{path}` — {sub.__doc__.strip().splitlines()[0] if sub.__doc__ else sub.__name__}"))
+            nested.append(
+                (sub, f"{path}.", f"`{path}` — {sub.__doc__.strip().splitlines()[0] if sub.__doc__ else sub.__name__}")
+            )
     seen.add(model.__name__)
     out += [f"### {title}", "", "| field | type | default | description |", "|---|---|---|---|", *rows, ""]
     for sub, sub_prefix, sub_title in nested:

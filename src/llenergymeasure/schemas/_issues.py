@@ -20,7 +20,11 @@ def dotted(loc: Sequence[int | str], prefix: str = "") -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"SyntheticDataset", "str", "function-after[_dataset_name_or_path(), union[str,SyntheticDataset]]"}:
+        elif part in {
+            "SyntheticDataset",
+            "str",
+            "function-after[_dataset_name_or_path(), union[str,SyntheticDataset]]",
+        }:
             continue
         else:
             out = f"{out}.{part}" if out else str(part)
@@ -59,9 +63,7 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def issues_from_validation(
-    err: ValidationError, model: type[BaseModel], prefix: str = ""
-) -> list[ConfigIssue]:
+def issues_from_validation(err: ValidationError, model: type[BaseModel], prefix: str = "") -> list[ConfigIssue]:
     """One `ConfigIssue` per pydantic error, each with a fix a user can act on."""
     issues: list[ConfigIssue] = []
     for e in err.errors(include_url=False):

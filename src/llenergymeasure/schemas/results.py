@@ -62,9 +62,7 @@ class EnergyBreakdown(StrictModel):
     timeline_energy_j: float | None = Field(
         None, description="Integral of the power timeline over the window, in joules (integrated; cross-check)."
     )
-    timeline_vs_counter_pct: float | None = Field(
-        None, description="(timeline − counter) / counter × 100, in percent."
-    )
+    timeline_vs_counter_pct: float | None = Field(None, description="(timeline − counter) / counter × 100, in percent.")
     cpu_energy_j: float | None = Field(None, description="CPU energy over the window, in joules (estimated).")
     ram_energy_j: float | None = Field(None, description="RAM energy over the window, in joules (estimated).")
 

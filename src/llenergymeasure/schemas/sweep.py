@@ -77,7 +77,9 @@ def check_sweep_key(key: str, source: str | None = None) -> None:
             raise ConfigError(
                 "invalid sweep key",
                 source=source,
-                issues=[ConfigIssue(f"sweep.{key}", f"'{'.'.join(walked)}' has no sub-fields", "remove the extra part")],
+                issues=[
+                    ConfigIssue(f"sweep.{key}", f"'{'.'.join(walked)}' has no sub-fields", "remove the extra part")
+                ],
             )
         field = model.model_fields.get(part)
         if field is None:
@@ -98,13 +100,19 @@ def check_sweep_key(key: str, source: str | None = None) -> None:
         model = nested_model(field.annotation)
 
 
-def _sweep_dims(sweep: Any, source: str | None) -> tuple[list[tuple[str, list[Any]]], dict[str, list[tuple[str, list[Any]]]]]:
+def _sweep_dims(
+    sweep: Any, source: str | None
+) -> tuple[list[tuple[str, list[Any]]], dict[str, list[tuple[str, list[Any]]]]]:
     """Split the sweep into universal dimensions and backend-scoped ones."""
     if not isinstance(sweep, Mapping) or not sweep:
         raise ConfigError(
             "the sweep is empty or not a mapping",
             source=source,
-            issues=[ConfigIssue("sweep", "expected a mapping of field → list of values", "e.g. sweep: {precision: [fp16, bf16]}")],
+            issues=[
+                ConfigIssue(
+                    "sweep", "expected a mapping of field → list of values", "e.g. sweep: {precision: [fp16, bf16]}"
+                )
+            ],
         )
     universal: list[tuple[str, list[Any]]] = []
     scoped: dict[str, list[tuple[str, list[Any]]]] = {}
@@ -114,13 +122,19 @@ def _sweep_dims(sweep: Any, source: str | None) -> tuple[list[tuple[str, list[An
             raise ConfigError(
                 "sweep values must be lists",
                 source=source,
-                issues=[ConfigIssue(f"sweep.{key}", f"got {type(values).__name__} {values!r}", f"write {key}: [{values!r}]")],
+                issues=[
+                    ConfigIssue(f"sweep.{key}", f"got {type(values).__name__} {values!r}", f"write {key}: [{values!r}]")
+                ],
             )
         if not values:
             raise ConfigError(
                 "empty sweep list",
                 source=source,
-                issues=[ConfigIssue(f"sweep.{key}", "the list of values is empty", "give at least one value or remove the key")],
+                issues=[
+                    ConfigIssue(
+                        f"sweep.{key}", "the list of values is empty", "give at least one value or remove the key"
+                    )
+                ],
             )
         check_sweep_key(key, source)
         head, _, rest = key.partition(".")
@@ -164,14 +178,22 @@ def _points(raw: Mapping[str, Any], source: str | None) -> list[tuple[dict[str, 
             raise ConfigError(
                 "experiments must be a non-empty list",
                 source=source,
-                issues=[ConfigIssue("experiments", "expected a list of mappings", "e.g. experiments: [{precision: fp16}]")],
+                issues=[
+                    ConfigIssue("experiments", "expected a list of mappings", "e.g. experiments: [{precision: fp16}]")
+                ],
             )
         for i, entry in enumerate(explicit):
             if not isinstance(entry, Mapping):
                 raise ConfigError(
                     "invalid experiment entry",
                     source=source,
-                    issues=[ConfigIssue(f"experiments[{i}]", f"expected a mapping, got {type(entry).__name__}", "write {field: value, ...}")],
+                    issues=[
+                        ConfigIssue(
+                            f"experiments[{i}]",
+                            f"expected a mapping, got {type(entry).__name__}",
+                            "write {field: value, ...}",
+                        )
+                    ],
                 )
             backend = str(entry.get("backend", shared_backend))
             used_backends.add(backend)
@@ -183,7 +205,14 @@ def _points(raw: Mapping[str, Any], source: str | None) -> list[tuple[dict[str, 
         raise ConfigError(
             "backend-scoped sweep keys for a backend no experiment uses",
             source=source,
-            issues=[ConfigIssue(f"sweep.{k}", f"applies to backend {k.split('.')[0]} only", f"add {k.split('.')[0]} to backend or remove the key") for k in keys],
+            issues=[
+                ConfigIssue(
+                    f"sweep.{k}",
+                    f"applies to backend {k.split('.')[0]} only",
+                    f"add {k.split('.')[0]} to backend or remove the key",
+                )
+                for k in keys
+            ],
         )
     return points
 
@@ -195,7 +224,9 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
     try:
         execution = ExecutionConfig.model_validate(execution_raw)
     except ValidationError as e:
-        raise ConfigError("invalid execution section", source=source, issues=issues_from_validation(e, ExecutionConfig, "execution")) from None
+        raise ConfigError(
+            "invalid execution section", source=source, issues=issues_from_validation(e, ExecutionConfig, "execution")
+        ) from None
 
     experiments: list[ExperimentConfig] = []
     skipped: list[SkippedPoint] = []
@@ -205,11 +236,16 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
             cfg = ExperimentConfig.model_validate(point)
         except ValidationError as e:
             if all(err["type"] == INCOMPATIBLE for err in e.errors()):
-                reason = "; ".join(i.message + (f" (fix: {i.fix})" if i.fix else "") for i in issues_from_validation(e, ExperimentConfig))
+                reason = "; ".join(
+                    i.message + (f" (fix: {i.fix})" if i.fix else "")
+                    for i in issues_from_validation(e, ExperimentConfig)
+                )
                 skipped.append(SkippedPoint(overrides=overrides, reason=reason))
                 continue
             where = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "shared fields"
-            raise ConfigError(f"invalid experiment ({where})", source=source, issues=issues_from_validation(e, ExperimentConfig)) from None
+            raise ConfigError(
+                f"invalid experiment ({where})", source=source, issues=issues_from_validation(e, ExperimentConfig)
+            ) from None
         identity = (cfg.measurement_config_hash(), str(cfg.gpus))
         if identity in seen:
             skipped.append(SkippedPoint(overrides=overrides, reason=f"duplicate of experiment #{seen[identity] + 1}"))
@@ -222,11 +258,16 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
         raise ConfigError(
             "the study has no valid experiment",
             source=source,
-            issues=[ConfigIssue("sweep", r, None) for r in reasons] or [ConfigIssue("sweep", "nothing to run", "add sweep values or experiments")],
+            issues=[ConfigIssue("sweep", r, None) for r in reasons]
+            or [ConfigIssue("sweep", "nothing to run", "add sweep values or experiments")],
         )
     try:
         return StudyConfig(
-            name=str(name), description=raw.get("description"), experiments=experiments, execution=execution, skipped=skipped
+            name=str(name),
+            description=raw.get("description"),
+            experiments=experiments,
+            execution=execution,
+            skipped=skipped,
         )
     except ValidationError as e:
         raise ConfigError("invalid study", source=source, issues=issues_from_validation(e, StudyConfig)) from None

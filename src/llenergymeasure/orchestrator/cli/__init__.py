@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Callable
 
 import typer
 
@@ -53,6 +54,14 @@ app.command("config", help="Show what is installed and reachable, and the effect
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `llem`: maps errors to exit codes; never shows a traceback for expected errors."""
     args = sys.argv[1:] if argv is None else argv
+    restore = _interrupt_on_signals()
+    try:
+        return _main(args)
+    finally:
+        restore()
+
+
+def _main(args: list[str]) -> int:
     verbose = "--verbose" in args or "-v" in args
     command = typer.main.get_command(app)
     try:
@@ -85,6 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     if rv == EXIT_INTERRUPTED:
         print("\ninterrupted", file=sys.stderr)
     return rv if isinstance(rv, int) else EXIT_OK
+
+
+def _interrupt_on_signals() -> Callable[[], None]:
+    """SIGINT and SIGTERM both become KeyboardInterrupt, so a study stops cleanly (containers removed,
+    manifest marked interrupted) whether a person presses Ctrl-C or a scheduler terminates the job.
+    SIGINT is restored even when a parent started us with it ignored (a shell's background job)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def entrypoint() -> None:

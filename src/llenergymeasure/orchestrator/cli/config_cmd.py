@@ -104,7 +104,9 @@ def _gpu_checks() -> tuple[list[Check], bool]:
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError as e:
-        return [Check("NVIDIA GPUs", False, f"NVML unavailable ({e}); experiments run on CPU, energy unavailable")], False
+        return [
+            Check("NVIDIA GPUs", False, f"NVML unavailable ({e}); experiments run on CPU, energy unavailable")
+        ], False
     try:
         driver = pynvml.nvmlSystemGetDriverVersion()
         checks = [Check("NVIDIA driver", True, str(driver))]

@@ -31,7 +31,9 @@ def run_command(
     precision: str | None = typer.Option(None, "--precision", "-p", help="fp32, fp16 or bf16."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Directory that receives the study directory."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and preview the grid; run nothing."),
-    cycles: int | None = typer.Option(None, "--cycles", min=1, help="Cycles (repetitions); default 3 if the YAML sets none."),
+    cycles: int | None = typer.Option(
+        None, "--cycles", min=1, help="Cycles (repetitions); default 3 if the YAML sets none."
+    ),
     order: str | None = typer.Option(None, "--order", help="sequential, interleaved or shuffled."),
     no_gaps: bool = typer.Option(False, "--no-gaps", help="Skip the cool-down gaps between experiments and cycles."),
     resume: bool = typer.Option(False, "--resume", help="Continue the latest unfinished study with the same design."),
@@ -104,7 +106,9 @@ def build_study(
     else:
         raise ConfigError(
             "nothing to run",
-            issues=[ConfigIssue("CONFIG", "no YAML file and no --model", "pass a YAML file or --model <hub id or path>")],
+            issues=[
+                ConfigIssue("CONFIG", "no YAML file and no --model", "pass a YAML file or --model <hub id or path>")
+            ],
         )
 
     user = load_user_config().config

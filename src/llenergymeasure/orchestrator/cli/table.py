@@ -12,7 +12,9 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: f
             widths[i] = max(widths[i], len(cell))
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        ).rstrip()
 
     out = [line(headers), "  ".join("─" * w for w in widths)]
     out.extend(line(r) for r in rows)

@@ -31,7 +31,9 @@ class DecoderConfig(StrictModel):
         1.0, ge=0.0, le=10.0, description="Softmax temperature (unitless); 0 means greedy whatever do_sample says."
     )
     top_k: int = Field(50, ge=0, description="Sample among the k most likely tokens; 0 disables top-k.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling: smallest set with this cumulative probability.")
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Nucleus sampling: smallest set with this cumulative probability."
+    )
     min_p: float | None = Field(
         None, ge=0.0, le=1.0, description="Drop tokens below min_p × the top token's probability; null = off."
     )
@@ -67,9 +69,12 @@ class WarmupConfig(StrictModel):
         "0 is allowed and recorded as a warning.",
     )
     convergence_detection: bool = Field(
-        False, description="Keep warming up until the per-prompt latency coefficient of variation drops below cv_threshold."
+        False,
+        description="Keep warming up until the per-prompt latency coefficient of variation drops below cv_threshold.",
     )
-    cv_threshold: float = Field(0.05, gt=0.0, le=1.0, description="Target coefficient of variation (unitless fraction).")
+    cv_threshold: float = Field(
+        0.05, gt=0.0, le=1.0, description="Target coefficient of variation (unitless fraction)."
+    )
     window_size: PositiveInt = Field(5, description="Number of most recent warmup latencies the CV is computed over.")
     min_prompts: PositiveInt = Field(5, description="Minimum warmup prompts before convergence may be declared.")
     max_prompts: PositiveInt = Field(50, description="Maximum warmup prompts when convergence detection is on.")
