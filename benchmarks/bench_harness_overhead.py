@@ -9,9 +9,10 @@
    ``model.generate`` over pre-built tensors. Target: tokens/s ratio A/B ≥ 0.99.
 2. **sampler on vs off** — the harness loop with the power-timeline sampler
    thread running at its default 100 ms vs not running. Target ≥ 0.995. Without
-   an NVIDIA GPU the sampler reads a *fake* device implemented in pure Python,
-   which holds the GIL while "reading" (real NVML calls release it): a
-   conservative stand-in.
+   an NVIDIA GPU the sampler reads a *fake* device: by default each reading is a
+   ctypes call into libc (``usleep``, 20 µs) — like pynvml, a foreign call that
+   releases the GIL for its duration; ``--fake-device python`` uses pure-Python
+   readings that hold the GIL instead (a pessimistic stand-in).
 
 Each round runs both arms in alternating order (ABBA…) so drift and background
 load hit both; the script prints per-arm medians, the ratio of medians, the
@@ -63,6 +64,20 @@ class PythonFakeDevice:
 
     def _work(self) -> int:
         return sum(range(200))  # ~5 µs of interpreter time, GIL held
+
+
+class CtypesFakeDevice(PythonFakeDevice):
+    """Each reading is a 20 µs foreign call through ctypes (which releases the GIL), as pynvml's are."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
+
+    def _work(self) -> int:
+        self._libc.usleep(20)
+        return 1
 
     def energy_mj(self) -> int | None:
         return self._work()
@@ -207,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--gpu", action="store_true", help="run on cuda:0 and sample the real GPU through NVML")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--fake-device", choices=["ctypes", "python"], default="ctypes")
     args = parser.parse_args(argv)
 
     import torch
@@ -220,9 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         dev = nvml.device(0)
         sampler_devices = [MeasuredDevice(0, dev.uuid, dev)]
         sampler_kind = f"NVML ({dev.name})"
+    elif args.fake_device == "ctypes":
+        sampler_devices = [MeasuredDevice(0, CtypesFakeDevice.uuid, CtypesFakeDevice())]
+        sampler_kind = "fake device, 20 µs ctypes call per reading (GIL released, like pynvml)"
     else:
         sampler_devices = [MeasuredDevice(0, PythonFakeDevice.uuid, PythonFakeDevice())]
-        sampler_kind = "pure-Python fake device (GIL-holding; conservative)"
+        sampler_kind = "pure-Python fake device (GIL held while reading; pessimistic)"
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {'cuda:0' if args.gpu else 'cpu'}")
     print(
         f"{args.prompts} prompts × {args.max_new_tokens} new tokens, batch {args.batch_size}, {args.rounds} rounds; "

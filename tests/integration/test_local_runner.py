@@ -41,12 +41,12 @@ def small(model: Path, **overrides: object) -> dict[str, object]:
     return config
 
 
-def llem_temp_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("llem-*")}
+def leftover_run_dirs(config_hash: str) -> list[Path]:
+    """Run directories of this config still under the temp dir (other processes' temp dirs are ignored)."""
+    return list(Path(tempfile.gettempdir()).glob(f"llem-*/*_pytorch_{config_hash[:8]}"))
 
 
 def test_run_experiment_on_cpu_returns_a_real_result_and_leaves_nothing(tiny_model_dir: Path) -> None:  # noqa: F811
-    before = llem_temp_dirs()
     events: list[object] = []
     result = run_experiment(small(tiny_model_dir), on_event=events.append)
 
@@ -73,7 +73,7 @@ def test_run_experiment_on_cpu_returns_a_real_result_and_leaves_nothing(tiny_mod
 
     kinds = {type(e) for e in events}
     assert {WarmupProgress, WindowStarted, PromptsProgress, WindowFinished} <= kinds
-    assert llem_temp_dirs() == before  # the temporary run directory is gone
+    assert leftover_run_dirs(result.measurement_config_hash) == []  # the temporary run directory is gone
 
 
 def test_output_dir_keeps_result_and_log(tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: F811

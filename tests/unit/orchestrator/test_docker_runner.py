@@ -220,3 +220,24 @@ def test_job_sent_is_valid_json_with_the_image(tmp_path: Path) -> None:
     job = json.loads(client.created[0].kwargs["environment"]["LLEM_EXPERIMENT"])
     assert job["context"]["image"] == IMAGE
     assert job["protocol_version"] == 1
+
+
+def test_a_second_ctrl_c_during_clean_up_is_held_until_the_container_is_gone() -> None:
+    import os
+    import signal
+
+    from llenergymeasure.orchestrator.runners.docker import _defer_sigint
+
+    steps: list[str] = []
+
+    def clean_up() -> None:
+        with _defer_sigint():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            steps.append("removed")  # clean-up went on despite the signal
+        steps.append("never")
+
+    with pytest.raises(KeyboardInterrupt):
+        clean_up()
+    assert steps == ["removed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

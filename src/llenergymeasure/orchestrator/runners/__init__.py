@@ -1,6 +1,6 @@
 """Runners: *how* a run is isolated (docker, local subprocess), chosen per backend.
 
-Resolution, highest first (ARCHITECTURE.md §4, issue: runner resolution):
+Resolution, highest first:
 
 - runner kind: ``LLEM_RUNNER_<BACKEND>`` > user config ``runners.<backend>`` > ``docker``;
 - image: ``LLEM_IMAGE_<BACKEND>`` > user config ``runners.images.<backend>`` >

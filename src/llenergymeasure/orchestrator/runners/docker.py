@@ -1,4 +1,4 @@
-"""`DockerRunner`: one ephemeral container per (experiment, cycle), the docker SDK, the §4 contract.
+"""`DockerRunner`: one ephemeral container per (experiment, cycle), the docker SDK, docs/contract.md.
 
 Lifecycle of one run::
 
@@ -205,10 +205,20 @@ class DockerRunner(Runner):
     def _follow(self, container: Any, handler: StreamHandler, request: RunRequest) -> _Outcome:
         """Stream output until the container exits or a deadline passes; return how it ended."""
         lines: queue.Queue[tuple[str, object]] = queue.Queue()
-        streams = [
-            ("stdout", container.logs(stream=True, follow=True, stdout=True, stderr=False)),
-            ("stderr", container.logs(stream=True, follow=True, stdout=False, stderr=True)),
-        ]
+        try:
+            streams = [
+                ("stdout", container.logs(stream=True, follow=True, stdout=True, stderr=False)),
+                ("stderr", container.logs(stream=True, follow=True, stdout=False, stderr=True)),
+            ]
+        except self._errors as e:
+            raise ExperimentError(
+                f"could not follow the output of {request.name}: {_explain(e)}",
+                ExperimentFailure(
+                    phase="container",
+                    error_type=type(e).__name__,
+                    measurement_config_hash=request.job.config.measurement_config_hash(),
+                ),
+            ) from e
         for stream_name, chunks in streams:
             threading.Thread(
                 target=_pump, args=(stream_name, chunks, lines), name=f"llem-{stream_name}-{request.name}", daemon=True
@@ -318,18 +328,25 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _defer_sigint() -> Iterator[None]:
-    """Hold a Ctrl-C that arrives during clean-up and raise it afterwards (main thread only)."""
+    """Hold SIGINT/SIGTERM arriving during clean-up, then re-deliver them to their own handlers (main thread only).
+
+    A second Ctrl-C (or a scheduler's SIGTERM) must not leave a half-removed container behind; once
+    it is gone, each held signal is raised again, so whatever the process had installed (Python's
+    KeyboardInterrupt, the CLI's handler, the default action) decides what happens.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    deferred = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in deferred}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if pending:
-            raise KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 def _is_conflict(exc: BaseException) -> bool:

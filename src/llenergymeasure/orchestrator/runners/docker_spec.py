@@ -1,4 +1,4 @@
-"""Pure translation: one `RunRequest` → the arguments of one container (ARCHITECTURE.md §4).
+"""Pure translation: one `RunRequest` → the arguments of one container (docs/contract.md).
 
 Nothing here talks to Docker; `ContainerSpec.create_kwargs()` is what
 `DockerRunner` hands to ``client.containers.create``. Keeping the translation pure

@@ -1,4 +1,4 @@
-"""Names on disk: the study directory, run directories, experiment ids (ARCHITECTURE.md §6).
+"""Names on disk: the study directory, run directories, experiment ids (docs/study-directory.md).
 
 ```
 <results>/<name>_<UTC timestamp>/                 study_id = this directory's name
