@@ -96,7 +96,10 @@ def collect_warnings(facts: RunFacts) -> list[MeasurementWarning]:
 def build_result(facts: RunFacts) -> ExperimentResult:
     """The validated `ExperimentResult` for `facts`."""
     job, window, energy = facts.job, facts.window, facts.window.energy
-    cfg, ctx = job.config, job.context
+    ctx = job.context
+    # the config as the user wrote it (host paths) when the runner rewrote paths for the container: the result
+    # records that one, so its measurement_config_hash matches the host's manifest
+    cfg = ctx.submitted_config or job.config
     duration_s = window.duration_s
     in_tok, out_tok = window.input_tokens, window.output_tokens
     baseline_w = facts.baseline.power_w

@@ -54,6 +54,11 @@ class RunContext(StrictModel):
     image: str | None = Field(None, description="Image the harness runs in (recorded in the environment snapshot).")
     dataset_cache_dir: str | None = Field(None, description="Directory holding cached datasets (read-only is fine).")
     heartbeat_seconds: float = Field(10.0, gt=0, description="Interval of heartbeat events, seconds.")
+    submitted_config: ExperimentConfig | None = Field(
+        None,
+        description="The config as the user wrote it (host paths), when the runner rewrote local paths for the "
+        "container. The result records this one, so its measurement_config_hash matches the manifest's.",
+    )
 
 
 class ExperimentJob(StrictModel):

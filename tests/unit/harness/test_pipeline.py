@@ -224,3 +224,13 @@ def test_only_the_device_set_is_measured_and_cuda_numbers_it(tmp_path: Path, mod
     assert result.device_ids == [5]
     assert [(d.device_index, d.device_uuid) for d in result.energy.per_device] == [(5, "GPU-1")]
     assert "unused_gpus" in [w.code for w in result.warnings]
+
+
+def test_the_result_records_the_config_as_submitted(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    ran = config(model_dir, energy={"backend": "auto"}, warmup={"enabled": False})
+    submitted = ran.model_copy(update={"model": "/host/path/to/model"})
+    deps = HarnessDeps(backend_factory=lambda c, ids: FakeBackend(c, None, ids, clock=clock), clock=clock)
+    job = ExperimentJob(config=ran, context=RunContext(submitted_config=submitted))
+    result, _ = run(job, tmp_path, deps)
+    assert result.config == submitted
+    assert result.measurement_config_hash == submitted.measurement_config_hash()

@@ -9,10 +9,9 @@ import pytest
 from harness_fakes import minimal_result
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure
-from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
+from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result, read_error_document
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import ErrorDocument, Heartbeat, PhaseStarted, WindowStarted
-from llenergymeasure.schemas.job import ExperimentJob
 
 CONFIG = ExperimentConfig(model="org/model")
 
@@ -45,7 +44,6 @@ def test_stream_handler_routes_events_and_logs(tmp_path: Path) -> None:
     assert handler.last_activity_at == 105.0
     assert handler.events_seen == 2
     assert handler.log_tail(1) == ["WARNING something"]
-    assert handler.tail() == handler.log_tail()
 
 
 def test_a_failing_callback_never_stops_the_stream(tmp_path: Path) -> None:
@@ -53,8 +51,8 @@ def test_a_failing_callback_never_stops_the_stream(tmp_path: Path) -> None:
         raise RuntimeError("display broke")
 
     handler = StreamHandler(tmp_path, boom, boom)
-    assert handler.feed_line(WindowStarted(n_prompts=3).model_dump_json()) is not None
-    handler.feed_log_line("still logged")
+    assert handler.feed_stdout(WindowStarted(n_prompts=3).model_dump_json()) is not None
+    handler.feed_stderr("still logged")
     handler.close()
     assert "still logged" in (tmp_path / "harness.log").read_text()
 
@@ -63,7 +61,6 @@ def test_success_returns_the_validated_result(tmp_path: Path) -> None:
     write_result(tmp_path)
     result = collect_result(tmp_path, ExperimentFailure(exit_code=0))
     assert result.output_tokens == 80
-    assert collect_result(tmp_path, ExperimentJob(config=CONFIG), log_tail=["x"]) == result  # the short form
 
 
 def test_error_json_becomes_a_structured_error(tmp_path: Path) -> None:
@@ -107,13 +104,11 @@ def test_missing_or_bad_results(tmp_path: Path, setup, exit_code: int, fragment:
         collect_result(tmp_path, ExperimentFailure(exit_code=exit_code))
 
 
-def test_error_document_via_the_handler(tmp_path: Path) -> None:
-    handler = StreamHandler(tmp_path)
-    assert handler.error_document() is None
+def test_error_document_reading(tmp_path: Path) -> None:
+    assert read_error_document(tmp_path) is None
     write_error(tmp_path)
-    doc = handler.error_document(tmp_path)
+    doc = read_error_document(tmp_path)
     assert doc is not None
     assert doc.type == "BackendError"
     (tmp_path / "error.json").write_text(json.dumps({"nope": 1}))
-    assert handler.error_document() is None  # unreadable: None, never a crash
-    handler.close()
+    assert read_error_document(tmp_path) is None  # unreadable: None, never a crash

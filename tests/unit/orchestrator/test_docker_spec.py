@@ -226,3 +226,32 @@ def test_container_names_are_valid_and_deterministic(parts: tuple[str, ...], exp
     assert container_name(*parts) == expected
     assert container_name(*parts) == container_name(*parts)
     assert len(container_name("x" * 300)) <= 128
+
+
+def test_tensorrt_engine_cache_is_the_one_extra_writable_mount(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path)
+    engine = tmp_path / "prebuilt-engine"
+    engine.mkdir()
+    cache = tmp_path / "trt-cache"
+    cfg = ExperimentConfig(
+        model=str(model),
+        backend="tensorrt",
+        precision="fp16",
+        dataset={"synthetic": True, "input_tokens": 8, "output_tokens": 4},
+        tensorrt={"engine_path": str(engine)},
+    )
+    spec = _spec(tmp_path, cfg, DockerOptions(trt_engine_cache_dir=cache))
+    assert cache.is_dir()
+    rw = sorted(b["bind"] for b in spec.volumes.values() if b["mode"] == "rw")
+    assert rw == ["/llem/trt-engines", "/results"]
+    assert spec.environment["LLEM_TRT_ENGINE_CACHE"] == "/llem/trt-engines"
+    assert spec.volumes[str(engine.resolve())] == {"bind": "/llem/engine", "mode": "ro"}
+    assert from_env(spec.environment).config.tensorrt.engine_path == "/llem/engine"  # type: ignore[union-attr]
+
+
+def test_pytorch_runs_get_no_engine_cache(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path)
+    cfg = ExperimentConfig(model=str(model), precision="fp32", dataset={"synthetic": True})
+    spec = _spec(tmp_path, cfg, DockerOptions(trt_engine_cache_dir=tmp_path / "trt-cache"))
+    assert "LLEM_TRT_ENGINE_CACHE" not in spec.environment
+    assert not (tmp_path / "trt-cache").exists()

@@ -1,8 +1,7 @@
 """What every runner does with the harness's output: the event/log stream and the result files.
 
 `StreamHandler` consumes the harness's output line by line (``feed_stdout``
-for stdout lines, ``feed_stderr`` for stderr lines; ``feed_line`` /
-``feed_log_line`` are the same two methods under their first names):
+for stdout lines, ``feed_stderr`` for stderr lines):
 events go to the caller's callback, every other line to ``<run_dir>/harness.log``
 (and the caller's log callback); it tracks the last activity (for the silence
 timeout), the current phase and a tail of log lines (for error reports).
@@ -22,8 +21,6 @@ Typical use in a runner::
     failure = ExperimentFailure(exit_code=..., timed_out=..., oom_killed=..., log_tail=handler.log_tail(),
                                 phase=handler.last_phase, measurement_config_hash=...)
     return collect_result(run_dir, failure)
-
-(``collect_result(run_dir, job, log_tail=...)`` is the short form for a run that exited 0.)
 """
 
 from __future__ import annotations
@@ -49,7 +46,7 @@ from llenergymeasure.schemas.events import (
     ProgressEvent,
     parse_event_line,
 )
-from llenergymeasure.schemas.job import ERROR_FILE, RESULT_FILE, ExperimentJob
+from llenergymeasure.schemas.job import ERROR_FILE, RESULT_FILE
 from llenergymeasure.schemas.results import RESULT_SCHEMA_VERSION, ExperimentResult
 
 logger = logging.getLogger(__name__)
@@ -123,19 +120,10 @@ class StreamHandler:
             except Exception:
                 logger.exception("on_log callback failed")
 
-    feed_line = feed_stdout
-    feed_log_line = feed_stderr
-
     def log_tail(self, n: int = 20) -> list[str]:
         """The last `n` log lines."""
         with self._lock:
             return list(self._tail)[-n:]
-
-    tail = log_tail
-
-    def error_document(self, run_dir: Path | None = None) -> ErrorDocument | None:
-        """The run's ``error.json`` (see `read_error_document`); `run_dir` defaults to this handler's."""
-        return read_error_document(Path(run_dir) if run_dir is not None else self.log_path.parent)
 
     def close(self) -> None:
         """Close harness.log; idempotent."""
@@ -174,23 +162,15 @@ def read_result(path: Path) -> ExperimentResult:
         raise ExperimentError(f"{path} does not validate as an ExperimentResult: {e}") from e
 
 
-def collect_result(
-    run_dir: Path, facts: ExperimentFailure | ExperimentJob, *, log_tail: list[str] | None = None
-) -> ExperimentResult:
+def collect_result(run_dir: Path, failure: ExperimentFailure) -> ExperimentResult:
     """The run's validated result, or `ExperimentError` with every fact known about why there is none.
 
-    `facts` is what the runner observed — exit code, timeout, OOM kill, log tail,
-    config hash — as an `ExperimentFailure` (its name notwithstanding: it is read
-    on success too). Passing the `ExperimentJob` instead means "the run exited 0".
-    The harness's ``error.json`` adds its type, message and phase.
+    `failure` is what the runner observed — exit code, timeout, OOM kill, log
+    tail, config hash — as an `ExperimentFailure` (its name notwithstanding: it is
+    read on success too, where only ``exit_code=0`` matters). The harness's
+    ``error.json`` adds its type, message and phase.
     """
     run_dir = Path(run_dir)
-    if isinstance(facts, ExperimentJob):
-        failure = ExperimentFailure(exit_code=0, measurement_config_hash=facts.config.measurement_config_hash())
-    else:
-        failure = facts
-    if log_tail is not None:
-        failure = dataclasses.replace(failure, log_tail=list(log_tail))
     doc = read_error_document(run_dir)
     if doc is not None:
         failure = dataclasses.replace(failure, phase=doc.phase or failure.phase, error_type=doc.type)

@@ -44,9 +44,14 @@ ENGINE_SHM_SIZE = "8g"
 
 CONTAINER_HF_CACHE = "/llem/hf-cache"
 CONTAINER_DATASET_CACHE = "/llem/datasets"
+#: TensorRT-LLM engines built by earlier runs (read-write: a run that builds an engine publishes it there)
+CONTAINER_TRT_ENGINE_CACHE = "/llem/trt-engines"
+#: the variable the harness's engine cache reads (harness/backends/engine_cache.py)
+TRT_ENGINE_CACHE_ENV_VAR = "LLEM_TRT_ENGINE_CACHE"
 #: file a built-in dataset is cached as in a dataset cache directory (the harness's datasets module reads it)
 DATASET_CACHE_FILES = {"aienergyscore": "aienergyscore.jsonl"}
 _CONTAINER_INPUT_DIRS = {"model": "/llem/models", "dataset": "/llem/data", "adapter": "/llem/adapters"}
+CONTAINER_ENGINE_DIR = "/llem/engine"
 
 #: a callable that may replace the harness command for one job (test seam: fault injection)
 CommandOverride = Callable[[ExperimentJob], Sequence[str] | None]
@@ -62,6 +67,7 @@ class DockerOptions:
     user: str | None = None  # "uid:gid"; None = the invoking user's
     hf_cache_dir: Path | None = None  # host HF hub cache to mount read-only
     dataset_cache_dir: Path | None = None  # host dataset cache to mount read-only
+    trt_engine_cache_dir: Path | None = None  # host TensorRT-LLM engine cache, mounted read-write for tensorrt runs
     stop_timeout_s: float = 10.0  # SIGTERM → SIGKILL grace when a container must be stopped
     extra_env: Mapping[str, str] = field(default_factory=dict)  # non-secret variables (e.g. log level knobs)
     secret_env_allowlist: tuple[str, ...] = SECRET_ENV_ALLOWLIST  # + user config runners.docker.extra_env_allowlist
@@ -199,6 +205,15 @@ def plan_mounts(config: ExperimentConfig, run_dir: Path, options: DockerOptions,
             volumes[str(options.dataset_cache_dir.resolve())] = {"bind": CONTAINER_DATASET_CACHE, "mode": "ro"}
         else:
             needs_network = True  # the harness fetches it (pinned revision) into the container's own cache
+    if config.backend == "tensorrt":
+        if options.trt_engine_cache_dir is not None:
+            # created here so the bind mount is a directory owned by the invoking user, not root
+            options.trt_engine_cache_dir.mkdir(parents=True, exist_ok=True)
+            volumes[str(options.trt_engine_cache_dir.resolve())] = {"bind": CONTAINER_TRT_ENGINE_CACHE, "mode": "rw"}
+        if config.tensorrt is not None and config.tensorrt.engine_path:
+            engine = Path(config.tensorrt.engine_path).expanduser().resolve()
+            volumes[str(engine)] = {"bind": CONTAINER_ENGINE_DIR, "mode": "ro"}
+            updates["tensorrt"] = config.tensorrt.model_copy(update={"engine_path": CONTAINER_ENGINE_DIR})
     rewritten = config.model_copy(update=updates) if updates else config
     return _Mounts(volumes, rewritten, needs_network, hub_offline=bool(hub_ids) and not needs_network)
 
@@ -238,6 +253,7 @@ def build_spec(
             "host_device_ids": host_ids,
             "device_ids": list(range(len(host_ids))),
             "dataset_cache_dir": CONTAINER_DATASET_CACHE if CONTAINER_DATASET_CACHE in _binds(mounts.volumes) else None,
+            "submitted_config": job.config if mounts.config is not job.config else None,
         }
     )
     sent = job.model_copy(update={"config": mounts.config, "context": context})
@@ -248,6 +264,8 @@ def build_spec(
         env["HF_HUB_CACHE"] = CONTAINER_HF_CACHE
     if mounts.hub_offline:
         env["HF_HUB_OFFLINE"] = "1"
+    if CONTAINER_TRT_ENGINE_CACHE in _binds(mounts.volumes):
+        env[TRT_ENGINE_CACHE_ENV_VAR] = CONTAINER_TRT_ENGINE_CACHE
     secrets = {k: host_env[k] for k in options.secret_env_allowlist if host_env.get(k)}
     env.update(secrets)
     env.update(to_env(sent))

@@ -38,6 +38,7 @@ def docker_options_from(user: EffectiveUserConfig, hf_cache_dir: Path) -> Docker
         network_mode=section.network,
         hf_cache_dir=hf_cache_dir,
         dataset_cache_dir=host_dataset_cache(),
+        trt_engine_cache_dir=Path("~/.llenergymeasure/trt-engines").expanduser(),
         secret_env_allowlist=allow,
     )
 
