@@ -80,11 +80,11 @@ lint: $(INSTALLED) ## ruff check + ruff format --check + import contracts
 typecheck: $(INSTALLED) ## mypy (strict, config in pyproject.toml)
 	$(BIN)/mypy src
 
-schema-check: $(INSTALLED) ## fail when the committed JSON Schemas drift from the models
-	$(BIN)/python -m llenergymeasure.schemas.jsonschema --check
+schema-check: $(INSTALLED) ## fail when the committed reference pages or JSON Schemas drift from the models
+	$(BIN)/python -m llenergymeasure.orchestrator.docgen --check
 
-docs: $(INSTALLED) ## regenerate the config/result reference from the models
-	$(BIN)/python -m llenergymeasure.schemas.docgen
+docs: $(INSTALLED) ## regenerate the config/result reference pages and the JSON Schemas from the models
+	$(BIN)/python -m llenergymeasure.orchestrator.docgen
 
 # ---------------------------------------------------------------------- tests
 

@@ -1,6 +1,6 @@
 """Generate the JSON Schema files for experiment and study YAML (for YAML editors) and results.
 
-    python -m llenergymeasure.schemas.jsonschema           # write docs/schema/*.json
+    python -m llenergymeasure.schemas.jsonschema           # write docs/schema/*.json (make docs also does it)
     python -m llenergymeasure.schemas.jsonschema --check   # exit 1 if they drifted from the models
 
 The study file schema is derived from the experiment schema: every experiment

@@ -54,5 +54,5 @@ class Runner(abc.ABC):
     def run(self, request: RunRequest) -> ExperimentResult:
         """Run the job to completion; raise `ExperimentError` on any failure. Leaves nothing running."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: runners without clients keep the no-op
         """Release clients; idempotent."""
