@@ -16,6 +16,7 @@ Rules (the ones every backend's numbers must follow):
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 
 def count_input_tokens(attention_mask: Sequence[Sequence[int]]) -> list[int]:
@@ -40,3 +41,14 @@ def count_output_tokens_batch(
 ) -> list[int]:
     """`count_output_tokens` for every row of a batch of generated continuations."""
     return [count_output_tokens(row, eos_token_ids, pad_token_id) for row in generated]
+
+
+def count_text_tokens(tokenizer: Any, text: str) -> int:
+    """Tokens of `text` under a Hugging Face-style tokenizer (``encode``), special tokens excluded."""
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def truncate_text(tokenizer: Any, text: str, max_tokens: int) -> str:
+    """`text` cut to at most `max_tokens` tokens (unchanged when it already fits)."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return text if len(ids) <= max_tokens else str(tokenizer.decode(ids[:max_tokens]))

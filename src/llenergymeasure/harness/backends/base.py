@@ -161,3 +161,36 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
 
     def close(self) -> None:
         """Release the model and the device memory."""
+
+
+#: (latency_s, ttft_s, itl_s) of one request, as a backend's request metrics give it
+RequestTiming = tuple[float, float, float | None]
+
+
+def batch_from_counts(
+    counted: Sequence[tuple[int, int, str | None]], timings: Sequence[RequestTiming | None], call_s: float
+) -> GenerationBatch:
+    """A `GenerationBatch` from exact (input tokens, output tokens, text) per request and their timings.
+
+    Latency is per request when every request has timings; otherwise each request gets the
+    duration of the whole call (`call_s`) and the granularity says ``batch``: a mix of the two
+    would make the latency statistics meaningless.
+    """
+    if counted and all(t is not None for t in timings):
+        return GenerationBatch(
+            outputs=[
+                RequestOutput(
+                    input_tokens=n_in, output_tokens=n_out, latency_s=t[0], ttft_s=t[1], itl_s=t[2], text=text
+                )
+                for (n_in, n_out, text), t in zip(counted, timings, strict=True)
+                if t is not None
+            ],
+            granularity="request",
+        )
+    return GenerationBatch(
+        outputs=[
+            RequestOutput(input_tokens=n_in, output_tokens=n_out, latency_s=call_s, text=text)
+            for n_in, n_out, text in counted
+        ],
+        granularity="batch",
+    )

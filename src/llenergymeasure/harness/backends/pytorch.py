@@ -41,7 +41,12 @@ from llenergymeasure.harness.backends.base import (
     Prompt,
     RequestOutput,
 )
-from llenergymeasure.harness.tokens import count_input_tokens, count_output_tokens_batch
+from llenergymeasure.harness.tokens import (
+    count_input_tokens,
+    count_output_tokens_batch,
+    count_text_tokens,
+    truncate_text,
+)
 from llenergymeasure.schemas.config.backends import PyTorchConfig
 from llenergymeasure.schemas.results import MemoryStats
 
@@ -272,12 +277,10 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
     # ---- the rest of the interface --------------------------------------------------------------------------
 
     def count_tokens(self, text: str) -> int:
-        return len(self._require_loaded()[1](text, add_special_tokens=False)["input_ids"])
+        return count_text_tokens(self._require_loaded()[1], text)
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        tok = self._require_loaded()[1]
-        ids = tok(text, add_special_tokens=False)["input_ids"]
-        return text if len(ids) <= max_tokens else str(tok.decode(ids[:max_tokens]))
+        return truncate_text(self._require_loaded()[1], text, max_tokens)
 
     def synchronize(self) -> None:
         if self.device_ids and self._torch is not None:

@@ -56,6 +56,7 @@ from llenergymeasure.harness.backends.tensorrt_mapping import (
     sampling_kwargs,
     section_of,
 )
+from llenergymeasure.harness.tokens import count_text_tokens, truncate_text
 from llenergymeasure.schemas.config.backends import TensorRTConfig
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 
@@ -321,14 +322,10 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         return notes
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer().encode(text, add_special_tokens=False))
+        return count_text_tokens(self._tokenizer(), text)
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        tokenizer = self._tokenizer()
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) <= max_tokens:
-            return text
-        return str(tokenizer.decode(ids[:max_tokens]))
+        return truncate_text(self._tokenizer(), text, max_tokens)
 
     def versions(self) -> dict[str, str]:
         return {"tensorrt_llm": self._api.version} if self._api is not None else {}

@@ -41,7 +41,7 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from llenergymeasure.harness.backends.base import GenerationBatch, Prompt, RequestOutput
+from llenergymeasure.harness.backends.base import GenerationBatch, Prompt, RequestTiming, batch_from_counts
 from llenergymeasure.schemas.config.backends import TensorRTConfig
 from llenergymeasure.schemas.config.capabilities import (
     FRAMEWORK_DTYPE,
@@ -193,21 +193,10 @@ def _request_timing(completion: Any, output_tokens: int) -> tuple[float, float, 
 def batch_from_trt(outputs: Sequence[Any], window_s: float) -> GenerationBatch:
     """Our `GenerationBatch` from TensorRT-LLM ``RequestOutput``s (one per prompt, in prompt order)."""
     counted: list[tuple[int, int, str | None]] = []
-    timings: list[tuple[float, float, float | None] | None] = []
+    timings: list[RequestTiming | None] = []
     for out in outputs:
         completion = out.outputs[0]
         n_out = generated_tokens(completion)
         counted.append((len(out.prompt_token_ids or ()), n_out, getattr(completion, "text", None)))
         timings.append(_request_timing(completion, n_out))
-    if outputs and all(t is not None for t in timings):
-        results = [
-            RequestOutput(input_tokens=n_in, output_tokens=n_out, latency_s=t[0], ttft_s=t[1], itl_s=t[2], text=text)
-            for (n_in, n_out, text), t in zip(counted, timings, strict=True)
-            if t is not None
-        ]
-        return GenerationBatch(outputs=results, granularity="request")
-    results = [
-        RequestOutput(input_tokens=n_in, output_tokens=n_out, latency_s=window_s, text=text)
-        for n_in, n_out, text in counted
-    ]
-    return GenerationBatch(outputs=results, granularity="batch")
+    return batch_from_counts(counted, timings, window_s)

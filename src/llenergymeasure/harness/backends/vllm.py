@@ -57,6 +57,7 @@ from llenergymeasure.harness.backends.vllm_mapping import (
     sampling_kwargs,
     section_of,
 )
+from llenergymeasure.harness.tokens import count_text_tokens, truncate_text
 from llenergymeasure.schemas.config.backends import VLLMConfig
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 
@@ -202,14 +203,10 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         return list(self._notes)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._require_tokenizer().encode(text, add_special_tokens=False))
+        return count_text_tokens(self._require_tokenizer(), text)
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        tokenizer = self._require_tokenizer()
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) <= max_tokens:
-            return text
-        return str(tokenizer.decode(ids[:max_tokens]))
+        return truncate_text(self._require_tokenizer(), text, max_tokens)
 
     def versions(self) -> dict[str, str]:
         return {"vllm": self._api.version} if self._api is not None else {}

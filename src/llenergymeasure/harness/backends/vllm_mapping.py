@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llenergymeasure.harness.backends.base import GenerationBatch, Prompt, RequestOutput
+from llenergymeasure.harness.backends.base import GenerationBatch, Prompt, RequestTiming, batch_from_counts
 from llenergymeasure.schemas.config.backends import VLLMConfig
 from llenergymeasure.schemas.config.capabilities import FRAMEWORK_DTYPE
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -183,24 +183,13 @@ def batch_from_vllm(outputs: Sequence[Any], window_s: float) -> GenerationBatch:
     granularity is ``batch``.
     """
     counted: list[tuple[int, int, str | None]] = []
-    timings: list[tuple[float, float, float | None] | None] = []
+    timings: list[RequestTiming | None] = []
     for out in outputs:
         completion = out.outputs[0]
         n_out = len(completion.token_ids)
         counted.append((len(out.prompt_token_ids or ()), n_out, completion.text))
         timings.append(_request_timing(getattr(out, "metrics", None), n_out))
-    if outputs and all(t is not None for t in timings):
-        results = [
-            RequestOutput(input_tokens=n_in, output_tokens=n_out, latency_s=t[0], ttft_s=t[1], itl_s=t[2], text=text)
-            for (n_in, n_out, text), t in zip(counted, timings, strict=True)
-            if t is not None
-        ]
-        return GenerationBatch(outputs=results, granularity="request")
-    results = [
-        RequestOutput(input_tokens=n_in, output_tokens=n_out, latency_s=window_s, text=text)
-        for n_in, n_out, text in counted
-    ]
-    return GenerationBatch(outputs=results, granularity="batch")
+    return batch_from_counts(counted, timings, window_s)
 
 
 def cached_prompt_tokens(outputs: Sequence[Any]) -> int:
