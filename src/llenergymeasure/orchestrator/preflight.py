@@ -122,7 +122,7 @@ def _check_docker(plan: PreflightPlan, services: HostServices, wants_gpus: bool)
     if wants_gpus:
         failures += _check_nvidia_runtime(client, services, errors)
     for image in sorted({plan.images[b] for b, k in plan.runner_kinds.items() if k == "docker" and b in plan.images}):
-        failures += _check_image(client, image, errors)
+        failures += check_image(client, image, errors)
     return failures
 
 
@@ -148,7 +148,7 @@ def _check_nvidia_runtime(
     ]
 
 
-def _check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:
+def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:
     try:
         found = client.images.get(image)
     except errors as e:
