@@ -20,7 +20,6 @@ Resolution works on the raw dicts, before validation:
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections.abc import Mapping
 from typing import Any
@@ -43,14 +42,23 @@ def is_study(raw: Mapping[str, Any]) -> bool:
     return "sweep" in raw or "experiments" in raw
 
 
+def _copy(value: Any) -> Any:
+    """A copy of parsed-YAML data (mappings, lists, scalars) sharing nothing mutable with `value`."""
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """A new dict: `over` merged into `base`, recursing into nested mappings."""
-    out = copy.deepcopy(dict(base))
+    out: dict[str, Any] = _copy(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value)
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = _copy(value)
     return out
 
 
