@@ -25,13 +25,28 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str, out: set[str]) -> None:
+    """Add to `out` the dotted keys where `a` and `b` differ; recurses only into sections that differ."""
+    for key in a.keys() | b.keys():
+        va, vb = a.get(key), b.get(key)
+        if va == vb:
+            continue
+        if isinstance(va, dict) and isinstance(vb, dict):
+            _differing_keys(va, vb, f"{prefix}{key}.", out)
+        else:
+            out.add(f"{prefix}{key}")
+
+
 def varying_fields(experiments: list[ExperimentConfig]) -> list[str]:
     """Dotted fields whose values differ between experiments (model/backend/precision shown anyway)."""
-    flats = [_flatten(e.model_dump(mode="json", exclude_none=True)) for e in experiments]
-    keys: set[str] = set().union(*flats) if flats else set()
-    shown = {"model", "backend", "precision"}
-    first = flats[0] if flats else {}
-    return sorted(k for k in keys - shown if any(f.get(k) != first.get(k) for f in flats))
+    if not experiments:
+        return []
+    dumps = [e.model_dump(exclude_none=True) for e in experiments]
+    keys: set[str] = set()
+    for d in dumps[1:]:
+        if d != dumps[0]:
+            _differing_keys(dumps[0], d, "", keys)
+    return sorted(keys - {"model", "backend", "precision"})
 
 
 def _vram_cell(e: ExperimentConfig) -> str:
