@@ -120,3 +120,15 @@ def test_public_api_is_exactly_the_documented_names() -> None:
     assert llenergymeasure.__version__ == "2.0.0"
     for name in llenergymeasure.__all__:
         assert getattr(llenergymeasure, name) is not None
+
+
+def test_console_script_version_fast_path_matches_the_cli() -> None:
+    llem = Path(sys.executable).with_name("llem")
+    fast = subprocess.run([str(llem), "--version"], capture_output=True, text=True, check=True).stdout
+    full = subprocess.run(
+        [sys.executable, "-c", "from llenergymeasure.orchestrator.cli import main; main(['--version'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert fast == full == f"llem {__version__}\n"
