@@ -158,6 +158,69 @@ class ProgressDisplay:
             self._prompts = None
 
 
+class LineDisplay:
+    """Plain lines on `stream` for logs and CI (no carriage returns, no redraws): one line per run and
+    per notable event, and the gap countdown every `GAP_STEP_S` seconds."""
+
+    GAP_STEP_S = 10.0
+
+    def __init__(self, *, verbose: bool = False, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._verbose = verbose
+        self._total = 0
+        self._done = 0
+        self._label = ""
+        self._last_gap_s: float | None = None
+
+    def study_started(self, study_id: str, total_runs: int, done_runs: int) -> None:
+        self._total, self._done = total_runs, done_runs
+        resumed = f" ({done_runs} already done)" if done_runs else ""
+        self._write(f"study {study_id}: {total_runs} runs{resumed}")
+
+    def run_started(self, label: str, cycle: int) -> None:
+        self._label = f"{label} · cycle {cycle}"
+        self._last_gap_s = None
+        self._write(f"[{self._done + 1}/{self._total}] {self._label}")
+
+    def event(self, event: ProgressEvent) -> None:
+        if isinstance(event, WindowFinished):
+            rate = event.output_tokens / event.duration_s if event.duration_s > 0 else 0.0
+            self._write(f"  {event.output_tokens} output tokens in {event.duration_s:.2f} s ({rate:.1f} tokens/s)")
+        elif isinstance(event, WarningEvent):
+            self._write(f"  warning [{event.code}]: {event.message}")
+        elif isinstance(event, Failed):
+            self._write(f"  failed in {event.phase or '?'}: {event.type}: {event.message}")
+        elif self._verbose and isinstance(event, PhaseStarted):
+            self._write(f"  {event.phase}")
+
+    def log_line(self, line: str) -> None:
+        if self._verbose:
+            self._write(f"  | {line}")
+
+    def run_finished(self, ok: bool, message: str = "") -> None:
+        self._done += 1
+        if not ok:
+            self._write(f"  ✗ {message}" if message else "  ✗ failed")
+
+    def gap_tick(self, seconds_left: float, reason: str) -> None:
+        if seconds_left <= 0:
+            return
+        if self._last_gap_s is None or self._last_gap_s - seconds_left >= self.GAP_STEP_S:
+            self._last_gap_s = seconds_left
+            self._write(f"  {reason}: {seconds_left:.0f} s left")
+
+    def close(self) -> None:
+        self._stream.flush()
+
+    def _write(self, text: str) -> None:
+        print(text, file=self._stream, flush=True)
+
+
 def make_display(*, quiet: bool, verbose: bool, stream: TextIO | None = None) -> StudyDisplay:
-    """`NullDisplay` when quiet, else `ProgressDisplay`."""
-    return NullDisplay() if quiet else ProgressDisplay(verbose=verbose, stream=stream)
+    """`NullDisplay` when quiet; tqdm bars on a terminal; plain lines when the stream is a file or a pipe."""
+    if quiet:
+        return NullDisplay()
+    target = stream or sys.stderr
+    if getattr(target, "isatty", lambda: False)():
+        return ProgressDisplay(verbose=verbose, stream=target)
+    return LineDisplay(verbose=verbose, stream=target)

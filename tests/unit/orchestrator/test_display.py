@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from llenergymeasure.orchestrator.display import NullDisplay, ProgressDisplay, make_display
+from llenergymeasure.orchestrator.display import LineDisplay, NullDisplay, ProgressDisplay, make_display
 from llenergymeasure.schemas.events import (
     PhaseStarted,
     PromptsProgress,
@@ -47,3 +47,31 @@ def test_verbose_shows_harness_log_lines() -> None:
 
 def test_quiet_is_the_null_display() -> None:
     assert isinstance(make_display(quiet=True, verbose=False), NullDisplay)
+
+
+def test_plain_lines_when_stderr_is_not_a_terminal() -> None:
+    stream = io.StringIO()  # not a TTY: a log file, a pipe, CI
+    d = make_display(quiet=False, verbose=False, stream=stream)
+    assert isinstance(d, LineDisplay)
+    d.study_started("s1", total_runs=2, done_runs=0)
+    d.run_started("tiny · pytorch", 1)
+    d.event(WindowFinished(duration_s=2.0, output_tokens=100))
+    d.event(WarningEvent(code="short_window", message="window under 10 s"))
+    d.run_finished(True)
+    for left in (30.0, 29.0, 21.0, 20.0, 5.0, 0.0):
+        d.gap_tick(left, "gap before the next experiment")
+    d.run_started("tiny · pytorch", 2)
+    d.run_finished(False, "exit 137 (OOM)")
+    d.close()
+    assert stream.getvalue().splitlines() == [
+        "study s1: 2 runs",
+        "[1/2] tiny · pytorch · cycle 1",
+        "  100 output tokens in 2.00 s (50.0 tokens/s)",
+        "  warning [short_window]: window under 10 s",
+        "  gap before the next experiment: 30 s left",
+        "  gap before the next experiment: 20 s left",
+        "  gap before the next experiment: 5 s left",
+        "[2/2] tiny · pytorch · cycle 2",
+        "  ✗ exit 137 (OOM)",
+    ]
+    assert "\r" not in stream.getvalue()
