@@ -91,6 +91,8 @@ def test_llem_run_study_end_to_end(cpu_image: str, tiny_model: Path, dataset_cac
     assert "J/output token" in proc.stdout
     assert "output tokens/s" in proc.stdout
     assert "6/6 runs completed" in proc.stdout
+    assert "[1/6] " in proc.stderr and "[6/6] " in proc.stderr  # plain progress lines: stderr is a pipe here
+    assert "J/output token" not in proc.stderr
 
     # nothing left running, every file owned by the invoking user, no secret anywhere
     assert study_containers(study_dir.name) == []
