@@ -24,9 +24,10 @@ version of this interface; a backend that does not override them still works.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from llenergymeasure.errors import PreFlightFailure
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -194,3 +195,17 @@ def batch_from_counts(
         ],
         granularity="batch",
     )
+
+
+def tokenize_prompts(tokenizer: Any, prompts: Sequence[Prompt]) -> list[Prompt]:
+    """Prompts carrying their token ids (special tokens included), each cut to its ``max_input_tokens``.
+
+    For engines that take token ids: tokenising before the window keeps it out of the measurement.
+    """
+    prepared = []
+    for p in prompts:
+        ids = list(tokenizer.encode(p.text, add_special_tokens=True))
+        if p.max_input_tokens is not None:
+            ids = ids[: p.max_input_tokens]
+        prepared.append(dataclasses.replace(p, token_ids=tuple(ids)))
+    return prepared

@@ -37,12 +37,18 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llenergymeasure.errors import BackendError, PreFlightFailure
-from llenergymeasure.harness.backends.base import GenerationBatch, InferenceBackend, ProgressCallback, Prompt
+from llenergymeasure.harness.backends.base import (
+    GenerationBatch,
+    InferenceBackend,
+    ProgressCallback,
+    Prompt,
+    tokenize_prompts,
+)
 from llenergymeasure.harness.backends.engine_cache import (
     EngineCache,
     engine_cache_root,
@@ -290,14 +296,7 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
 
     def prepare(self, prompts: Sequence[Prompt]) -> list[Prompt]:
         """Tokenise (special tokens included) and cut each prompt to its ``max_input_tokens``, before the window."""
-        tokenizer = self._tokenizer()
-        prepared = []
-        for p in prompts:
-            ids = list(tokenizer.encode(p.text, add_special_tokens=True))
-            if p.max_input_tokens is not None:
-                ids = ids[: p.max_input_tokens]
-            prepared.append(replace(p, token_ids=tuple(ids)))
-        return prepared
+        return tokenize_prompts(self._tokenizer(), prompts)
 
     @property
     def preferred_batch_size(self) -> int:

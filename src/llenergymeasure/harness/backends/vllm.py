@@ -44,11 +44,17 @@ import importlib.util
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.errors import BackendError, PreFlightFailure
-from llenergymeasure.harness.backends.base import GenerationBatch, InferenceBackend, ProgressCallback, Prompt
+from llenergymeasure.harness.backends.base import (
+    GenerationBatch,
+    InferenceBackend,
+    ProgressCallback,
+    Prompt,
+    tokenize_prompts,
+)
 from llenergymeasure.harness.backends.vllm_mapping import (
     batch_from_vllm,
     cached_prompt_tokens,
@@ -177,14 +183,7 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
 
     def prepare(self, prompts: Sequence[Prompt]) -> list[Prompt]:
         """Tokenise (special tokens included) and cut each prompt to its ``max_input_tokens``, before the window."""
-        tokenizer = self._require_tokenizer()
-        prepared = []
-        for p in prompts:
-            ids = list(tokenizer.encode(p.text, add_special_tokens=True))
-            if p.max_input_tokens is not None:
-                ids = ids[: p.max_input_tokens]
-            prepared.append(replace(p, token_ids=tuple(ids)))
-        return prepared
+        return tokenize_prompts(self._require_tokenizer(), prompts)
 
     def reseed(self, seed: int) -> None:
         """Right before the window: empty the prefix cache (seeds are fixed per request in `SamplingParams`)."""
