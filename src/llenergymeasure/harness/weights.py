@@ -13,6 +13,8 @@ import os
 import struct
 from pathlib import Path
 
+from llenergymeasure.schemas.config.experiment import looks_like_path
+
 #: bytes per parameter for each precision / quantisation
 BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
 #: multiplier on the weights for activations, KV cache and allocator slack (a deliberately rough margin)
@@ -21,11 +23,6 @@ RUNTIME_OVERHEAD = 1.2
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def looks_like_path(model: str) -> bool:
-    """A local path rather than a hub id (``org/name`` or ``name``)."""
-    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or (os.sep == "\\" and "\\" in model)
 
 
 def locate_model(model: str) -> tuple[Path | None, str | None]:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from llenergymeasure.errors import ConfigError, ConfigIssue
 from llenergymeasure.schemas._issues import issues_from_validation
-from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.config.experiment import ExperimentConfig, looks_like_path
 from llenergymeasure.schemas.study import ExecutionConfig, StudyConfig
 from llenergymeasure.schemas.sweep import STUDY_KEYS, is_study, resolve_study
 
@@ -219,15 +219,11 @@ def _read_with_paths(path: str | Path, overrides: Mapping[str, Any] | None) -> t
     return apply_overrides(raw, resolve_local_paths(dict(overrides or {}), Path.cwd())), lines
 
 
-def looks_like_path(value: str) -> bool:
-    return value.startswith((".", "/", "~"))
-
-
 def resolve_local_paths(fields: dict[str, Any], base: Path) -> dict[str, Any]:
     """Make a relative local `model` directory or `dataset` file absolute, against `base`.
 
-    A model string is a local path when it starts with ``.``, ``/`` or ``~``, or when it names
-    an existing directory under `base`; otherwise it is a hub id and stays as is.
+    A model string is a local path when it looks like one (`looks_like_path`) or names an existing
+    directory under `base`; otherwise it is a hub id and stays as is.
     """
     out = dict(fields)
     model = out.get("model")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
+from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig, looks_like_path
 
 InputKind = Literal["model", "dataset", "adapter"]
 
@@ -49,11 +49,6 @@ def host_hf_cache(env: Mapping[str, str]) -> Path:
     if env.get("XDG_CACHE_HOME"):
         return Path(env["XDG_CACHE_HOME"]).expanduser() / "huggingface" / "hub"
     return Path("~/.cache/huggingface/hub").expanduser()
-
-
-def looks_like_path(value: str) -> bool:
-    """True for strings a user means as a filesystem path rather than a hub id."""
-    return value.startswith(("/", "./", "../", "~")) or value in {".", ".."}
 
 
 def classify(kind: InputKind, value: str, cwd: Path | None = None) -> HostInput:

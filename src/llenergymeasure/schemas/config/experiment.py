@@ -32,6 +32,17 @@ from llenergymeasure.schemas.config.sections import (
 #: built-in dataset names (anything else must be a path to a JSONL file)
 BUILTIN_DATASETS: tuple[str, ...] = ("aienergyscore",)
 
+
+def looks_like_path(value: str) -> bool:
+    """True when a `model`/adapter string is meant as a filesystem path rather than a hub id.
+
+    Hub ids are ``name`` or ``org/name``; a path starts with ``/``, ``./``, ``../`` or ``~``, is ``.``
+    or ``..``, or has more than one ``/``. One rule for the host (mounts, YAML-relative paths) and the
+    harness (model lookup).
+    """
+    return value.startswith(("/", "./", "../", "~")) or value in {".", ".."} or value.count("/") > 1
+
+
 #: fields that do not change what is measured: left out of `measurement_config_hash`
 OPERATIONAL_FIELDS: frozenset[str] = frozenset({"gpus"})
 
