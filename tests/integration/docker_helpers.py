@@ -48,6 +48,8 @@ def llem_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLEM_RUNNER_", "LLEM_IMAGE_", "LLEM_OUTPUT_DIR"))}
     env["LLEM_CONFIG"] = str(tmp_path / "no-user-config.yaml")
     env["PYTHONUNBUFFERED"] = "1"
+    if os.environ.get("IMAGE_CPU"):  # a checkout-specific CPU image (see conftest.CPU_IMAGE)
+        env["LLEM_IMAGE_PYTORCH"] = os.environ["IMAGE_CPU"]
     env.update(extra)
     return env
 
