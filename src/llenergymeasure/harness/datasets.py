@@ -22,6 +22,17 @@ provenance lines (every key starts with ``_``) and blank lines are skipped.
 Synthetic prompts are words drawn from a fixed list with ``random_seed``,
 long enough to be cut to exactly ``input_tokens`` tokens by the tokenizer, and
 generate exactly ``output_tokens`` tokens (min = max new tokens).
+
+**Warmup prompts** (`build_warmup_prompts`) are disjoint from the window's, so
+that no prefix or KV cache primed by warmup can serve the window's prefill
+while ``input_tokens`` and FLOPs still count it. They come from the same
+dataset with the same token limits: for a dataset, ``n`` texts drawn (seeded
+with ``random_seed``) from those the window did not select — the same pool, so
+the same length distribution — cycling through them when fewer than ``n``
+remain; synthetic warmup prompts are drawn like the window's, from a second
+seeded stream, with the same input and output lengths. When the window uses
+every text of the dataset, no disjoint prompt is left: warmup then uses the
+window's prompts and the result carries a ``warmup_overlaps_window`` warning.
 """
 
 from __future__ import annotations
@@ -246,15 +257,21 @@ def synthetic_texts(spec: SyntheticDataset, n: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(_WORDS) for _ in range(n_words)) for _ in range(n)]
 
 
+def select_indices(n_texts: int, n: int, seed: int) -> list[int]:
+    """Indices of `n` texts out of `n_texts`, chosen with `seed` (repeating, shuffled, when n exceeds the set)."""
+    rng = random.Random(seed)
+    if n <= n_texts:
+        return rng.sample(range(n_texts), n)
+    order = list(range(n_texts))
+    rng.shuffle(order)
+    return [order[i % len(order)] for i in range(n)]
+
+
 def select(texts: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:
     """`n` texts chosen with `seed` (repeating, in a shuffled order, when n exceeds the set); plus notes."""
-    rng = random.Random(seed)
-    if n <= len(texts):
-        return [texts[i] for i in rng.sample(range(len(texts)), n)], []
-    order = list(range(len(texts)))
-    rng.shuffle(order)
-    note = f"n={n} exceeds the dataset's {len(texts)} prompts: prompts repeat"
-    return [texts[order[i % len(order)]] for i in range(n)], [note]
+    chosen = [texts[i] for i in select_indices(len(texts), n, seed)]
+    notes = [] if n <= len(texts) else [f"n={n} exceeds the dataset's {len(texts)} prompts: prompts repeat"]
+    return chosen, notes
 
 
 def load_source(config: ExperimentConfig, cache_dir: Path | None, fetch: Fetcher | None = None) -> PromptSource:
@@ -275,13 +292,20 @@ def build_prompts(config: ExperimentConfig, source: PromptSource) -> tuple[list[
     if isinstance(dataset, SyntheticDataset):
         cap = min(dataset.input_tokens, config.max_input_tokens)
         notes = [] if cap == dataset.input_tokens else [f"synthetic input_tokens capped at max_input_tokens={cap}"]
-        prompts = [
-            Prompt(text, dataset.output_tokens, min_new_tokens=dataset.output_tokens, max_input_tokens=cap)
-            for text in source.texts[: config.n]
-        ]
-        return prompts, notes
+        return _prompts(config, source.texts[: config.n]), notes
     texts, notes = select(source.texts, config.n, config.random_seed)
-    prompts = [
+    return _prompts(config, texts), notes
+
+
+def _prompts(config: ExperimentConfig, texts: list[str]) -> list[Prompt]:
+    dataset = config.dataset
+    if isinstance(dataset, SyntheticDataset):
+        cap = min(dataset.input_tokens, config.max_input_tokens)
+        return [
+            Prompt(text, dataset.output_tokens, min_new_tokens=dataset.output_tokens, max_input_tokens=cap)
+            for text in texts
+        ]
+    return [
         Prompt(
             text,
             config.max_output_tokens,
@@ -290,4 +314,40 @@ def build_prompts(config: ExperimentConfig, source: PromptSource) -> tuple[list[
         )
         for text in texts
     ]
-    return prompts, notes
+
+
+@dataclass(frozen=True)
+class WarmupPrompts:
+    """Warmup's prompts, and whether they had to overlap the window's."""
+
+    prompts: list[Prompt]
+    overlaps_window: bool = False
+
+
+def build_warmup_prompts(config: ExperimentConfig, source: PromptSource) -> WarmupPrompts:
+    """`n` warmup prompts from the same dataset, disjoint from the window's (see the module docstring)."""
+    dataset = config.dataset
+    warmup_seed = f"warmup:{config.random_seed}"
+    if isinstance(dataset, SyntheticDataset):
+        rng = random.Random(warmup_seed)
+        n_words = dataset.input_tokens + 16
+        window = set(source.texts[: config.n])
+        texts: list[str] = []
+        while len(texts) < config.n:
+            text = " ".join(rng.choice(_WORDS) for _ in range(n_words))
+            if text not in window:
+                texts.append(text)
+        return WarmupPrompts(_prompts(config, texts))
+    chosen = set(select_indices(len(source.texts), config.n, config.random_seed))
+    window_texts = {source.texts[i] for i in chosen}
+    remaining = [t for i, t in enumerate(source.texts) if i not in chosen and t not in window_texts]
+    if not remaining:
+        texts, _ = select(source.texts, config.n, config.random_seed)
+        return WarmupPrompts(_prompts(config, texts), overlaps_window=True)
+    picked = select_indices(len(remaining), config.n, hash_seed(warmup_seed))
+    return WarmupPrompts(_prompts(config, [remaining[i] for i in picked]))
+
+
+def hash_seed(text: str) -> int:
+    """A stable integer seed from `text` (``random.Random`` hashes str seeds with SHA-512 the same way)."""
+    return random.Random(text).getrandbits(32)

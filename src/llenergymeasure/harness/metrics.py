@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from llenergymeasure.harness.params import ParameterCounts
 from llenergymeasure.schemas.results import FlopsResult, LatencyStats, MeasurementWarning
 
 #: windows shorter than this (seconds) are flagged short
@@ -63,20 +64,25 @@ def latency_stats(
     )
 
 
-def flops_estimate(non_embedding_params: int | None, input_tokens: int, output_tokens: int) -> FlopsResult:
-    """``2 × non-embedding params × (input + output tokens)`` over the window (warmup excluded).
+def flops_estimate(params: ParameterCounts | None, input_tokens: int, output_tokens: int) -> FlopsResult:
+    """``2 × body × (input + output tokens) + 2 × output projection × output tokens`` over the window.
 
-    The 2·N rule counts one multiply-add per weight per token; it leaves out
-    attention's context-length term (small for short contexts), hence ``medium``.
+    One multiply-add per weight per token; the output projection runs only for the
+    positions that sample a token (see `harness.params`). It leaves out attention's
+    context-length term (small for short contexts), hence ``medium``.
     """
-    method = "2 × non-embedding params × (input + output tokens), window only"
-    if non_embedding_params is None:
+    method = (
+        "2 × non-embedding params × (input + output tokens) + 2 × output-projection params × output tokens, window only"
+    )
+    if params is None:
         return FlopsResult(total_flops=None, method=method + " (parameter count unknown)", confidence="low")
-    total = 2.0 * non_embedding_params * (input_tokens + output_tokens)
+    total = 2.0 * params.body * (input_tokens + output_tokens) + 2.0 * params.output_projection * output_tokens
     return FlopsResult(
         total_flops=total,
         flops_per_output_token=total / output_tokens if output_tokens > 0 else None,
-        non_embedding_params=non_embedding_params,
+        non_embedding_params=params.body,
+        output_projection_params=params.output_projection,
+        params_source="model" if params.source == "model" else "config.json",
         method=method,
         confidence="medium",
     )

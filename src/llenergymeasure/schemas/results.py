@@ -23,6 +23,7 @@ EnergySource = Literal["nvml", "zeus", "codecarbon", "none"]
 BaselineMethod = Literal["measured", "cached", "disabled", "unavailable"]
 Methodology = Literal["total", "steady_state", "windowed"]
 Severity = Literal["info", "warning", "error"]
+DeviceState = Literal["cuda_context", "no_cuda_context", "no_gpu"]
 
 
 class DeviceEnergy(StrictModel):
@@ -47,6 +48,15 @@ class BaselineProvenance(StrictModel):
     age_s: float | None = Field(None, description="Age of a cached baseline when used, in seconds.")
     ttl_s: float | None = Field(None, description="Time-to-live the baseline was checked against, in seconds.")
     energy_method: EnergyMethod | None = Field(None, description="How the idle energy was read.")
+    meter: EnergySource | None = Field(None, description="Which meter took the idle measurement.")
+    device_state: DeviceState | None = Field(
+        None,
+        description="CUDA state of the device set during the idle measurement: cuda_context (a context on every "
+        "device, nothing loaded: the window's state), no_cuda_context, or no_gpu.",
+    )
+    temperature_c: float | None = Field(
+        None, description="Hottest GPU of the set at the end of the idle measurement, °C."
+    )
 
 
 class EnergyBreakdown(StrictModel):
@@ -89,8 +99,21 @@ class FlopsResult(StrictModel):
 
     total_flops: float | None = Field(description="FLOPs over the window (estimated), count.")
     flops_per_output_token: float | None = Field(None, description="total_flops / output tokens.")
-    non_embedding_params: NonNegativeInt | None = Field(None, description="Parameters excluding embeddings (count).")
-    method: str = Field(description="How it was computed, e.g. '2 × non-embedding params × (input + output tokens)'.")
+    non_embedding_params: NonNegativeInt | None = Field(
+        None,
+        description="Parameters every token passes through: all but the input embedding and the output projection "
+        "(logical count: packed 4-bit weights counted unpacked).",
+    )
+    output_projection_params: NonNegativeInt | None = Field(
+        None, description="Output projection (lm_head, vocab × hidden) parameters, run once per output token (count)."
+    )
+    params_source: Literal["model", "config.json"] | None = Field(
+        None, description="Where the parameter counts came from: the loaded model, or the model's config.json."
+    )
+    method: str = Field(
+        description="How it was computed: '2 × non-embedding params × (input + output tokens) + "
+        "2 × output-projection params × output tokens'."
+    )
     confidence: Literal["high", "medium", "low"] = Field(description="How much to trust the estimate.")
 
 
@@ -163,6 +186,19 @@ class MeasurementWarning(StrictModel):
     severity: Severity = Field("warning", description="info, warning or error.")
 
 
+class CacheReuse(StrictModel):
+    """An engine's reuse of cached prompt prefixes / KV blocks across requests, as it ran."""
+
+    mechanism: str = Field(
+        description="What is reused, e.g. 'vLLM prefix caching', 'TensorRT-LLM KV-cache block reuse'."
+    )
+    enabled: bool = Field(description="Reuse on during the window (among the window's own prompts).")
+    configured: bool = Field(description="true: set by the config; false: the engine's default.")
+    emptied_before_window: bool = Field(
+        description="The cache was emptied between warmup and the window (where the engine offers it)."
+    )
+
+
 class SteadyStateWindow(StrictModel):
     """The part of the run that the energy figures cover, relative to window start."""
 
@@ -218,6 +254,11 @@ class ExperimentResult(StrictModel):
     )
     energy: EnergyBreakdown = Field(description="How the energy figures were obtained.")
 
+    cache_reuse: CacheReuse | None = Field(
+        None,
+        description="Cross-request prefix/KV-cache reuse in the engine; null for engines without one "
+        "(transformers generate). Warmup prompts are always disjoint from the window's.",
+    )
     latency: LatencyStats | None = Field(None, description="Latency over the window.")
     flops: FlopsResult | None = Field(None, description="Estimated FLOPs.")
     memory: MemoryStats | None = Field(None, description="Memory use.")

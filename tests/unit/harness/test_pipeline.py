@@ -98,7 +98,8 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.warmup is not None
     assert result.warmup.iterations_completed == 4
     assert result.flops is not None
-    assert result.flops.total_flops == 2 * 1_000_000 * 480
+    # 2 × body 1e6 × (160 + 320) tokens + 2 × output projection 1e5 × 320 output tokens
+    assert result.flops.total_flops == 2 * 1_000_000 * 480 + 2 * 100_000 * 320
     assert result.latency is not None
     assert result.latency.p50_ms == pytest.approx(500.0)
     assert result.measurement_methodology == "total"
@@ -107,7 +108,12 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert "stale_baseline" not in codes
     assert result.environment.driver_version == "550.54.15"
     assert [g.uuid for g in result.environment.gpus] == ["GPU-3"]
-    assert backend.events == ["prepare_device", "load"]  # the context came up before the model, baseline between
+    # the context came up before the baseline, what only the baseline needed was released before the model loaded
+    assert backend.events == ["prepare_device", "release_device", "load"]
+    b = e.baseline
+    # the baseline ran from t = 0 to 30 s: the fake GPU is at 40 + t / 100 °C, so 40.3 °C at its end
+    assert (b.meter, b.device_state, b.temperature_c) == ("nvml", "cuda_context", pytest.approx(40.30))
+    assert "baseline_without_cuda_context" not in codes
 
     on_disk = ExperimentResult.model_validate_json((tmp_path / "result.json").read_text())
     assert on_disk == result
@@ -234,3 +240,22 @@ def test_the_result_records_the_config_as_submitted(tmp_path: Path, model_dir: P
     result, _ = run(job, tmp_path, deps)
     assert result.config == submitted
     assert result.measurement_config_hash == submitted.measurement_config_hash()
+
+
+def test_warmup_never_sees_a_window_prompt(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    rows = "".join(json.dumps({"prompt": f"prompt number {i}"}) + "\n" for i in range(50))
+    (tmp_path / "d.jsonl").write_text(rows)
+    cfg = config(
+        model_dir,
+        dataset=str(tmp_path / "d.jsonl"),
+        n=10,
+        warmup={"n_warmup": 3, "thermal_floor_seconds": 0},
+        energy={"backend": "auto"},
+    )
+    backend = FakeBackend(cfg, None, [], clock=clock, batch_size=2)
+    deps = HarnessDeps(nvml=None, backend_factory=lambda c, ids: backend, clock=clock, sleep=clock.sleep)
+    run(ExperimentJob(config=cfg), tmp_path, deps)
+    *warmup_calls, window_call = backend.seen
+    assert len(warmup_calls) == 3 and len(window_call) == 10
+    warmed = {t for call in warmup_calls for t in call}
+    assert warmed and warmed.isdisjoint(window_call)

@@ -6,6 +6,7 @@
     backend = create_backend(config, devices)   # cheap: no framework import yet
     failures = backend.preflight()               # framework importable, devices usable (reported, not raised)
     backend.prepare_device()                     # CUDA context up, nothing loaded (idle baseline runs now)
+    backend.release_device()                     # after the baseline: drop what only the baseline needed
     backend.load()                               # before the window: weights, engine, CUDA graphs
     prompts = backend.prepare(prompts)           # tokenise / truncate before the window
     backend.generate(warmup_prompts)             # warmup
@@ -30,8 +31,9 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 from llenergymeasure.errors import PreFlightFailure
+from llenergymeasure.harness.params import ParameterCounts
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
-from llenergymeasure.schemas.results import MemoryStats
+from llenergymeasure.schemas.results import CacheReuse, DeviceState, MemoryStats
 
 SectionT = TypeVar("SectionT")
 
@@ -111,7 +113,19 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
         return []
 
     def prepare_device(self) -> None:
-        """Bring the device context up without loading anything (the idle baseline is measured after this)."""
+        """Bring every device of the set into the window's CUDA state without loading anything.
+
+        The idle baseline is measured after this, so it must leave a CUDA context on each device
+        (see `device_state`).
+        """
+
+    def release_device(self) -> None:
+        """Called right after the baseline, before `load`: release what only the baseline needed."""
+
+    @property
+    def device_state(self) -> DeviceState:
+        """The devices' CUDA state after `prepare_device` (recorded with the baseline)."""
+        return "no_cuda_context" if self.device_ids else "no_gpu"
 
     def prepare(self, prompts: Sequence[Prompt]) -> list[Prompt]:
         """Truncate (and, where the backend can, tokenise) prompts before the window. Runs after `load`.
@@ -135,6 +149,10 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
         """Decisions taken while loading that could make a rerun differ (set after `load`)."""
         return []
 
+    def cache_reuse(self) -> CacheReuse | None:
+        """The engine's cross-request prefix/KV-cache reuse setting (None: the engine has no such cache)."""
+        return None
+
     def synchronize(self) -> None:
         """Block until queued device work is done (``torch.cuda.synchronize``); no-op on CPU."""
 
@@ -142,8 +160,8 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
         """Peak memory since load; None if unknown."""
         return None
 
-    def non_embedding_params(self) -> int | None:
-        """Parameter count excluding embeddings, for the FLOPs estimate; None if unknown."""
+    def parameter_counts(self) -> ParameterCounts | None:
+        """Logical parameter counts for the FLOPs estimate (see `harness.params`); None if unknown."""
         return None
 
     def versions(self) -> dict[str, str]:
