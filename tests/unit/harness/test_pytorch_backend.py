@@ -185,3 +185,12 @@ def test_output_tokens_count_up_to_the_generation_configs_stop_not_the_tokenizer
     assert [o.output_tokens for o in batch.outputs] == [4, 5]
     assert [o.input_tokens for o in batch.outputs] == [2, 3]
     assert backend.stop_token_ids() == frozenset({6})
+
+
+def test_a_passthrough_dtype_is_what_effective_precision_reports(tiny_model_dir: Path) -> None:
+    cfg = ExperimentConfig(model=str(tiny_model_dir), precision="fp32", passthrough_kwargs={"dtype": "bfloat16"})
+    b = create_backend(cfg, [])
+    b.load()
+    assert b.model.dtype == torch.bfloat16  # type: ignore[attr-defined]
+    assert b.effective_precision == "bf16"
+    assert any("loaded in bf16" in n for n in b.reproducibility_notes())

@@ -175,11 +175,35 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
 
     @property
     def effective_precision(self) -> str:
-        """Precision actually used (a CPU run is fp32 whatever was asked)."""
-        return self.config.precision if self.device == "cuda" else "fp32"
+        """Precision actually used: a CPU run is fp32 whatever was asked; a ``dtype`` in ``passthrough_kwargs``
+        overrides the config's precision (it is passed to the engine last)."""
+        if self.device != "cuda":
+            return "fp32"
+        override = (self.config.passthrough_kwargs or {}).get("dtype")
+        if override is None:
+            return self.config.precision
+        return precision_of(override) or str(override)
 
     def close(self) -> None:
         """Release the model and the device memory."""
+
+
+#: dtype spellings (torch, transformers, vLLM, TensorRT-LLM) → our precision names
+_PRECISIONS = {
+    "float32": "fp32",
+    "float": "fp32",
+    "fp32": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "fp16": "fp16",
+    "bfloat16": "bf16",
+    "bf16": "bf16",
+}
+
+
+def precision_of(dtype: object) -> str | None:
+    """``fp32`` / ``fp16`` / ``bf16`` for a dtype (``torch.bfloat16``, ``"half"``, ...); None when not one of them."""
+    return _PRECISIONS.get(str(dtype).removeprefix("torch."))
 
 
 #: (latency_s, ttft_s, itl_s) of one request, as a backend's request metrics give it

@@ -7,7 +7,9 @@ Decisions:
 
 - **Precision**: fp32/fp16/bf16 → torch dtype on CUDA; a run without GPUs uses
   fp32 whatever was asked (CPU half precision is slow and numerically
-  different), and says so in the reproducibility notes.
+  different), and says so in the reproducibility notes. ``passthrough_kwargs``
+  go to ``from_pretrained`` last and may override the dtype: `effective_precision`
+  reports the dtype the model actually loaded in.
 - **Placement**: ``pytorch.device_map`` when set; ``"auto"`` over the set's GPUs
   (``max_memory`` limited to them) when the set has several; else the model is
   moved to the set's first GPU. bitsandbytes needs a device map, so quantised
@@ -43,6 +45,7 @@ from llenergymeasure.harness.backends.base import (
     ProgressCallback,
     Prompt,
     RequestOutput,
+    precision_of,
 )
 from llenergymeasure.harness.params import ParameterCounts, counts_from_model
 from llenergymeasure.harness.tokens import (
@@ -78,6 +81,7 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         self._pad_id: int = 0
         self._notes: list[str] = []
         self._context_up = False
+        self._loaded_precision: str | None = None
 
     # ---- checks and set-up, before the window ---------------------------------------------------------------
 
@@ -163,6 +167,10 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         if self.options.torch_compile:
             model.forward = torch.compile(model.forward, mode=self.options.torch_compile_mode or "default")
         self.model, self.tokenizer = model, tokenizer
+        self._loaded_precision = precision_of(getattr(model, "dtype", None))
+        asked = "fp32" if not self.device_ids else self.config.precision
+        if self._loaded_precision is not None and self._loaded_precision != asked:
+            self._notes.append(f"the model loaded in {self._loaded_precision} (passthrough_kwargs), not {asked}")
         self._pad_id = int(tokenizer.pad_token_id)
         for i in self.device_ids:
             torch.cuda.reset_peak_memory_stats(i)
@@ -328,8 +336,8 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
     def effective_precision(self) -> str:
         if self.device_ids and (self.options.load_in_4bit or self.options.load_in_8bit):
             bits = 4 if self.options.load_in_4bit else 8
-            return f"int{bits} (bitsandbytes; compute {self.config.precision})"
-        return super().effective_precision
+            return f"int{bits} (bitsandbytes; compute {self._loaded_precision or self.config.precision})"
+        return self._loaded_precision or super().effective_precision
 
     def reproducibility_notes(self) -> list[str]:
         return list(self._notes)

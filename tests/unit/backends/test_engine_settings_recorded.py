@@ -1,4 +1,4 @@
-"""The engines' cross-request cache setting is recorded in the result, and vLLM's is emptied before the window."""
+"""What the engines ran with is recorded: cross-request cache reuse (emptied before the window where possible), precision."""
 
 from __future__ import annotations
 
@@ -40,3 +40,10 @@ def test_tensorrt_kv_block_reuse_is_recorded() -> None:
     off = _cfg("tensorrt", tensorrt={"enable_kv_cache_reuse": False})
     reuse = TensorRTBackend(off, off.tensorrt, [0], api_loader=trt_api(lambda i, k: None, [])).cache_reuse()
     assert (reuse.enabled, reuse.configured) == (False, True)
+
+
+def test_engine_precision_follows_a_passthrough_dtype() -> None:
+    cfg = _cfg("vllm", precision="bf16", passthrough_kwargs={"dtype": "half"})
+    assert VLLMBackend(cfg, cfg.vllm, [0], api_loader=vllm_api(eos_after(3), [])).effective_precision == "fp16"
+    plain = _cfg("vllm", precision="bf16")
+    assert VLLMBackend(plain, plain.vllm, [0], api_loader=vllm_api(eos_after(3), [])).effective_precision == "bf16"
