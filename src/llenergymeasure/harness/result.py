@@ -127,6 +127,7 @@ def build_result(facts: RunFacts) -> ExperimentResult:
     breakdown = EnergyBreakdown(
         method=energy.method,
         source=energy.source,
+        scope=energy.scope,
         per_device=[
             DeviceEnergy(
                 device_index=d.host_index,

@@ -23,6 +23,7 @@ EnergySource = Literal["nvml", "zeus", "codecarbon", "none"]
 BaselineMethod = Literal["measured", "cached", "disabled", "unavailable"]
 Methodology = Literal["total", "steady_state", "windowed"]
 Severity = Literal["info", "warning", "error"]
+EnergyScope = Literal["gpus", "host_cpu_ram"]
 DeviceState = Literal["cuda_context", "no_cuda_context", "no_gpu"]
 
 
@@ -64,6 +65,11 @@ class EnergyBreakdown(StrictModel):
 
     method: EnergyMethod = Field(description="How energy_total_j was obtained.")
     source: EnergySource = Field(description="Which meter produced it.")
+    scope: EnergyScope = Field(
+        "gpus",
+        description="What energy_total_j covers: gpus (the GPUs of the device set) or host_cpu_ram (CodeCarbon's "
+        "estimate for the whole machine's CPU and RAM on a host without GPUs: every process and idle draw included).",
+    )
     per_device: list[DeviceEnergy] = Field(default_factory=list, description="Per-GPU energy over the window.")
     baseline: BaselineProvenance = Field(description="How baseline_power_w was obtained.")
     baseline_energy_j: float | None = Field(
