@@ -46,10 +46,12 @@ def latency_stats(
     ttfts_s: Sequence[float] = (),
     itls_s: Sequence[float] = (),
 ) -> LatencyStats | None:
-    """Latency summary in milliseconds; None without samples."""
+    """Latency summary in milliseconds (mean, linear-interpolation p50/p90/p99); None without samples."""
     if not latencies_s:
         return None
     ms = sorted(v * 1000.0 for v in latencies_s)
+    ttft = _summary_ms(ttfts_s)
+    itl = _summary_ms(itls_s)
     return LatencyStats(
         granularity="request" if granularity == "request" else "batch",
         count=len(ms),
@@ -59,9 +61,23 @@ def latency_stats(
         p99_ms=percentile(ms, 99),
         min_ms=ms[0],
         max_ms=ms[-1],
-        ttft_mean_ms=sum(ttfts_s) * 1000.0 / len(ttfts_s) if ttfts_s else None,
-        itl_mean_ms=sum(itls_s) * 1000.0 / len(itls_s) if itls_s else None,
+        ttft_mean_ms=ttft[0],
+        ttft_p50_ms=ttft[1],
+        ttft_p90_ms=ttft[2],
+        ttft_p99_ms=ttft[3],
+        itl_mean_ms=itl[0],
+        itl_p50_ms=itl[1],
+        itl_p90_ms=itl[2],
+        itl_p99_ms=itl[3],
     )
+
+
+def _summary_ms(values_s: Sequence[float]) -> tuple[float | None, float | None, float | None, float | None]:
+    """(mean, p50, p90, p99) in ms; all None without values."""
+    if not values_s:
+        return None, None, None, None
+    ms = sorted(v * 1000.0 for v in values_s)
+    return sum(ms) / len(ms), percentile(ms, 50), percentile(ms, 90), percentile(ms, 99)
 
 
 def flops_estimate(params: ParameterCounts | None, input_tokens: int, output_tokens: int) -> FlopsResult:

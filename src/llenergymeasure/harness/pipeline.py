@@ -45,6 +45,7 @@ from llenergymeasure.harness.environment import snapshot
 from llenergymeasure.harness.events import EventEmitter, ThrottledProgress
 from llenergymeasure.harness.preflight import run_preflight
 from llenergymeasure.harness.result import RunFacts, build_result
+from llenergymeasure.harness.steady_state import steady_state_of
 from llenergymeasure.harness.warmup import run_warmup
 from llenergymeasure.harness.window import run_window
 from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
@@ -224,6 +225,7 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             notes=notes,
             cache_reuse=cache_reuse,
         )
+        facts.steady_state = steady_state_of(window, sampler, config.energy.sample_interval_ms / 1000.0)
         if sampler is not None:
             facts.timeline_energy_j = timeline_energy_j(sampler, window.t0_s, window.t1_s)
             facts.throttled = throttled_between(sampler, window.t0_s, window.t1_s, THROTTLE_POWER_THERMAL_MASK)

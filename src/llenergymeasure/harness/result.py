@@ -1,7 +1,10 @@
 """Assemble `ExperimentResult` from the phases' outcomes (no measurement happens here).
 
-``measurement_methodology`` is ``total``: the window covers the whole prompt set,
-from the first prompt's submission to the last one's completion.
+The headline figures cover the whole window: the whole prompt set, from the
+first prompt's submission to the last one's completion. ``measurement_methodology``
+is ``steady_state`` when a steady-state sub-window could also be derived
+(`harness.steady_state`: continuous-batching backends with per-request timing),
+else ``total``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class RunFacts:
     warnings: list[MeasurementWarning] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cache_reuse: CacheReuse | None = None
+    steady_state: SteadyStateWindow | None = None
 
 
 def collect_warnings(facts: RunFacts) -> list[MeasurementWarning]:
@@ -157,8 +161,8 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         effective_precision=facts.effective_precision,
         device="cuda" if facts.device == "cuda" else "cpu",
         device_ids=facts.device_ids,
-        measurement_methodology="total",
-        steady_state_window=SteadyStateWindow(start_s=0.0, end_s=duration_s),
+        measurement_methodology="steady_state" if facts.steady_state is not None else "total",
+        steady_state_window=facts.steady_state,
         started_at=facts.started_at,
         window_started_at=window.started_at,
         window_ended_at=window.ended_at,

@@ -96,8 +96,25 @@ class LatencyStats(StrictModel):
     p99_ms: float = Field(description="99th percentile latency, ms.")
     min_ms: float = Field(description="Minimum latency, ms.")
     max_ms: float = Field(description="Maximum latency, ms.")
-    ttft_mean_ms: float | None = Field(None, description="Mean time to first token, ms (where the backend reports it).")
-    itl_mean_ms: float | None = Field(None, description="Mean inter-token latency, ms (where the backend reports it).")
+    percentile_method: Literal["linear"] = Field(
+        "linear",
+        description="How percentiles are computed: linear interpolation between the closest ranks "
+        "(numpy's default), rank = (count − 1) × q / 100.",
+    )
+    ttft_mean_ms: float | None = Field(
+        None,
+        description="Mean time to first token, ms (where the backend reports it; from the request's arrival, so "
+        "under offline batch submission it includes queueing).",
+    )
+    ttft_p50_ms: float | None = Field(None, description="50th percentile time to first token, ms.")
+    ttft_p90_ms: float | None = Field(None, description="90th percentile time to first token, ms.")
+    ttft_p99_ms: float | None = Field(None, description="99th percentile time to first token, ms.")
+    itl_mean_ms: float | None = Field(
+        None, description="Mean inter-token latency, ms: the mean over requests of each request's mean ITL."
+    )
+    itl_p50_ms: float | None = Field(None, description="50th percentile of the requests' mean inter-token latency, ms.")
+    itl_p90_ms: float | None = Field(None, description="90th percentile of the requests' mean inter-token latency, ms.")
+    itl_p99_ms: float | None = Field(None, description="99th percentile of the requests' mean inter-token latency, ms.")
 
 
 class FlopsResult(StrictModel):
@@ -206,10 +223,28 @@ class CacheReuse(StrictModel):
 
 
 class SteadyStateWindow(StrictModel):
-    """The part of the run that the energy figures cover, relative to window start."""
+    """The steady-state part of a continuous-batching window and its own figures (derived, see methodology)."""
 
-    start_s: NonNegativeFloat = Field(description="Offset of the measured window's start, seconds.")
-    end_s: NonNegativeFloat = Field(description="Offset of the measured window's end, seconds.")
+    start_s: NonNegativeFloat = Field(description="Start of the steady-state sub-window, seconds after window start.")
+    end_s: NonNegativeFloat = Field(description="End of the steady-state sub-window, seconds after window start.")
+    duration_s: NonNegativeFloat = Field(description="end_s − start_s, seconds.")
+    method: str = Field(description="How the sub-window, its energy and its tokens were derived.")
+    peak_in_flight: NonNegativeInt = Field(description="Most requests between first and last token at once (count).")
+    plateau_in_flight: NonNegativeInt = Field(
+        description="In-flight requests (count) at or above which the run is in steady state (90 % of the peak)."
+    )
+    output_tokens: NonNegativeInt = Field(
+        description="Output tokens generated inside the sub-window (count; tokens evenly spaced per request)."
+    )
+    output_tokens_per_s: float = Field(description="output_tokens / duration_s, tokens/s.")
+    energy_j: float | None = Field(
+        None,
+        description="GPU energy over the sub-window, joules: the power timeline over it scaled so the timeline over "
+        "the whole window equals energy_total_j (counter-calibrated timeline); null without a timeline.",
+    )
+    energy_per_output_token_j: float | None = Field(
+        None, description="energy_j / output_tokens, J per output token (steady state)."
+    )
 
 
 class ExperimentResult(StrictModel):
@@ -225,9 +260,15 @@ class ExperimentResult(StrictModel):
     device: Literal["cuda", "cpu"] = Field(description="Where the model ran.")
     device_ids: list[int] = Field(default_factory=list, description="Host GPU indices of the measured device set.")
     measurement_methodology: Methodology = Field(
-        description="total: the whole prompt set; steady_state: a window after warmup; windowed: a fixed time window."
+        description="The headline figures always cover the whole window (the whole prompt set). total: that is all; "
+        "steady_state: a steady-state sub-window was also derived from per-request timing (steady_state_window). "
+        "windowed is reserved for fixed time windows."
     )
-    steady_state_window: SteadyStateWindow | None = Field(None, description="Offsets the energy figures cover.")
+    steady_state_window: SteadyStateWindow | None = Field(
+        None,
+        description="Steady-state sub-window of a continuous-batching run and its J/output-token; null for static "
+        "batches (PyTorch) and runs without per-request timing.",
+    )
 
     started_at: datetime = Field(description="Harness start (UTC).")
     window_started_at: datetime = Field(description="Measured window start (UTC).")

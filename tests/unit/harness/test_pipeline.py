@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from harness_fakes import FakeBackend, FakeClock, FakeNvmlDevice, FakeProvider, PowerTrace
 
 from llenergymeasure.errors import PreFlightError
+from llenergymeasure.harness.backends.base import GenerationBatch, ProgressCallback, Prompt, RequestOutput
 from llenergymeasure.harness.events import EventEmitter
 from llenergymeasure.harness.pipeline import HarnessDeps, run_job
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -259,3 +261,42 @@ def test_warmup_never_sees_a_window_prompt(tmp_path: Path, model_dir: Path, cloc
     assert len(warmup_calls) == 3 and len(window_call) == 10
     warmed = {t for call in warmup_calls for t in call}
     assert warmed and warmed.isdisjoint(window_call)
+
+
+class _ContinuousBatchingBackend(FakeBackend):
+    """One call for all prompts, like vLLM: request i decodes from 0.1·i s to 10 + 0.1·i s, 101 tokens."""
+
+    def generate(self, prompts: Sequence[Prompt], on_progress: ProgressCallback | None = None) -> GenerationBatch:
+        self.clock.advance(10.9 if len(prompts) == 10 else 1.0)
+        outputs = [
+            RequestOutput(8, 101, 10.0, ttft_s=i / 10, itl_s=0.1, first_token_offset_s=i / 10, end_offset_s=10 + i / 10)
+            for i in range(len(prompts))
+        ]
+        return GenerationBatch(outputs, "request")
+
+
+def test_continuous_batching_run_reports_its_steady_state(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    trace = PowerTrace.steps((0.0, IDLE_W), (30.05, LOAD_W))
+    cfg = config(model_dir, n=10)
+    backend = _ContinuousBatchingBackend(cfg, None, [0], clock=clock)
+    deps = HarnessDeps(
+        nvml=FakeProvider([FakeNvmlDevice(trace, clock)]),
+        backend_factory=lambda c, ids: backend,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    result, _ = run(ExperimentJob(config=cfg, context=RunContext(device_ids=[0], host_device_ids=[0])), tmp_path, deps)
+    assert result.measurement_methodology == "steady_state"
+    steady = result.steady_state_window
+    assert steady is not None
+    # plateau ≥ 9 of 10 in flight from 0.8 s to 10.1 s (see test_steady_state); 250 W flat over it → 2,325 J
+    assert (steady.start_s, steady.end_s) == (pytest.approx(0.8), pytest.approx(10.1))
+    assert steady.output_tokens == 938  # the energy over it: test_steady_state (needs samples inside the window)
+    assert result.energy_total_j == pytest.approx(250.0 * 10.9, rel=1e-3)  # the headline stays the whole window
+
+
+def test_static_batches_use_the_whole_window(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    backend = FakeBackend(config(model_dir), None, [], clock=clock)
+    deps = HarnessDeps(nvml=None, backend_factory=lambda c, ids: backend, clock=clock, sleep=clock.sleep)
+    result, _ = run(ExperimentJob(config=config(model_dir, energy={"backend": "auto"})), tmp_path, deps)
+    assert (result.measurement_methodology, result.steady_state_window) == ("total", None)

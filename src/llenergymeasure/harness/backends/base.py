@@ -56,6 +56,10 @@ class RequestOutput:
     ttft_s: float | None = None
     itl_s: float | None = None
     text: str | None = None
+    #: when the request's first / last token came, seconds after the first request of the call arrived
+    #: (≈ the window's start for the window's one call); None when the backend does not time requests
+    first_token_offset_s: float | None = None
+    end_offset_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -206,8 +210,9 @@ def precision_of(dtype: object) -> str | None:
     return _PRECISIONS.get(str(dtype).removeprefix("torch."))
 
 
-#: (latency_s, ttft_s, itl_s) of one request, as a backend's request metrics give it
-RequestTiming = tuple[float, float, float | None]
+#: (latency_s, ttft_s, itl_s, arrival_s) of one request, as a backend's request metrics give it; arrival_s is on
+#: the backend's request clock (any origin, the same for every request of a call)
+RequestTiming = tuple[float, float, float | None, float]
 
 
 def batch_from_counts(
@@ -219,14 +224,22 @@ def batch_from_counts(
     duration of the whole call (`call_s`) and the granularity says ``batch``: a mix of the two
     would make the latency statistics meaningless.
     """
-    if counted and all(t is not None for t in timings):
+    known = [t for t in timings if t is not None]
+    if counted and len(known) == len(timings):
+        first_arrival = min(t[3] for t in known)
         return GenerationBatch(
             outputs=[
                 RequestOutput(
-                    input_tokens=n_in, output_tokens=n_out, latency_s=t[0], ttft_s=t[1], itl_s=t[2], text=text
+                    input_tokens=n_in,
+                    output_tokens=n_out,
+                    latency_s=latency,
+                    ttft_s=ttft,
+                    itl_s=itl,
+                    text=text,
+                    first_token_offset_s=arrival - first_arrival + ttft,
+                    end_offset_s=arrival - first_arrival + latency,
                 )
-                for (n_in, n_out, text), t in zip(counted, timings, strict=True)
-                if t is not None
+                for (n_in, n_out, text), (latency, ttft, itl, arrival) in zip(counted, known, strict=True)
             ],
             granularity="request",
         )
