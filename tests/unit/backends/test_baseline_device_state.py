@@ -31,7 +31,7 @@ def test_engine_backends_hold_a_cuda_context_on_every_device_during_the_baseline
     assert backend.device_state == "no_cuda_context"
     backend.prepare_device()
     (proc,) = spawner.started
-    # the helper gets one CUDA ordinal per device of the set (0..n-1 under CUDA_VISIBLE_DEVICES)
+    # the helper gets the CUDA ordinal of every device of the set (0..n-1 once CUDA_VISIBLE_DEVICES lists the set)
     assert proc.argv[-3:] == ["0", "1", "2"]
     assert "torch.zeros(1, device=f'cuda:{i}')" in proc.argv[2]
     assert backend.device_state == "cuda_context"

@@ -188,7 +188,7 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         spawner: Spawner = spawn,
     ) -> None:
         super().__init__(config, section, device_ids)
-        self._context = CudaContextHolder(range(len(self.device_ids)), spawner)
+        self._context = CudaContextHolder(self.device_ids, spawner)
         self._device_state: DeviceState = super().device_state
         self._api_loader = api_loader
         self._gpu_identity = gpu_identity

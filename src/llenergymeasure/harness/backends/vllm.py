@@ -121,7 +121,7 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         super().__init__(config, section, device_ids)
         self._api_loader = api_loader
         self._clock = clock
-        self._context = CudaContextHolder(range(len(self.device_ids)), spawner)
+        self._context = CudaContextHolder(self.device_ids, spawner)
         self._device_state: DeviceState = super().device_state
         self._prefix_cache_emptied = False
         self._api: VLLMApi | None = None
