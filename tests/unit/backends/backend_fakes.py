@@ -330,6 +330,7 @@ class FakeHolderProcess:
         self.argv = argv
         self.stdout = io.StringIO(first_line)
         self.stdin = io.StringIO()
+        self.stderr = io.StringIO("" if first_line else "RuntimeError: Found no NVIDIA driver on your system.\n")
         self.killed = False
         self.waited = False
 

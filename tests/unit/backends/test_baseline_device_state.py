@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from backend_fakes import FakeSpawner, FakeVLLM, eos_after, trt_api, vllm_api
 
+from llenergymeasure.errors import BackendError
 from llenergymeasure.harness.backends.context import CudaContextHolder
 from llenergymeasure.harness.backends.tensorrt import TensorRTBackend
 from llenergymeasure.harness.backends.vllm import VLLMBackend
@@ -49,6 +50,23 @@ def test_a_failed_context_is_recorded_as_no_cuda_context(make: Any) -> None:
     backend.prepare_device()
     assert backend.device_state == "no_cuda_context"
     assert spawner.started[0].killed
+
+
+def test_the_real_helper_holds_contexts_or_says_why_it_cannot() -> None:
+    import torch
+
+    holder = CudaContextHolder([0])  # the real subprocess: this interpreter, torch, the constant script
+    if torch.cuda.is_available():
+        holder.acquire()
+        assert holder.held
+        holder.release()
+        assert not holder.held
+    else:  # a host without CUDA: the helper dies before "ready" and the reason reaches the message
+        with pytest.raises(BackendError) as err:
+            holder.acquire()
+        message = err.value.message
+        assert message.startswith("could not create a CUDA context on devices [0] for the idle baseline: ")
+        assert not holder.held
 
 
 def test_without_gpus_nothing_is_spawned() -> None:

@@ -44,6 +44,7 @@ class HolderProcess(Protocol):
 
     stdin: IO[str] | None
     stdout: IO[str] | None
+    stderr: IO[str] | None
 
     def wait(self, timeout: float | None = None) -> int: ...
 
@@ -54,7 +55,9 @@ Spawner = Callable[[Sequence[str]], HolderProcess]
 
 
 def spawn(argv: Sequence[str]) -> HolderProcess:
-    proc: Any = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc: Any = subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     return proc  # type: ignore[no-any-return]
 
 
@@ -79,8 +82,10 @@ class CudaContextHolder:
         if line.strip() != "ready":
             proc.kill()
             proc.wait(RELEASE_TIMEOUT_S)
+            errors = proc.stderr.read().strip().splitlines() if proc.stderr is not None else []
             raise BackendError(
-                f"could not create a CUDA context on devices {self.ordinals} for the idle baseline",
+                f"could not create a CUDA context on devices {self.ordinals} for the idle baseline"
+                + (f": {errors[-1]}" if errors else ""),
                 fix="check that torch with CUDA is installed in the image and the GPUs are visible",
             )
         self._proc = proc
