@@ -26,17 +26,20 @@ generate exactly ``output_tokens`` tokens (min = max new tokens).
 **Warmup prompts** (`build_warmup_prompts`) are disjoint from the window's, so
 that no prefix or KV cache primed by warmup can serve the window's prefill
 while ``input_tokens`` and FLOPs still count it. They come from the same
-dataset with the same token limits: for a dataset, ``n`` texts drawn (seeded
-with ``random_seed``) from those the window did not select — the same pool, so
-the same length distribution — cycling through them when fewer than ``n``
-remain; synthetic warmup prompts are drawn like the window's, from a second
-seeded stream, with the same input and output lengths. When the window uses
+dataset with the same token limits. For a dataset: the texts the window did
+not select, shuffled with a seed derived from ``random_seed``; for each window
+prompt, the unused one closest to it in length (characters: the tokenizer is
+not loaded yet), so warmup's batches have the window's length distribution
+prompt for prompt. When fewer than ``n`` remain they are cycled through in
+their seeded order. Synthetic warmup prompts are drawn like the window's, from
+a second seeded stream, with the same input and output lengths. When the window uses
 every text of the dataset, no disjoint prompt is left: warmup then uses the
 window's prompts and the result carries a ``warmup_overlaps_window`` warning.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import random
@@ -338,14 +341,30 @@ def build_warmup_prompts(config: ExperimentConfig, source: PromptSource) -> Warm
             if text not in window:
                 texts.append(text)
         return WarmupPrompts(_prompts(config, texts))
-    chosen = set(select_indices(len(source.texts), config.n, config.random_seed))
-    window_texts = {source.texts[i] for i in chosen}
-    remaining = [t for i, t in enumerate(source.texts) if i not in chosen and t not in window_texts]
+    window_indices = select_indices(len(source.texts), config.n, config.random_seed)
+    window_texts = [source.texts[i] for i in window_indices]
+    taken = set(window_texts)
+    remaining = [t for t in source.texts if t not in taken]
     if not remaining:
-        texts, _ = select(source.texts, config.n, config.random_seed)
-        return WarmupPrompts(_prompts(config, texts), overlaps_window=True)
-    picked = select_indices(len(remaining), config.n, hash_seed(warmup_seed))
-    return WarmupPrompts(_prompts(config, [remaining[i] for i in picked]))
+        return WarmupPrompts(_prompts(config, window_texts), overlaps_window=True)
+    pool = [remaining[i] for i in select_indices(len(remaining), len(remaining), hash_seed(warmup_seed))]
+    if len(pool) < config.n:  # too few to match one for one: cycle through them in their seeded order
+        return WarmupPrompts(_prompts(config, [pool[i % len(pool)] for i in range(config.n)]))
+    return WarmupPrompts(_prompts(config, length_matched(window_texts, pool)))
+
+
+def length_matched(targets: list[str], pool: list[str]) -> list[str]:
+    """For each target, in order, the unused text of `pool` closest to it in length (earlier in `pool` on ties)."""
+    by_length = sorted(range(len(pool)), key=lambda i: (len(pool[i]), i))
+    lengths = [len(pool[i]) for i in by_length]
+    out = []
+    for target in targets:
+        at = bisect.bisect_left(lengths, len(target))
+        candidates = [j for j in (at - 1, at) if 0 <= j < len(lengths)]
+        j = min(candidates, key=lambda j: (abs(lengths[j] - len(target)), by_length[j]))
+        out.append(pool[by_length[j]])
+        del lengths[j], by_length[j]
+    return out
 
 
 def hash_seed(text: str) -> int:

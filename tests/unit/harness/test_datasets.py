@@ -15,6 +15,7 @@ from llenergymeasure.harness.datasets import (
     AIENERGYSCORE_REVISION,
     build_prompts,
     build_warmup_prompts,
+    length_matched,
     load_aienergyscore,
     load_source,
     read_prompt_jsonl,
@@ -173,3 +174,19 @@ def test_synthetic_warmup_prompts_differ_from_the_window_with_the_same_lengths()
     assert {p.text for p in window}.isdisjoint(p.text for p in warm)
     assert [(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in warm] == [(7, 7, 20)] * 4
     assert {len(p.text.split()) for p in warm} == {36}  # input_tokens + 16 words, like the window's
+
+
+def test_warmup_prompts_match_the_window_prompts_length_for_length() -> None:
+    # target 4 chars: 3 and 5 are both 1 away → the earlier in the (seeded) pool, "ccc"; target 2: 1 left at 1 away
+    assert length_matched(["dddd", "bb"], ["a", "ccc", "eeeee", "ffffff"]) == ["ccc", "a"]
+
+
+def test_warmup_length_distribution_follows_the_window(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "x" * k} for k in range(1, 201)])  # lengths 1 … 200
+    cfg = ExperimentConfig(model="m", dataset=str(path), n=8)
+    source = load_source(cfg, None)
+    window = [len(p.text) for p in build_prompts(cfg, source)[0]]
+    warm = [len(p.text) for p in build_warmup_prompts(cfg, source).prompts]
+    # every length but the window's 8 is free, so each warmup prompt is within n characters of its window prompt
+    assert all(abs(w - v) <= 8 for w, v in zip(window, warm, strict=True))
+    assert set(window).isdisjoint(warm)
