@@ -15,22 +15,31 @@ Resolution works on the raw dicts, before validation:
 - a point that fails a cross-validator (an *incompatible combination*, such as
   vllm × fp32) is skipped and reported; any other validation error is fatal;
   a point identical to an earlier one is dropped; a study with no valid point
-  is an error.
+  is an error;
+- the grid's size is computed before it is expanded: above
+  ``execution.max_grid_points`` (default 1000) the study is refused with the count.
+
+Every problem of the file is collected and reported at once, each issue naming its
+field as the file spells it (``sweep.precision``, ``experiments[2].n``).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from llenergymeasure.errors import ConfigError, ConfigIssue
 from llenergymeasure.schemas._base import INCOMPATIBLE
-from llenergymeasure.schemas._issues import issues_from_validation, nested_model, suggest
+from llenergymeasure.schemas._issues import TOP_LEVEL_HINTS, issues_from_validation, nested_model, suggest
 from llenergymeasure.schemas.config.capabilities import BACKENDS
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
 from llenergymeasure.schemas.study import ExecutionConfig, SkippedPoint, StudyConfig
 
 STUDY_KEYS = frozenset({"name", "description", "sweep", "experiments", "execution"})
@@ -52,11 +61,18 @@ def _copy(value: Any) -> Any:
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """A new dict: `over` merged into `base`, recursing into nested mappings."""
+    """A new dict: `over` merged into `base`, recursing into nested mappings.
+
+    A mapping never replaces a value of another shape (``decoder: 5`` stays 5, so validation
+    reports it) — a section of the wrong shape is an error, not silently replaced.
+    """
     out: dict[str, Any] = _copy(base)
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = deep_merge(current, value)
+        elif isinstance(value, Mapping) and current is not None and key in out:
+            continue
         else:
             out[key] = _copy(value)
     return out
@@ -69,82 +85,115 @@ def unflatten(dotted_values: Mapping[str, Any]) -> dict[str, Any]:
         node = out
         *parents, leaf = key.split(".")
         for p in parents:
-            node = node.setdefault(p, {})
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):  # "a" and "a.b" both set: the sweep refuses that before
+                raise ValueError(f"{key!r} overlaps a key that sets {p!r} itself")
+            node = child
         node[leaf] = value
     return out
 
 
-def check_sweep_key(key: str, source: str | None = None) -> None:
-    """Raise `ConfigError` unless `key` names a field of `ExperimentConfig` (dotted paths allowed)."""
+
+@dataclass
+class _Problems:
+    """Issues collected over the whole file, each with the headline of its kind."""
+
+    items: list[tuple[str, ConfigIssue]] = field(default_factory=list)
+
+    def add(self, head: str, *issues: ConfigIssue) -> None:
+        for issue in issues:
+            if all((issue.field, issue.message) != (i.field, i.message) for _, i in self.items):
+                self.items.append((head, issue))
+
+    def raise_if_any(self, source: str | None) -> None:
+        if not self.items:
+            return
+        heads = list(dict.fromkeys(h for h, _ in self.items))
+        head = heads[0] if len(heads) == 1 else f"{len(self.items)} problems in the config"
+        raise ConfigError(head, source=source, issues=[i for _, i in self.items])
+
+
+def sweep_key_issue(key: str) -> ConfigIssue | None:
+    """None if `key` names a field of `ExperimentConfig` (dotted paths allowed), else the issue."""
     model: type[BaseModel] | None = ExperimentConfig
     walked: list[str] = []
     for part in key.split("."):
         if model is None:
             if walked and walked[0] == "passthrough_kwargs":
-                return  # free-form mapping: any sub-key is allowed
-            raise ConfigError(
-                "invalid sweep key",
-                source=source,
-                issues=[
-                    ConfigIssue(f"sweep.{key}", f"'{'.'.join(walked)}' has no sub-fields", "remove the extra part")
-                ],
-            )
-        field = model.model_fields.get(part)
-        if field is None:
+                return None  # free-form mapping: any sub-key is allowed
+            return ConfigIssue(f"sweep.{key}", f"'{'.'.join(walked)}' has no sub-fields", "remove the extra part")
+        field_info = model.model_fields.get(part)
+        if field_info is None:
             close = suggest(part, model.model_fields)
             where = ".".join(walked) or "the experiment"
-            raise ConfigError(
-                "unknown sweep key",
-                source=source,
-                issues=[
-                    ConfigIssue(
-                        f"sweep.{key}",
-                        f"{where} has no field {part!r}",
-                        f"did you mean {'.'.join([*walked, close])!r}?" if close else "check the config reference",
-                    )
-                ],
+            return ConfigIssue(
+                f"sweep.{key}",
+                f"{where} has no field {part!r}",
+                f"did you mean {'.'.join([*walked, close])!r}?" if close else "check the config reference",
             )
         walked.append(part)
-        model = nested_model(field.annotation)
+        model = nested_model(field_info.annotation)
+    return None
 
 
-def _sweep_dims(
-    sweep: Any, source: str | None
-) -> tuple[list[tuple[str, list[Any]]], dict[str, list[tuple[str, list[Any]]]]]:
-    """Split the sweep into universal dimensions and backend-scoped ones."""
+def check_sweep_key(key: str, source: str | None = None) -> None:
+    """Raise `ConfigError` unless `key` names a field of `ExperimentConfig` (dotted paths allowed)."""
+    issue = sweep_key_issue(key)
+    if issue is not None:
+        raise ConfigError("unknown sweep key", source=source, issues=[issue])
+
+
+Dims = list[tuple[str, list[Any]]]
+
+
+def _sweep_dims(sweep: Any, problems: _Problems) -> tuple[Dims, dict[str, Dims]]:
+    """Split the sweep into universal dimensions and backend-scoped ones (problems collected)."""
+    universal: Dims = []
+    scoped: dict[str, Dims] = {}
     if not isinstance(sweep, Mapping) or not sweep:
-        raise ConfigError(
+        problems.add(
             "the sweep is empty or not a mapping",
-            source=source,
-            issues=[
-                ConfigIssue(
-                    "sweep", "expected a mapping of field → list of values", "e.g. sweep: {precision: [fp16, bf16]}"
-                )
-            ],
+            ConfigIssue(
+                "sweep",
+                f"expected a mapping of field → list of values, got {_kind(sweep)}",
+                "e.g. sweep: {precision: [fp16, bf16]}, or remove sweep:",
+            ),
         )
-    universal: list[tuple[str, list[Any]]] = []
-    scoped: dict[str, list[tuple[str, list[Any]]]] = {}
-    for key, values in sweep.items():
-        key = str(key)
-        if not isinstance(values, list):
-            raise ConfigError(
-                "sweep values must be lists",
-                source=source,
-                issues=[
-                    ConfigIssue(f"sweep.{key}", f"got {type(values).__name__} {values!r}", f"write {key}: [{values!r}]")
-                ],
-            )
-        if not values:
-            raise ConfigError(
-                "empty sweep list",
-                source=source,
-                issues=[
+        return universal, scoped
+    keys = [str(k) for k in sweep]
+    for key in keys:
+        for other in keys:
+            if other.startswith(key + "."):
+                problems.add(
+                    "overlapping sweep keys",
                     ConfigIssue(
-                        f"sweep.{key}", "the list of values is empty", "give at least one value or remove the key"
-                    )
-                ],
+                        f"sweep.{other}",
+                        f"overlaps sweep.{key}, which sets the whole of {key!r}",
+                        f"sweep either {key} or {other}, not both",
+                    ),
+                )
+    for raw_key, values in sweep.items():
+        key = str(raw_key)
+        if not isinstance(values, list):
+            problems.add(
+                "sweep values must be lists",
+                ConfigIssue(
+                    f"sweep.{key}",
+                    f"sweep values must be lists, got {_kind(values)}",
+                    f"write {key}: [{_short(values)}]",
+                ),
             )
-        check_sweep_key(key, source)
+            continue
+        if not values:
+            problems.add(
+                "empty sweep list",
+                ConfigIssue(f"sweep.{key}", "the list of values is empty", "give at least one value or remove the key"),
+            )
+            continue
+        issue = sweep_key_issue(key)
+        if issue is not None:
+            problems.add("unknown sweep key", issue)
+            continue
         head, _, rest = key.partition(".")
         if head in BACKENDS and rest:
             scoped.setdefault(head, []).append((key, values))
@@ -153,7 +202,23 @@ def _sweep_dims(
     return universal, scoped
 
 
-def _product(dims: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+def _kind(value: Any) -> str:
+    return "nothing (null)" if value is None else f"{type(value).__name__} {_short(value)}"
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def grid_size(universal: Dims, scoped: Mapping[str, Dims], shared_backend: str) -> int:
+    """Number of grid points, computed from the list lengths (nothing is expanded)."""
+    backends = next((v for k, v in universal if k == "backend"), [shared_backend])
+    others = math.prod(len(v) for k, v in universal if k != "backend")
+    return sum(others * math.prod(len(v) for _, v in scoped.get(str(b), [])) for b in backends)
+
+
+def _product(dims: Dims) -> list[dict[str, Any]]:
     keys = [k for k, _ in dims]
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(v for _, v in dims))]
 
@@ -163,104 +228,210 @@ def _shared_for(shared: Mapping[str, Any], backend: str) -> dict[str, Any]:
     return {k: v for k, v in shared.items() if k not in BACKENDS or k == backend}
 
 
-def _points(raw: Mapping[str, Any], source: str | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """``(experiment dict, overrides)`` for every grid point, then every explicit entry."""
-    shared = {k: v for k, v in raw.items() if k not in STUDY_KEYS}
+@dataclass
+class _Point:
+    """One experiment to validate: its raw fields, the overrides that made it, where they were written."""
+
+    fields: dict[str, Any]
+    overrides: dict[str, Any]
+    entry: int | None = None  # index in experiments:, if it came from there
+
+
+def _points(raw: Mapping[str, Any], shared: dict[str, Any], max_points: int, problems: _Problems) -> list[_Point]:
+    """A `_Point` for every grid point, then every explicit entry (or the file itself, for an experiment file)."""
     shared_backend = str(shared.get("backend", _DEFAULT_BACKEND))
-    points: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    if not is_study(raw):
+        return [_Point(dict(shared), {})]
+    points: list[_Point] = []
     used_backends: set[str] = set()
-    scoped: dict[str, list[tuple[str, list[Any]]]] = {}
+    scoped: dict[str, Dims] = {}
 
     if "sweep" in raw:
-        universal, scoped = _sweep_dims(raw["sweep"], source)
-        for combo in _product(universal):
-            backend = str(combo.get("backend", shared_backend))
-            used_backends.add(backend)
-            base = deep_merge(_shared_for(shared, backend), unflatten(combo))
-            for scoped_combo in _product(scoped.get(backend, [])) or [{}]:
-                points.append((deep_merge(base, unflatten(scoped_combo)), {**combo, **scoped_combo}))
-
-    explicit = raw.get("experiments")
-    if explicit is not None:
-        if not isinstance(explicit, list) or not explicit:
-            raise ConfigError(
-                "experiments must be a non-empty list",
-                source=source,
-                issues=[
-                    ConfigIssue("experiments", "expected a list of mappings", "e.g. experiments: [{precision: fp16}]")
-                ],
+        universal, scoped = _sweep_dims(raw["sweep"], problems)
+        size = grid_size(universal, scoped, shared_backend)
+        if size > max_points:
+            problems.add(
+                "the sweep is too large",
+                ConfigIssue(
+                    "sweep",
+                    f"the grid has {size:,} points, more than the limit of {max_points:,}",
+                    "sweep fewer values, or raise execution.max_grid_points if you mean it",
+                ),
             )
-        for i, entry in enumerate(explicit):
-            if not isinstance(entry, Mapping):
-                raise ConfigError(
-                    "invalid experiment entry",
-                    source=source,
-                    issues=[
-                        ConfigIssue(
-                            f"experiments[{i}]",
-                            f"expected a mapping, got {type(entry).__name__}",
-                            "write {field: value, ...}",
-                        )
-                    ],
-                )
-            backend = str(entry.get("backend", shared_backend))
-            used_backends.add(backend)
-            points.append((deep_merge(_shared_for(shared, backend), entry), {f"experiments[{i}]": dict(entry)}))
+            universal, scoped = [], {}
+        elif not any(i.field.startswith("sweep") for _, i in problems.items):
+            for combo in _product(universal):
+                backend = str(combo.get("backend", shared_backend))
+                used_backends.add(backend)
+                base = deep_merge(_shared_for(shared, backend), unflatten(combo))
+                for scoped_combo in _product(scoped.get(backend, [])) or [{}]:
+                    points.append(_Point(deep_merge(base, unflatten(scoped_combo)), {**combo, **scoped_combo}))
+
+    if "experiments" in raw:
+        points.extend(_explicit(raw["experiments"], shared, shared_backend, used_backends, problems))
 
     unused = sorted(set(scoped) - used_backends)
-    if unused:
-        keys = [k for b in unused for k, _ in scoped[b]]
-        raise ConfigError(
-            "backend-scoped sweep keys for a backend no experiment uses",
-            source=source,
-            issues=[
-                ConfigIssue(
-                    f"sweep.{k}",
-                    f"applies to backend {k.split('.')[0]} only",
-                    f"add {k.split('.')[0]} to backend or remove the key",
-                )
-                for k in keys
-            ],
-        )
+    for b in unused:
+        for k, _ in scoped[b]:
+            problems.add(
+                "backend-scoped sweep keys for a backend no experiment uses",
+                ConfigIssue(f"sweep.{k}", f"applies to backend {b} only, and no experiment uses {b}",
+                            f"add {b} to backend or remove the key"),
+            )
     return points
 
 
-def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyConfig:
-    """Resolve a study mapping (already parsed from YAML) into a validated `StudyConfig`."""
-    name = raw.get("name", "study")
-    execution_raw = raw.get("execution") or {}
+def _explicit(
+    explicit: Any, shared: dict[str, Any], shared_backend: str, used_backends: set[str], problems: _Problems
+) -> list[_Point]:
+    if not isinstance(explicit, list) or not explicit:
+        problems.add(
+            "experiments must be a non-empty list",
+            ConfigIssue(
+                "experiments",
+                f"expected a non-empty list of mappings, got {_kind(explicit)}",
+                "e.g. experiments: [{precision: fp16}]",
+            ),
+        )
+        return []
+    points = []
+    for i, entry in enumerate(explicit):
+        if not isinstance(entry, Mapping):
+            problems.add(
+                "invalid experiment entry",
+                ConfigIssue(f"experiments[{i}]", f"expected a mapping, got {_kind(entry)}", "write {field: value, ...}"),
+            )
+            continue
+        nested = sorted(str(k) for k in entry if k in STUDY_KEYS)
+        for k in nested:
+            problems.add(
+                "invalid experiment entry",
+                ConfigIssue(f"experiments[{i}].{k}", f"{k!r} belongs at the top level of the file", "move it there"),
+            )
+        entry = {k: v for k, v in entry.items() if k not in STUDY_KEYS}
+        backend = str(entry.get("backend", shared_backend))
+        used_backends.add(backend)
+        points.append(_Point(deep_merge(_shared_for(shared, backend), entry), {f"experiments[{i}]": dict(entry)}, i))
+    return points
+
+
+_TOP = re.compile(r"[.\[]")
+
+
+def _locate(issue: ConfigIssue, point: _Point) -> ConfigIssue:
+    """The issue with its field as the file spells it: ``experiments[i].x`` or ``sweep.x`` when it came from there."""
+    top = _TOP.split(issue.field, maxsplit=1)[0]
+    if point.entry is not None:
+        entry = point.overrides[f"experiments[{point.entry}]"]
+        if top in entry:
+            return ConfigIssue(f"experiments[{point.entry}].{issue.field}", issue.message, issue.fix, issue.line)
+        if issue.field == "<top level>":
+            return ConfigIssue(f"experiments[{point.entry}]", issue.message, issue.fix, issue.line)
+        return issue
+    for key in point.overrides:
+        if issue.field == key or issue.field.startswith(key + ".") or key.startswith(issue.field + "."):
+            value = _short(point.overrides[key])
+            return ConfigIssue(f"sweep.{key}", f"{issue.message} (value {value})", issue.fix, issue.line)
+    return issue
+
+
+def _header(raw: Mapping[str, Any], default_name: str, problems: _Problems) -> tuple[str, str | None]:
+    """The study's name and description, each checked for shape."""
+    name: Any = raw.get("name", default_name)
+    problem = f"the name must be text, got {_kind(name)}" if not isinstance(name, str) else None
+    if isinstance(name, str):
+        text = text_problem(name)
+        if text or not name.strip() or len(name) > MAX_NAME_CHARS:
+            problem = f"the name {text or ('is blank' if not name.strip() else f'is over {MAX_NAME_CHARS} characters')}"
+    if problem is not None:
+        problems.add("invalid study name", ConfigIssue("name", problem, "write e.g. name: batch-size-study"))
+        name = default_name
+    description: Any = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        problems.add(
+            "invalid description",
+            ConfigIssue(
+                "description",
+                f"the description must be text, got {_kind(description)}",
+                "write it as one string (use '|' for several lines), or remove it",
+            ),
+        )
+        description = None
+    return name, description
+
+
+def _execution(raw: Mapping[str, Any], problems: _Problems) -> ExecutionConfig:
+    section = raw.get("execution")
+    if section is None:
+        return ExecutionConfig()
+    if not isinstance(section, Mapping):
+        problems.add(
+            "invalid execution section",
+            ConfigIssue(
+                "execution",
+                f"expected a mapping, got {_kind(section)}",
+                "write e.g. execution: {n_cycles: 3}, or remove the line for the defaults",
+            ),
+        )
+        return ExecutionConfig()
     try:
-        execution = ExecutionConfig.model_validate(execution_raw)
+        return ExecutionConfig.model_validate(dict(section))
     except ValidationError as e:
-        raise ConfigError(
-            "invalid execution section", source=source, issues=issues_from_validation(e, ExecutionConfig, "execution")
-        ) from None
+        problems.add("invalid execution section", *issues_from_validation(e, ExecutionConfig, "execution"))
+        return ExecutionConfig()
+
+
+def _shared_fields(raw: Mapping[str, Any], study: bool, problems: _Problems) -> dict[str, Any]:
+    """The shared experiment fields; in a study, unknown top-level keys are reported once, not per point."""
+    shared = {k: v for k, v in raw.items() if k not in STUDY_KEYS}
+    if not study:
+        return shared
+    known = [*ExperimentConfig.model_fields, *STUDY_KEYS]
+    for key in [k for k in shared if k not in ExperimentConfig.model_fields]:
+        close = suggest(str(key), known)
+        fix = f"did you mean {close!r}?" if close else TOP_LEVEL_HINTS.get(str(key), "remove it")
+        problems.add("unknown field", ConfigIssue(str(key), f"unknown field {str(key)!r}", fix))
+        del shared[key]
+    return shared
+
+
+def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyConfig:
+    """Resolve a study (or experiment) mapping, already parsed from YAML, into a validated `StudyConfig`.
+
+    Raises one `ConfigError` holding every problem found in the file.
+    """
+    study = is_study(raw)
+    problems = _Problems()
+    name, description = _header(raw, "study" if study else "experiment", problems)
+    execution = _execution(raw, problems)
+    shared = _shared_fields(raw, study, problems)
+    points = _points(raw, shared, execution.max_grid_points, problems)
 
     experiments: list[ExperimentConfig] = []
     skipped: list[SkippedPoint] = []
     seen: dict[tuple[str, str], int] = {}
-    for point, overrides in _points(raw, source):
+    for point in points:
         try:
-            cfg = ExperimentConfig.model_validate(point)
+            cfg = ExperimentConfig.model_validate(point.fields)
         except ValidationError as e:
-            if all(err["type"] == INCOMPATIBLE for err in e.errors()):
+            if study and all(err["type"] == INCOMPATIBLE for err in e.errors()):
                 reason = "; ".join(
                     i.message + (f" (fix: {i.fix})" if i.fix else "")
                     for i in issues_from_validation(e, ExperimentConfig)
                 )
-                skipped.append(SkippedPoint(overrides=overrides, reason=reason))
+                skipped.append(SkippedPoint(overrides=point.overrides, reason=reason))
                 continue
-            where = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "shared fields"
-            raise ConfigError(
-                f"invalid experiment ({where})", source=source, issues=issues_from_validation(e, ExperimentConfig)
-            ) from None
+            head = "invalid experiment config" if not study else "invalid experiment"
+            problems.add(head, *(_locate(i, point) for i in issues_from_validation(e, ExperimentConfig)))
+            continue
         identity = (cfg.measurement_config_hash(), str(cfg.gpus))
         if identity in seen:
-            skipped.append(SkippedPoint(overrides=overrides, reason=f"duplicate of experiment #{seen[identity] + 1}"))
+            skipped.append(SkippedPoint(overrides=point.overrides, reason=f"duplicate of experiment #{seen[identity] + 1}"))
             continue
         seen[identity] = len(experiments)
         experiments.append(cfg)
 
+    problems.raise_if_any(source)
     if not experiments:
         reasons = sorted({s.reason for s in skipped})
         raise ConfigError(
@@ -271,11 +442,7 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
         )
     try:
         return StudyConfig(
-            name=str(name),
-            description=raw.get("description"),
-            experiments=experiments,
-            execution=execution,
-            skipped=skipped,
+            name=name, description=description, experiments=experiments, execution=execution, skipped=skipped
         )
     except ValidationError as e:
         raise ConfigError("invalid study", source=source, issues=issues_from_validation(e, StudyConfig)) from None

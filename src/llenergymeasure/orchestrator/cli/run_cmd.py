@@ -87,22 +87,14 @@ def build_study(
 ) -> StudyConfig:
     """The study the command runs: YAML (if any) + flag overrides + execution defaults."""
     from llenergymeasure.errors import ConfigError, ConfigIssue
-    from llenergymeasure.orchestrator.loader import load_study_config, study_from_mapping
+    from llenergymeasure.orchestrator.loader import load_study_config, study_from_flags
     from llenergymeasure.orchestrator.user_config import load_user_config
     from llenergymeasure.schemas.study import CLI_DEFAULT_N_CYCLES
 
     if config is not None:
-        study = load_study_config(config, overrides)
+        study = load_study_config(config, overrides, check_inputs=True)
     elif overrides.get("model"):
-        raw: dict[str, Any] = {}
-        for key, value in overrides.items():
-            if value is not None:
-                head, _, leaf = key.partition(".")
-                if leaf:
-                    raw.setdefault(head, {})[leaf] = value
-                else:
-                    raw[key] = value
-        study = study_from_mapping(raw, "<command line>")
+        study = study_from_flags(overrides)
     else:
         raise ConfigError(
             "nothing to run",
@@ -125,7 +117,20 @@ def build_study(
         if gap not in explicit and default is not None:
             updates[gap] = default
     if updates:
-        execution = study.execution.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
+        from pydantic import ValidationError
+
+        from llenergymeasure.schemas._issues import issues_from_validation
+        from llenergymeasure.schemas.study import ExecutionConfig
+
+        try:
+            execution = study.execution.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
+        except ValidationError as e:
+            flags = {"n_cycles": "--cycles", "cycle_order": "--order"}
+            issues = [
+                ConfigIssue(flags.get(i.field.removeprefix("execution."), i.field), i.message, i.fix)
+                for i in issues_from_validation(e, ExecutionConfig, "execution")
+            ]
+            raise ConfigError("invalid execution settings", source="<command line>", issues=issues) from None
         study = study.model_copy(update={"execution": execution})
     return study
 
