@@ -11,7 +11,9 @@ The limits (documented in the user guide):
 - at most `MAX_NODES` values once every alias is expanded, and no alias that contains itself:
   a 600-byte "billion laughs" file would otherwise expand to 10⁹ values in the first walk over it.
 
-Only then is the document turned into Python data (``yaml.SafeLoader``'s constructors: a tag that
+The limits are checked on the parser's event stream (libyaml's parser where PyYAML has it, else
+the pure-Python one with the checks built into composing), before any tree is built. Only then is
+the document turned into Python data (``yaml.SafeLoader``'s constructors: a tag that
 would build objects is an error, never executed). The same pass finds what the constructors let
 through silently: a key repeated in one mapping (the last one would win), keys that are not
 non-empty strings. Every problem is a `ConfigIssue` with its line.
@@ -35,7 +37,7 @@ MAX_CONFIG_BYTES = 256 * 1024
 #: deepest nesting of mappings and lists in a config file (levels)
 MAX_DEPTH = 32
 #: most values (mapping keys, mapping values, list items, scalars) once aliases are expanded (count)
-MAX_NODES = 50_000
+MAX_NODES = 20_000
 
 _STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -163,7 +165,7 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise _LimitExceeded(
                     f"more than {MAX_NODES} values", "split the file; a config needs far fewer values", self._line()
                 )
-            node: yaml.Node | None = super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            node: yaml.Node | None = super().compose_node(parent, index)
             return node
         finally:
             self._depth -= 1
@@ -286,23 +288,75 @@ def _key_issues(key_node: yaml.Node, key: str, line: int, seen: dict[tuple[str, 
     return []
 
 
+#: libyaml's parser when PyYAML was built with it (about ten times faster); else the pure-Python one
+_FAST_LOADER: type[Any] | None = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+
+
+def _event_line(event: yaml.Event) -> int | None:
+    return event.start_mark.line + 1 if event.start_mark is not None else None
+
+
+def _check_events(text: str) -> None:
+    """Walk the parser's events (no tree, no recursion) and stop at the depth or size limit."""
+    assert _FAST_LOADER is not None
+    parser = _FAST_LOADER(text)
+    depth = count = 0
+    try:
+        while (event := parser.get_event()) is not None:
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _LimitExceeded(
+                        f"nested deeper than {MAX_DEPTH} levels",
+                        "flatten the structure; a config needs a few levels only",
+                        _event_line(event),
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            if isinstance(event, yaml.NodeEvent):
+                count += 1
+                if count > MAX_NODES:
+                    raise _LimitExceeded(
+                        f"more than {MAX_NODES} values",
+                        "split the file; a config needs far fewer values",
+                        _event_line(event),
+                    )
+    finally:
+        parser.dispose()
+
+
 def parse_yaml(text: str) -> ParsedYaml:
     """Parse `text` within the limits; raise `ConfigError` (no source) when it cannot be parsed at all."""
-    loader = _BoundedLoader(text)
+    try:
+        if _FAST_LOADER is not None:
+            _check_events(text)
+            loader = _FAST_LOADER(text)
+        else:
+            loader = _BoundedLoader(text)
+    except _LimitExceeded as e:
+        raise ConfigError("the YAML is too large or too deep", issues=[e.issue]) from None
+    except yaml.YAMLError as e:  # the reader refuses control characters before anything is parsed
+        raise ConfigError("invalid YAML", issues=[yaml_issue(e, text)]) from None
     try:
         try:
-            root = loader.get_single_node()  # type: ignore[no-untyped-call]
+            root = loader.get_single_node()
             if root is None:
                 return ParsedYaml(None)
             check_expansion(root)
             lines, issues = index_and_check(root)
-            data = loader.construct_document(root)  # type: ignore[no-untyped-call]
+            try:
+                data = loader.construct_document(root)
+            except yaml.YAMLError:
+                if not issues:
+                    raise
+                # e.g. "found unhashable key": the key issues already say where and why
+                raise ConfigError("invalid YAML keys", issues=issues) from None
         except _LimitExceeded as e:
             raise ConfigError("the YAML is too large or too deep", issues=[e.issue]) from None
         except yaml.YAMLError as e:
             raise ConfigError("invalid YAML", issues=[yaml_issue(e, text)]) from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     return ParsedYaml(data, lines, issues)
 
 
@@ -314,10 +368,20 @@ def yaml_issue(e: yaml.YAMLError, text: str) -> ConfigIssue:
         return ConfigIssue(
             "<yaml>",
             f"character {e.character!r} is not allowed in YAML",
-            "remove it, or write it as an escape inside a double-quoted string (e.g. \"\\t\")",
+            'remove it, or write it as an escape inside a double-quoted string (e.g. "\\t")',
             line,
         )
     problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if "nesting depth" in str(problem):  # libyaml's own limit, met while scanning ahead
+        return ConfigIssue(
+            "<yaml>",
+            f"nested deeper than {MAX_DEPTH} levels",
+            "flatten the structure; a config needs a few levels only",
+            line,
+        )
+    if "escape" in str(problem):
+        fix = "write a valid escape; \\uD800-\\uDFFF (surrogates) and unknown escapes are not text"
+        return ConfigIssue("<yaml>", str(problem), fix, line)
     if isinstance(e, yaml.constructor.ConstructorError) and "tag" in str(problem):
         return ConfigIssue(
             "<yaml>", f"{problem} (tags that build objects are never executed)", "remove the '!!' tag", line

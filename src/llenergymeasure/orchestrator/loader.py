@@ -8,6 +8,7 @@ where the YAML says it) and the fix; all the problems of a file are reported tog
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ __all__ = ["MAX_CONFIG_BYTES", "load_config", "load_experiment_config", "load_st
 
 T = TypeVar("T")
 
+
 def read_yaml_document(path: str | Path) -> tuple[dict[str, Any], dict[str, int], list[ConfigIssue]]:
     """Parse `path` as a YAML mapping: the data, a dotted-key → line index, and key problems found
     while parsing (duplicate or non-string keys), to be reported with any later ones."""
@@ -45,8 +47,17 @@ def read_yaml_document(path: str | Path) -> tuple[dict[str, Any], dict[str, int]
             source=src,
             issues=[ConfigIssue("<top level>", "expected 'field: value' pairs", "write e.g. 'model: gpt2' at the top")],
         )
-    data = {k: v for k, v in raw.items() if isinstance(k, str) and k.strip()}
+    data = _string_keys_only(raw) if parsed.issues else dict(raw)
     return data, parsed.lines, parsed.issues
+
+
+def _string_keys_only(value: Any) -> Any:
+    """`value` without the mapping keys that are not non-empty strings (already reported with their line)."""
+    if isinstance(value, Mapping):
+        return {k: _string_keys_only(v) for k, v in value.items() if isinstance(k, str) and k.strip()}
+    if isinstance(value, list):
+        return [_string_keys_only(v) for v in value]
+    return value
 
 
 def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -199,9 +210,9 @@ def resolve_local_paths(
     """
     out = dict(fields)
     model = out.get("model")
-    if isinstance(model, str) and path_problem(model) is None:
-        if looks_like_path(model) or _is_dir(base / model):
-            out["model"] = _absolute(model, base, f"{prefix}model", issues)
+    usable = isinstance(model, str) and bool(model.strip()) and path_problem(model) is None
+    if usable and isinstance(model, str) and (looks_like_path(model) or _is_dir(base / model)):
+        out["model"] = _absolute(model, base, f"{prefix}model", issues)
     dataset = out.get("dataset")
     if isinstance(dataset, str) and path_problem(dataset) is None and dataset.endswith((".jsonl", ".json")):
         out["dataset"] = _absolute(dataset, base, f"{prefix}dataset", issues)
@@ -216,8 +227,8 @@ def _is_dir(path: Path) -> bool:
 
 
 def _absolute(value: str, base: Path, field: str, issues: list[ConfigIssue] | None) -> str:
-    try:
-        return str((base / Path(value).expanduser()).resolve())
+    try:  # absolute and normalised, symlinks kept: a link is checked (and mounted) as what it points to
+        return os.path.normpath(os.path.abspath(base / Path(value).expanduser()))
     except RuntimeError as e:  # expanduser: "~name" with no such user
         if issues is not None:
             issues.append(ConfigIssue(field, f"cannot expand {value.split('/')[0]!r}: {e}", "write the full path"))
@@ -240,9 +251,7 @@ def _raw_with_paths(raw: dict[str, Any], base: Path, issues: list[ConfigIssue] |
         sweep = dict(sweep)
         for key in ("model", "dataset"):
             if isinstance(sweep.get(key), list):
-                sweep[key] = [
-                    resolve_local_paths({key: v}, base, issues, "sweep.").get(key, v) for v in sweep[key]
-                ]
+                sweep[key] = [resolve_local_paths({key: v}, base, issues, "sweep.").get(key, v) for v in sweep[key]]
         out["sweep"] = sweep
     return out
 

@@ -54,12 +54,16 @@ def _study_backends(raw: Mapping[str, Any]) -> set[str]:
         backends = {str(b) for b in sweep["backend"]}
     entries = raw.get("experiments")
     if isinstance(entries, list):
-        backends |= {str(e.get("backend", raw.get("backend", _DEFAULT_BACKEND))) for e in entries if isinstance(e, Mapping)}
+        backends |= {
+            str(e.get("backend", raw.get("backend", _DEFAULT_BACKEND))) for e in entries if isinstance(e, Mapping)
+        }
     return backends
 
 
 def _is_local(value: Any) -> bool:
-    return isinstance(value, str) and path_problem(value) is None and looks_like_path(value) and not value.startswith("~")
+    return (
+        isinstance(value, str) and path_problem(value) is None and looks_like_path(value) and not value.startswith("~")
+    )
 
 
 def check_local_inputs(raw: Mapping[str, Any]) -> list[ConfigIssue]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,7 +17,7 @@ def dotted(loc: Sequence[int | str], prefix: str = "") -> str:
     """``("decoder", "top_p")`` → ``decoder.top_p``; list indices as ``[i]``; union branch names dropped."""
     out = prefix
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         elif part in {
             "SyntheticDataset",
@@ -143,7 +142,8 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _unknown_field_fix(name: str, known: list[str], top_level: bool) -> str:
+def unknown_field_fix(name: str, known: list[str], top_level: bool) -> str:
+    """The fix for an unknown field `name` among `known`: a rename or typo, a hint for a misplaced field, or the list."""
     close = suggest(name, known)
     if close is not None:
         return f"did you mean {close!r}?"
@@ -168,7 +168,7 @@ _EXPECTED = {
 
 
 def _type_fix(kind: str, field: str, value: Any, top_level: bool) -> str:
-    if isinstance(value, list) and top_level and not kind.startswith("list"):
+    if isinstance(value, list) and top_level and not kind.startswith(("list", "model", "dict")):
         return f"{field} takes one value; to compare several, sweep it: sweep: {{{field}: {_short_repr(value)}}}"
     if kind == "finite_number":
         return f"give {field} a finite number (.inf and .nan are not accepted)"
@@ -198,13 +198,15 @@ def issues_from_validation(err: ValidationError, model: type[BaseModel], prefix:
             name = str(loc[-1]) if loc else ""
             known = _known_fields(model, loc[:-1])
             msg = f"unknown field {name!r}"
-            fix = _unknown_field_fix(name, known, top_level and not prefix)
+            fix = unknown_field_fix(name, known, top_level and not prefix)
+        elif kind == "string_unicode":
+            fix = f"write {field} as valid text (it holds a lone surrogate, e.g. from an undecodable byte)"
         elif kind == "missing":
             fix = f"add '{field}: ...' to the config"
         elif fix is None and (
             kind.endswith("_parsing") or kind.endswith("_type") or kind == "finite_number" or kind == "literal_error"
         ):
-            if kind == "literal_error" and not isinstance(value, list):
+            if kind == "literal_error" and not (isinstance(value, list) and top_level):
                 fix = f"use one of the allowed values (got {_short_repr(value)})"
             else:
                 fix = _type_fix(kind, field, value, top_level)

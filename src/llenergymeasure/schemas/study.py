@@ -27,7 +27,9 @@ class ExecutionConfig(ConfigModel):
     """How a study runs: cycles, order, gaps, timeouts. Never part of any hash."""
 
     n_cycles: PositiveInt = Field(
-        1, le=MAX_CYCLES, description=f"Repetitions of every experiment (count). The CLI uses {CLI_DEFAULT_N_CYCLES} when unset."
+        1,
+        le=MAX_CYCLES,
+        description=f"Repetitions of every experiment (count). The CLI uses {CLI_DEFAULT_N_CYCLES} when unset.",
     )
     cycle_order: CycleOrder = Field(
         "sequential",
@@ -35,10 +37,14 @@ class ExecutionConfig(ConfigModel):
         "seeded from the study design hash.",
     )
     config_gap_seconds: NonNegativeFloat = Field(
-        60.0, le=MAX_GAP_SECONDS, description="Pause between two experiments, in seconds (GPU cools down; countdown on stderr)."
+        60.0,
+        le=MAX_GAP_SECONDS,
+        description="Pause between two experiments, in seconds (GPU cools down; countdown on stderr).",
     )
     cycle_gap_seconds: NonNegativeFloat = Field(
-        120.0, le=MAX_GAP_SECONDS, description="Pause between two cycles, in seconds (replaces the config gap at a cycle boundary)."
+        120.0,
+        le=MAX_GAP_SECONDS,
+        description="Pause between two cycles, in seconds (replaces the config gap at a cycle boundary).",
     )
     max_consecutive_failures: PositiveInt = Field(
         3, le=10_000, description="Stop the study after this many failed runs in a row (count)."

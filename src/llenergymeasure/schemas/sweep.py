@@ -36,7 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from llenergymeasure.errors import ConfigError, ConfigIssue
 from llenergymeasure.schemas._base import INCOMPATIBLE
-from llenergymeasure.schemas._issues import TOP_LEVEL_HINTS, issues_from_validation, nested_model, suggest
+from llenergymeasure.schemas._issues import issues_from_validation, nested_model, suggest, unknown_field_fix
 from llenergymeasure.schemas.config.capabilities import BACKENDS
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
@@ -91,7 +91,6 @@ def unflatten(dotted_values: Mapping[str, Any]) -> dict[str, Any]:
             node = child
         node[leaf] = value
     return out
-
 
 
 @dataclass
@@ -275,8 +274,11 @@ def _points(raw: Mapping[str, Any], shared: dict[str, Any], max_points: int, pro
         for k, _ in scoped[b]:
             problems.add(
                 "backend-scoped sweep keys for a backend no experiment uses",
-                ConfigIssue(f"sweep.{k}", f"applies to backend {b} only, and no experiment uses {b}",
-                            f"add {b} to backend or remove the key"),
+                ConfigIssue(
+                    f"sweep.{k}",
+                    f"applies to backend {b} only, and no experiment uses {b}",
+                    f"add {b} to backend or remove the key",
+                ),
             )
     return points
 
@@ -299,7 +301,9 @@ def _explicit(
         if not isinstance(entry, Mapping):
             problems.add(
                 "invalid experiment entry",
-                ConfigIssue(f"experiments[{i}]", f"expected a mapping, got {_kind(entry)}", "write {field: value, ...}"),
+                ConfigIssue(
+                    f"experiments[{i}]", f"expected a mapping, got {_kind(entry)}", "write {field: value, ...}"
+                ),
             )
             continue
         nested = sorted(str(k) for k in entry if k in STUDY_KEYS)
@@ -329,7 +333,7 @@ def _locate(issue: ConfigIssue, point: _Point) -> ConfigIssue:
             return ConfigIssue(f"experiments[{point.entry}]", issue.message, issue.fix, issue.line)
         return issue
     for key in point.overrides:
-        if issue.field == key or issue.field.startswith(key + ".") or key.startswith(issue.field + "."):
+        if issue.field == key or issue.field.startswith(key + "."):
             value = _short(point.overrides[key])
             return ConfigIssue(f"sweep.{key}", f"{issue.message} (value {value})", issue.fix, issue.line)
     return issue
@@ -384,12 +388,9 @@ def _execution(raw: Mapping[str, Any], problems: _Problems) -> ExecutionConfig:
 def _shared_fields(raw: Mapping[str, Any], study: bool, problems: _Problems) -> dict[str, Any]:
     """The shared experiment fields; in a study, unknown top-level keys are reported once, not per point."""
     shared = {k: v for k, v in raw.items() if k not in STUDY_KEYS}
-    if not study:
-        return shared
     known = [*ExperimentConfig.model_fields, *STUDY_KEYS]
     for key in [k for k in shared if k not in ExperimentConfig.model_fields]:
-        close = suggest(str(key), known)
-        fix = f"did you mean {close!r}?" if close else TOP_LEVEL_HINTS.get(str(key), "remove it")
+        fix = unknown_field_fix(str(key), known, top_level=True)
         problems.add("unknown field", ConfigIssue(str(key), f"unknown field {str(key)!r}", fix))
         del shared[key]
     return shared
@@ -426,7 +427,9 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
             continue
         identity = (cfg.measurement_config_hash(), str(cfg.gpus))
         if identity in seen:
-            skipped.append(SkippedPoint(overrides=point.overrides, reason=f"duplicate of experiment #{seen[identity] + 1}"))
+            skipped.append(
+                SkippedPoint(overrides=point.overrides, reason=f"duplicate of experiment #{seen[identity] + 1}")
+            )
             continue
         seen[identity] = len(experiments)
         experiments.append(cfg)

@@ -22,7 +22,8 @@ def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | Non
 
 
 def run_command(
-    config: Path | None = typer.Argument(None, help="Experiment or study YAML. Optional when --model is given."),
+    # a plain string: the loader checks the path (NUL bytes, length, file type) and names the problem
+    config: str | None = typer.Argument(None, help="Experiment or study YAML. Optional when --model is given."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model hub id or local path (overrides the YAML)."),
     backend: str | None = typer.Option(None, "--backend", "-b", help="pytorch, vllm or tensorrt."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="'aienergyscore' or a path to a JSONL file."),
@@ -57,7 +58,7 @@ def run_command(
         "precision": precision,
         "pytorch.batch_size": batch_size,
     }
-    study = build_study(config, overrides, cycles=cycles, order=order)
+    study = build_study(Path(config) if config is not None else None, overrides, cycles=cycles, order=order)
 
     if dry_run:
         from llenergymeasure.orchestrator.cli.preview import print_preview
@@ -127,8 +128,9 @@ def build_study(
         except ValidationError as e:
             flags = {"n_cycles": "--cycles", "cycle_order": "--order"}
             issues = [
-                ConfigIssue(flags.get(i.field.removeprefix("execution."), i.field), i.message, i.fix)
+                ConfigIssue(flag, i.message, (i.fix or "").replace(i.field, flag))
                 for i in issues_from_validation(e, ExecutionConfig, "execution")
+                for flag in [flags.get(i.field.removeprefix("execution."), i.field)]
             ]
             raise ConfigError("invalid execution settings", source="<command line>", issues=issues) from None
         study = study.model_copy(update={"execution": execution})

@@ -14,7 +14,6 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from llenergymeasure.schemas._base import ConfigModel, incompatible
-from llenergymeasure.schemas.config.text import check_path
 from llenergymeasure.schemas.config.capabilities import (
     TENSORRT_QUANT_NEEDS_CALIBRATION,
     VLLM_LORA_RANKS,
@@ -22,6 +21,7 @@ from llenergymeasure.schemas.config.capabilities import (
     VLLM_SPECULATIVE_MODEL_FREE,
     VLLM_SPECULATIVE_NEEDS_MODEL,
 )
+from llenergymeasure.schemas.config.text import check_path
 
 #: upper bounds on counts in backend sections: far above any real use, low enough to catch a runaway value
 MAX_BATCH = 65_536  # sequences
@@ -32,7 +32,9 @@ MAX_SECTION_TOKENS = 16_777_216  # tokens
 class PyTorchConfig(ConfigModel):
     """HF transformers on PyTorch."""
 
-    batch_size: PositiveInt | None = Field(None, le=MAX_BATCH, description="Prompts per generate() call (count); null = 1.")
+    batch_size: PositiveInt | None = Field(
+        None, le=MAX_BATCH, description="Prompts per generate() call (count); null = 1."
+    )
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="Attention kernel passed to from_pretrained; null = transformers' default."
     )
@@ -58,14 +60,22 @@ class PyTorchConfig(ConfigModel):
 class VLLMEngineConfig(ConfigModel):
     """vLLM ``LLM(...)`` engine arguments (checked against vLLM 0.12 and 0.33 ``EngineArgs``)."""
 
-    tensor_parallel_size: PositiveInt | None = Field(None, le=MAX_PARALLEL, description="GPUs to shard each layer over (count).")
+    tensor_parallel_size: PositiveInt | None = Field(
+        None, le=MAX_PARALLEL, description="GPUs to shard each layer over (count)."
+    )
     pipeline_parallel_size: PositiveInt | None = Field(None, le=MAX_PARALLEL, description="Pipeline stages (count).")
     gpu_memory_utilization: float | None = Field(
         None, gt=0.0, le=1.0, description="Fraction of each GPU's memory vLLM may use; null = vLLM's default."
     )
-    max_num_seqs: PositiveInt | None = Field(None, le=MAX_BATCH, description="Maximum sequences batched per step (count).")
-    max_num_batched_tokens: PositiveInt | None = Field(None, le=MAX_SECTION_TOKENS, description="Token budget per scheduler step (tokens).")
-    max_model_len: PositiveInt | None = Field(None, le=MAX_SECTION_TOKENS, description="Context length cap (tokens); null = the model's.")
+    max_num_seqs: PositiveInt | None = Field(
+        None, le=MAX_BATCH, description="Maximum sequences batched per step (count)."
+    )
+    max_num_batched_tokens: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Token budget per scheduler step (tokens)."
+    )
+    max_model_len: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Context length cap (tokens); null = the model's."
+    )
     enforce_eager: bool | None = Field(None, description="Disable CUDA graphs.")
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] | None = Field(
         None, description="KV cache storage type."
@@ -90,7 +100,9 @@ class VLLMEngineConfig(ConfigModel):
         description="Speculative decoding method; null with speculative_model = vLLM infers it from the draft model. "
         "ngram, suffix and mtp need no draft model.",
     )
-    num_speculative_tokens: PositiveInt | None = Field(None, le=MAX_SECTION_TOKENS, description="Tokens proposed per speculative step.")
+    num_speculative_tokens: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Tokens proposed per speculative step."
+    )
     max_lora_rank: PositiveInt | None = Field(
         None, description=f"Largest LoRA rank the engine reserves room for; one of {list(VLLM_LORA_RANKS)}."
     )
@@ -172,12 +184,18 @@ class TensorRTConfig(ConfigModel):
     tp_size: PositiveInt | None = Field(None, le=MAX_PARALLEL, description="Tensor-parallel GPUs (count).")
     pp_size: PositiveInt | None = Field(None, le=MAX_PARALLEL, description="Pipeline-parallel stages (count).")
     max_input_len: PositiveInt | None = Field(
-        None, le=MAX_SECTION_TOKENS, description="Engine's maximum input length (tokens); null = the experiment's input length + 16."
+        None,
+        le=MAX_SECTION_TOKENS,
+        description="Engine's maximum input length (tokens); null = the experiment's input length + 16.",
     )
     max_seq_len: PositiveInt | None = Field(
-        None, le=MAX_SECTION_TOKENS, description="Engine's maximum input + output length (tokens); null = max_input_len + output length."
+        None,
+        le=MAX_SECTION_TOKENS,
+        description="Engine's maximum input + output length (tokens); null = max_input_len + output length.",
     )
-    max_num_tokens: PositiveInt | None = Field(None, le=MAX_SECTION_TOKENS, description="Engine's token budget per step (tokens).")
+    max_num_tokens: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Engine's token budget per step (tokens)."
+    )
     quantization: Literal["fp8", "int8_sq", "int4_awq", "w4a16", "w8a16", "nvfp4"] | None = Field(
         None, description="Quantisation applied at engine build time."
     )

@@ -119,9 +119,7 @@ class ExperimentConfig(ConfigModel):
             if not v:
                 raise ValueError("gpus is an empty list; fix: leave it out or list GPU indices like [0, 1]")
             if len(set(v)) != len(v) or min(v) < 0 or max(v) > MAX_GPU_INDEX:
-                raise ValueError(
-                    f"gpus must be distinct indices from 0 to {MAX_GPU_INDEX}; fix: e.g. gpus: [0, 1]"
-                )
+                raise ValueError(f"gpus must be distinct indices from 0 to {MAX_GPU_INDEX}; fix: e.g. gpus: [0, 1]")
         return v
 
     @model_validator(mode="after")

@@ -44,9 +44,14 @@ class DecoderConfig(ConfigModel):
     min_p: float | None = Field(
         None, ge=0.0, le=1.0, description="Drop tokens below min_p × the top token's probability; null = off."
     )
-    repetition_penalty: float = Field(1.0, gt=0.0, le=100.0, description="Penalty factor for repeated tokens; 1.0 = none.")
+    repetition_penalty: float = Field(
+        1.0, gt=0.0, le=100.0, description="Penalty factor for repeated tokens; 1.0 = none."
+    )
     min_new_tokens: int | None = Field(
-        None, ge=0, le=MAX_TOKENS, description="Minimum number of output tokens before EOS may end a sequence; null = backend default."
+        None,
+        ge=0,
+        le=MAX_TOKENS,
+        description="Minimum number of output tokens before EOS may end a sequence; null = backend default.",
     )
 
     @model_validator(mode="before")
@@ -83,9 +88,15 @@ class WarmupConfig(ConfigModel):
     cv_threshold: float = Field(
         0.05, gt=0.0, le=1.0, description="Target coefficient of variation (unitless fraction)."
     )
-    window_size: PositiveInt = Field(5, le=MAX_WARMUP_PROMPTS, description="Number of most recent warmup latencies the CV is computed over.")
-    min_prompts: PositiveInt = Field(5, le=MAX_WARMUP_PROMPTS, description="Minimum warmup prompts before convergence may be declared.")
-    max_prompts: PositiveInt = Field(50, le=MAX_WARMUP_PROMPTS, description="Maximum warmup prompts when convergence detection is on.")
+    window_size: PositiveInt = Field(
+        5, le=MAX_WARMUP_PROMPTS, description="Number of most recent warmup latencies the CV is computed over."
+    )
+    min_prompts: PositiveInt = Field(
+        5, le=MAX_WARMUP_PROMPTS, description="Minimum warmup prompts before convergence may be declared."
+    )
+    max_prompts: PositiveInt = Field(
+        50, le=MAX_WARMUP_PROMPTS, description="Maximum warmup prompts when convergence detection is on."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> WarmupConfig:
@@ -101,9 +112,14 @@ class BaselineConfig(ConfigModel):
     """Idle power measured before the model loads, subtracted to give adjusted energy."""
 
     enabled: bool = Field(True, description="Measure (or reuse) the idle baseline power.")
-    duration_seconds: float = Field(30.0, gt=0.0, le=MAX_SECONDS_SHORT, description="Length of the idle measurement, in seconds.")
+    duration_seconds: float = Field(
+        30.0, gt=0.0, le=MAX_SECONDS_SHORT, description="Length of the idle measurement, in seconds."
+    )
     ttl_seconds: float = Field(
-        3600.0, gt=0.0, le=MAX_BASELINE_TTL_SECONDS, description="A cached baseline older than this (seconds) is re-measured."
+        3600.0,
+        gt=0.0,
+        le=MAX_BASELINE_TTL_SECONDS,
+        description="A cached baseline older than this (seconds) is re-measured.",
     )
 
 
@@ -136,7 +152,9 @@ class SyntheticDataset(ConfigModel):
     synthetic: Literal[True] = Field(True, description="Marks the dataset as synthetic.")
     input_tokens: PositiveInt = Field(128, le=MAX_TOKENS, description="Length of every prompt, in tokens.")
     output_tokens: PositiveInt = Field(
-        128, le=MAX_TOKENS, description="Output length per prompt, in tokens (min and max new tokens are both set to it)."
+        128,
+        le=MAX_TOKENS,
+        description="Output length per prompt, in tokens (min and max new tokens are both set to it).",
     )
 
 
