@@ -202,25 +202,40 @@ CASES: list[Case] = [
         setup=lambda t: (_symlink(t, "zero.jsonl", "/dev/zero"), None)[1],
     ),
     # ---- grid size ---------------------------------------------------------------------------------------------
-    Case("grid-10x10", GRID_10x10, "sweep", ("10,000,000,000 points", "max_grid_points")),
+    Case("grid-10x10", GRID_10x10, "sweep", ("10,000,000,000 grid points", "max_grid_points")),
     Case(
         "grid-over-default-cap",
         "model: gpt2\nsweep:\n  precision: [fp16, bf16, fp32]\n  n: [" + ", ".join(map(str, range(1, 401))) + "]\n",
         "sweep",
-        ("1,200 points", "limit of 1,000"),
+        ("1,200 grid points", "limit of 1,000"),
     ),
     Case(
         "grid-over-set-cap",
         "model: gpt2\nexecution: {max_grid_points: 5}\nsweep:\n  n: [1, 2, 3]\n  precision: [fp16, bf16]\n",
         "sweep",
-        ("6 points", "limit of 5"),
+        ("6 grid points", "limit of 5"),
     ),
     Case(
         "grid-scoped-counted",
         "model: gpt2\nexecution: {max_grid_points: 3}\nsweep:\n  backend: [pytorch, vllm]\n"
         "  pytorch.batch_size: [1, 2, 4]\n  vllm.engine.max_num_seqs: [8]\n",
         "sweep",
-        ("4 points", "limit of 3"),
+        ("4 grid points", "limit of 3"),
+    ),
+    Case(
+        "grid-plus-explicit-over-cap",
+        "model: gpt2\nexecution: {max_grid_points: 4}\nsweep:\n  n: [1, 2, 3]\nexperiments: [{n: 7}, {n: 8}]\n",
+        "sweep",
+        ("3 grid points + 2 explicit experiments", "limit of 4"),
+    ),
+    Case(
+        "explicit-over-cap",
+        "model: gpt2\nexecution: {max_grid_points: 2}\nexperiments: [{n: 1}, {n: 2}, {n: 3}]\n",
+        "experiments",
+        ("3 explicit experiments", "limit of 2"),
+    ),
+    Case(
+        "passthrough-inf", "model: gpt2\npassthrough_kwargs: {a: {b: .inf}}\n", "passthrough_kwargs.a.b:", ("finite",)
     ),
     # ---- type errors that used to escape -------------------------------------------------------------------------
     Case("description-mapping", "model: gpt2\ndescription: {a: 1}\n", "description", ("must be text",)),

@@ -13,10 +13,16 @@ from llenergymeasure.errors import ConfigIssue
 _FIX_RE = re.compile(r"[;(]\s*fix:\s*(?P<fix>.+?)\)?$", re.IGNORECASE)
 
 
+_JSON_BRANCHES = frozenset({"float", "int", "bool", "str", "list", "dict"})
+
+
 def dotted(loc: Sequence[int | str], prefix: str = "") -> str:
     """``("decoder", "top_p")`` → ``decoder.top_p``; list indices as ``[i]``; union branch names dropped."""
     out = prefix
+    free_form = bool(loc) and loc[0] == "passthrough_kwargs"
     for part in loc:
+        if free_form and isinstance(part, str) and (part in _JSON_BRANCHES or part.startswith(("list[", "dict["))):
+            continue  # pydantic's JsonValue union branch, not a key the user wrote
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         elif part in {

@@ -245,29 +245,34 @@ def _points(raw: Mapping[str, Any], shared: dict[str, Any], max_points: int, pro
     used_backends: set[str] = set()
     scoped: dict[str, Dims] = {}
 
+    explicit = raw.get("experiments")
+    n_explicit = len(explicit) if isinstance(explicit, list) else 0
+    universal: Dims = []
     if "sweep" in raw:
         universal, scoped = _sweep_dims(raw["sweep"], problems)
-        size = grid_size(universal, scoped, shared_backend)
-        if size > max_points:
-            problems.add(
-                "the sweep is too large",
-                ConfigIssue(
-                    "sweep",
-                    f"the grid has {size:,} points, more than the limit of {max_points:,}",
-                    "sweep fewer values, or raise execution.max_grid_points if you mean it",
-                ),
-            )
-            universal, scoped = [], {}
-        elif not any(i.field.startswith("sweep") for _, i in problems.items):
-            for combo in _product(universal):
-                backend = str(combo.get("backend", shared_backend))
-                used_backends.add(backend)
-                base = deep_merge(_shared_for(shared, backend), unflatten(combo))
-                for scoped_combo in _product(scoped.get(backend, [])) or [{}]:
-                    points.append(_Point(deep_merge(base, unflatten(scoped_combo)), {**combo, **scoped_combo}))
-
+    size = grid_size(universal, scoped, shared_backend) if "sweep" in raw else 0
+    if size + n_explicit > max_points:
+        parts = [f"{size:,} grid points"] * ("sweep" in raw) + [f"{n_explicit:,} explicit experiments"] * (
+            n_explicit > 0
+        )
+        problems.add(
+            "the study is too large",
+            ConfigIssue(
+                "sweep" if "sweep" in raw else "experiments",
+                f"{' + '.join(parts)}, more than the limit of {max_points:,}",
+                "sweep fewer values, or raise execution.max_grid_points if you mean it",
+            ),
+        )
+        return []
+    if "sweep" in raw and not any(i.field.startswith("sweep") for _, i in problems.items):
+        for combo in _product(universal):
+            backend = str(combo.get("backend", shared_backend))
+            used_backends.add(backend)
+            base = deep_merge(_shared_for(shared, backend), unflatten(combo))
+            for scoped_combo in _product(scoped.get(backend, [])) or [{}]:
+                points.append(_Point(deep_merge(base, unflatten(scoped_combo)), {**combo, **scoped_combo}))
     if "experiments" in raw:
-        points.extend(_explicit(raw["experiments"], shared, shared_backend, used_backends, problems))
+        points.extend(_explicit(explicit, shared, shared_backend, used_backends, problems))
 
     unused = sorted(set(scoped) - used_backends)
     for b in unused:
