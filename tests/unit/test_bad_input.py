@@ -9,6 +9,8 @@ timeout stops a case that would block, and the measured time is asserted too).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -806,3 +808,36 @@ def test_control_characters_in_a_name_are_escaped_in_the_preview(
     code, out, err, _ = run_isolated([str(path)], capsys)
     assert code == 0, err
     assert "\u202e" not in out and "\\u202e" in out
+
+
+# ---- a few cases through a real process: real argv bytes, a real blocking FIFO, real stderr encoding ---------------
+
+_LLEM = [sys.executable, "-c", "from llenergymeasure.orchestrator.entry import main; main()"]
+
+
+def _run_llem(args: list[str | bytes], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLEM_")}
+    env["XDG_CONFIG_HOME"] = str(cwd / "xdg")
+    # the in-process cases carry the 2 s guard; here interpreter start-up is included, so the guard is wider
+    return subprocess.run([*_LLEM, "run", *args, "--dry-run"], cwd=cwd, env=env, capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "words"),
+    [
+        ("argv-undecodable-byte", [b"--model", b"./m\xff"], [b"surrogate", b"fix:"]),
+        ("fifo-config", ["pipe.yaml"], [b"FIFO", b"fix:"]),
+        ("alias-bomb", ["bomb.yaml"], [b"aliases expand to", b"fix:"]),
+    ],
+)
+def test_bad_input_in_a_real_process(case: str, args: list[str | bytes], words: list[bytes], tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "bomb.yaml").write_text(_bomb())
+    before = _tree(tmp_path)
+    proc = _run_llem(args, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert b"Traceback" not in proc.stderr
+    for word in words:
+        assert word in proc.stderr, proc.stderr
+    proc.stderr.decode("utf-8")  # the message is valid text: the undecodable byte is printed as an escape
+    assert _tree(tmp_path) == before

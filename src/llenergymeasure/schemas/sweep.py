@@ -445,7 +445,9 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
         raise ConfigError(
             "the study has no valid experiment",
             source=source,
-            issues=[ConfigIssue("sweep", r, None) for r in reasons]
+            issues=[
+                ConfigIssue("sweep", r, "change the values so that at least one combination is valid") for r in reasons
+            ]
             or [ConfigIssue("sweep", "nothing to run", "add sweep values or experiments")],
         )
     try:
