@@ -73,7 +73,7 @@ def _head(issues: list[ConfigIssue], single: str) -> str:
 
 
 def _with_lines(err: ConfigError, lines: Mapping[str, int]) -> ConfigError:
-    """Attach YAML line numbers to the issues of `err` (longest known prefix of each field)."""
+    """Attach YAML line numbers to the issues of `err` (longest known prefix of each field), in line order."""
     for i, issue in enumerate(err.issues):
         if issue.line is not None:
             continue
@@ -82,6 +82,7 @@ def _with_lines(err: ConfigError, lines: Mapping[str, int]) -> ConfigError:
             key = key[: max(key.rfind("."), key.rfind("["), 0)]
         if key in lines:
             err.issues[i] = ConfigIssue(issue.field, issue.message, issue.fix, lines[key])
+    err.issues.sort(key=lambda i: i.line if i.line is not None else 1 << 30)
     return err
 
 
