@@ -29,20 +29,27 @@ import itertools
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from llenergymeasure.errors import ConfigError, ConfigIssue
 from llenergymeasure.schemas._base import INCOMPATIBLE
-from llenergymeasure.schemas._issues import issues_from_validation, nested_model, suggest, unknown_field_fix
+from llenergymeasure.schemas._issues import issues_from_validation, nested_model, suggest
+from llenergymeasure.schemas._study_parts import (
+    STUDY_KEYS,
+    Problems,
+    execution_section,
+    header,
+    kind,
+    shared_fields,
+    short,
+)
 from llenergymeasure.schemas.config.capabilities import BACKENDS
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
-from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
-from llenergymeasure.schemas.study import ExecutionConfig, SkippedPoint, StudyConfig
+from llenergymeasure.schemas.study import SkippedPoint, StudyConfig
 
-STUDY_KEYS = frozenset({"name", "description", "sweep", "experiments", "execution"})
 _DEFAULT_BACKEND = str(ExperimentConfig.model_fields["backend"].default)
 
 
@@ -93,25 +100,6 @@ def unflatten(dotted_values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class _Problems:
-    """Issues collected over the whole file, each with the headline of its kind."""
-
-    items: list[tuple[str, ConfigIssue]] = field(default_factory=list)
-
-    def add(self, head: str, *issues: ConfigIssue) -> None:
-        for issue in issues:
-            if all((issue.field, issue.message) != (i.field, i.message) for _, i in self.items):
-                self.items.append((head, issue))
-
-    def raise_if_any(self, source: str | None) -> None:
-        if not self.items:
-            return
-        heads = list(dict.fromkeys(h for h, _ in self.items))
-        head = heads[0] if len(heads) == 1 else f"{len(self.items)} problems in the config"
-        raise ConfigError(head, source=source, issues=[i for _, i in self.items])
-
-
 def sweep_key_issue(key: str) -> ConfigIssue | None:
     """None if `key` names a field of `ExperimentConfig` (dotted paths allowed), else the issue."""
     model: type[BaseModel] | None = ExperimentConfig
@@ -145,7 +133,7 @@ def check_sweep_key(key: str, source: str | None = None) -> None:
 Dims = list[tuple[str, list[Any]]]
 
 
-def _sweep_dims(sweep: Any, problems: _Problems) -> tuple[Dims, dict[str, Dims]]:
+def _sweep_dims(sweep: Any, problems: Problems) -> tuple[Dims, dict[str, Dims]]:
     """Split the sweep into universal dimensions and backend-scoped ones (problems collected)."""
     universal: Dims = []
     scoped: dict[str, Dims] = {}
@@ -154,7 +142,7 @@ def _sweep_dims(sweep: Any, problems: _Problems) -> tuple[Dims, dict[str, Dims]]
             "the sweep is empty or not a mapping",
             ConfigIssue(
                 "sweep",
-                f"expected a mapping of field → list of values, got {_kind(sweep)}",
+                f"expected a mapping of field → list of values, got {kind(sweep)}",
                 "e.g. sweep: {precision: [fp16, bf16]}, or remove sweep:",
             ),
         )
@@ -178,8 +166,8 @@ def _sweep_dims(sweep: Any, problems: _Problems) -> tuple[Dims, dict[str, Dims]]
                 "sweep values must be lists",
                 ConfigIssue(
                     f"sweep.{key}",
-                    f"sweep values must be lists, got {_kind(values)}",
-                    f"write {key}: [{_short(values)}]",
+                    f"sweep values must be lists, got {kind(values)}",
+                    f"write {key}: [{short(values)}]",
                 ),
             )
             continue
@@ -199,15 +187,6 @@ def _sweep_dims(sweep: Any, problems: _Problems) -> tuple[Dims, dict[str, Dims]]
         else:
             universal.append((key, values))
     return universal, scoped
-
-
-def _kind(value: Any) -> str:
-    return "nothing (null)" if value is None else f"{type(value).__name__} {_short(value)}"
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def grid_size(universal: Dims, scoped: Mapping[str, Dims], shared_backend: str) -> int:
@@ -236,7 +215,7 @@ class _Point:
     entry: int | None = None  # index in experiments:, if it came from there
 
 
-def _points(raw: Mapping[str, Any], shared: dict[str, Any], max_points: int, problems: _Problems) -> list[_Point]:
+def _points(raw: Mapping[str, Any], shared: dict[str, Any], max_points: int, problems: Problems) -> list[_Point]:
     """A `_Point` for every grid point, then every explicit entry (or the file itself, for an experiment file)."""
     shared_backend = str(shared.get("backend", _DEFAULT_BACKEND))
     if not is_study(raw):
@@ -289,14 +268,14 @@ def _points(raw: Mapping[str, Any], shared: dict[str, Any], max_points: int, pro
 
 
 def _explicit(
-    explicit: Any, shared: dict[str, Any], shared_backend: str, used_backends: set[str], problems: _Problems
+    explicit: Any, shared: dict[str, Any], shared_backend: str, used_backends: set[str], problems: Problems
 ) -> list[_Point]:
     if not isinstance(explicit, list) or not explicit:
         problems.add(
             "experiments must be a non-empty list",
             ConfigIssue(
                 "experiments",
-                f"expected a non-empty list of mappings, got {_kind(explicit)}",
+                f"expected a non-empty list of mappings, got {kind(explicit)}",
                 "e.g. experiments: [{precision: fp16}]",
             ),
         )
@@ -306,9 +285,7 @@ def _explicit(
         if not isinstance(entry, Mapping):
             problems.add(
                 "invalid experiment entry",
-                ConfigIssue(
-                    f"experiments[{i}]", f"expected a mapping, got {_kind(entry)}", "write {field: value, ...}"
-                ),
+                ConfigIssue(f"experiments[{i}]", f"expected a mapping, got {kind(entry)}", "write {field: value, ...}"),
             )
             continue
         nested = sorted(str(k) for k in entry if k in STUDY_KEYS)
@@ -339,66 +316,9 @@ def _locate(issue: ConfigIssue, point: _Point) -> ConfigIssue:
         return issue
     for key in point.overrides:
         if issue.field == key or issue.field.startswith(key + "."):
-            value = _short(point.overrides[key])
+            value = short(point.overrides[key])
             return ConfigIssue(f"sweep.{key}", f"{issue.message} (value {value})", issue.fix, issue.line)
     return issue
-
-
-def _header(raw: Mapping[str, Any], default_name: str, problems: _Problems) -> tuple[str, str | None]:
-    """The study's name and description, each checked for shape."""
-    name: Any = raw.get("name", default_name)
-    problem = f"the name must be text, got {_kind(name)}" if not isinstance(name, str) else None
-    if isinstance(name, str):
-        text = text_problem(name)
-        if text or not name.strip() or len(name) > MAX_NAME_CHARS:
-            problem = f"the name {text or ('is blank' if not name.strip() else f'is over {MAX_NAME_CHARS} characters')}"
-    if problem is not None:
-        problems.add("invalid study name", ConfigIssue("name", problem, "write e.g. name: batch-size-study"))
-        name = default_name
-    description: Any = raw.get("description")
-    if description is not None and not isinstance(description, str):
-        problems.add(
-            "invalid description",
-            ConfigIssue(
-                "description",
-                f"the description must be text, got {_kind(description)}",
-                "write it as one string (use '|' for several lines), or remove it",
-            ),
-        )
-        description = None
-    return name, description
-
-
-def _execution(raw: Mapping[str, Any], problems: _Problems) -> ExecutionConfig:
-    section = raw.get("execution")
-    if section is None:
-        return ExecutionConfig()
-    if not isinstance(section, Mapping):
-        problems.add(
-            "invalid execution section",
-            ConfigIssue(
-                "execution",
-                f"expected a mapping, got {_kind(section)}",
-                "write e.g. execution: {n_cycles: 3}, or remove the line for the defaults",
-            ),
-        )
-        return ExecutionConfig()
-    try:
-        return ExecutionConfig.model_validate(dict(section))
-    except ValidationError as e:
-        problems.add("invalid execution section", *issues_from_validation(e, ExecutionConfig, "execution"))
-        return ExecutionConfig()
-
-
-def _shared_fields(raw: Mapping[str, Any], study: bool, problems: _Problems) -> dict[str, Any]:
-    """The shared experiment fields; in a study, unknown top-level keys are reported once, not per point."""
-    shared = {k: v for k, v in raw.items() if k not in STUDY_KEYS}
-    known = [*ExperimentConfig.model_fields, *STUDY_KEYS]
-    for key in [k for k in shared if k not in ExperimentConfig.model_fields]:
-        fix = unknown_field_fix(str(key), known, top_level=True)
-        problems.add("unknown field", ConfigIssue(str(key), f"unknown field {str(key)!r}", fix))
-        del shared[key]
-    return shared
 
 
 def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyConfig:
@@ -407,10 +327,10 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
     Raises one `ConfigError` holding every problem found in the file.
     """
     study = is_study(raw)
-    problems = _Problems()
-    name, description = _header(raw, "study" if study else "experiment", problems)
-    execution = _execution(raw, problems)
-    shared = _shared_fields(raw, study, problems)
+    problems = Problems()
+    name, description = header(raw, "study" if study else "experiment", problems)
+    execution = execution_section(raw, problems)
+    shared = shared_fields(raw, study, problems)
     points = _points(raw, shared, execution.max_grid_points, problems)
 
     experiments: list[ExperimentConfig] = []
