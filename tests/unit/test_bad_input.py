@@ -554,6 +554,28 @@ CASES: list[Case] = [
     Case("bool-key", "model: gpt2\ndecoder:\n  yes: 1\n", "decoder.yes", ("not a string", "bool")),
     Case("unknown-field-escaped", 'model: gpt2\n"bad\\x1b[31mkey": 1\n', "bad\\x1b[31mkey", ("unknown field",)),
     Case("user-name-escaped", 'model: gpt2\nname: "a\\x1b[2Jb"\n', "name", ("control character U+001B",)),
+    Case("int-too-long-to-read", "model: gpt2\nn: " + "9" * 5000 + "\n", "<yaml>", ("4300 digits", "shorten")),
+    Case("value-case", "model: gpt2\nprecision: FP16\n", "precision", ("did you mean 'fp16'",)),
+    Case("value-near-miss", "model: gpt2\nbackend: torch\n", "backend", ("did you mean 'pytorch'",)),
+    Case(
+        "value-in-section", "model: gpt2\ndecoder: {preset: Standard}\n", "decoder.preset", ("did you mean 'standard'",)
+    ),
+    Case(
+        "env-image-bad",
+        "model: gpt2\n",
+        "runners.images",
+        ("not a valid tag", "set by LLEM_IMAGE_PYTORCH"),
+        env={"LLEM_IMAGE_PYTORCH": "bad image"},
+        where="",
+    ),
+    Case(
+        "env-runner-bad",
+        "model: gpt2\n",
+        "runners.vllm",
+        ("LLEM_RUNNER_VLLM",),
+        env={"LLEM_RUNNER_VLLM": "podman"},
+        where="",
+    ),
     Case(
         "cycles-flag-huge",
         "model: gpt2\n",
@@ -706,6 +728,7 @@ GOOD = [
     ),
     ("unicode-name", "model: gpt2\nname: étude-日本\n"),
     ("float-for-float-field", "model: gpt2\ndecoder: {temperature: 1}\nexecution: {config_gap_seconds: 0}\n"),
+    ("bom-and-crlf", "\ufeffmodel: gpt2\r\nn: 5\r\n"),
     ("nesting-in-passthrough", "model: gpt2\npassthrough_kwargs: {a: {b: {c: [1, 2, {d: 3}]}}}\n"),
 ]
 
@@ -841,3 +864,17 @@ def test_bad_input_in_a_real_process(case: str, args: list[str | bytes], words: 
         assert word in proc.stderr, proc.stderr
     proc.stderr.decode("utf-8")  # the message is valid text: the undecodable byte is printed as an escape
     assert _tree(tmp_path) == before
+
+
+def test_an_empty_user_config_means_defaults(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    run_isolated: Callable[..., tuple[int, str, str, float]],
+) -> None:
+    (tmp_path / "user.yaml").write_text("# nothing set yet\n")
+    monkeypatch.setenv("LLEM_CONFIG", "user.yaml")
+    path = tmp_path / "study.yaml"
+    path.write_text("model: gpt2\n")
+    code, _, err, _ = run_isolated([str(path)], capsys)
+    assert code == 0, err

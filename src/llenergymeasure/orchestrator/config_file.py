@@ -351,6 +351,11 @@ def parse_yaml(text: str) -> ParsedYaml:
                     raise
                 # e.g. "found unhashable key": the key issues already say where and why
                 raise ConfigError("invalid YAML keys", issues=issues) from None
+            except (ValueError, OverflowError) as e:  # a number too long to convert (over 4300 digits)
+                raise ConfigError(
+                    "invalid YAML",
+                    issues=[ConfigIssue("<yaml>", f"a value cannot be read: {e}".split(";")[0], "shorten the number")],
+                ) from None
         except _LimitExceeded as e:
             raise ConfigError("the YAML is too large or too deep", issues=[e.issue]) from None
         except yaml.YAMLError as e:

@@ -29,12 +29,16 @@ __all__ = ["MAX_CONFIG_BYTES", "load_config", "load_experiment_config", "load_st
 T = TypeVar("T")
 
 
-def read_yaml_document(path: str | Path) -> tuple[dict[str, Any], dict[str, int], list[ConfigIssue]]:
+def read_yaml_document(
+    path: str | Path, *, allow_empty: bool = False
+) -> tuple[dict[str, Any], dict[str, int], list[ConfigIssue]]:
     """Parse `path` as a YAML mapping: the data, a dotted-key → line index, and key problems found
     while parsing (duplicate or non-string keys), to be reported with any later ones."""
     src = str(path)
     parsed = read_yaml(path)
     raw = parsed.data
+    if raw is None and allow_empty:
+        return {}, {}, []
     if raw is None:
         raise ConfigError(
             "the file is empty",
@@ -60,9 +64,12 @@ def _string_keys_only(value: Any) -> Any:
     return value
 
 
-def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """Parse `path` as a YAML mapping; also return a dotted-key → line index for error messages."""
-    raw, lines, issues = read_yaml_document(path)
+def read_yaml_mapping(path: str | Path, *, allow_empty: bool = False) -> tuple[dict[str, Any], dict[str, int]]:
+    """Parse `path` as a YAML mapping; also return a dotted-key → line index for error messages.
+
+    An empty file is an error, or an empty mapping with `allow_empty` (an empty user config).
+    """
+    raw, lines, issues = read_yaml_document(path, allow_empty=allow_empty)
     if issues:
         raise ConfigError(_head(issues, "invalid YAML keys"), source=str(path), issues=issues)
     return raw, lines

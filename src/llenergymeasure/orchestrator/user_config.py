@@ -170,7 +170,7 @@ def load_user_config(env: Mapping[str, str] | None = None, path: Path | None = N
     if found:
         from llenergymeasure.orchestrator.loader import read_yaml_mapping
 
-        raw, _ = read_yaml_mapping(path)
+        raw, _ = read_yaml_mapping(path, allow_empty=True)
         for section, values in raw.items():
             if isinstance(values, Mapping):
                 for key in values:
@@ -208,7 +208,9 @@ def load_user_config(env: Mapping[str, str] | None = None, path: Path | None = N
     except ValidationError as e:
         issues = issues_from_validation(e, UserConfig)
         for i, issue in enumerate(issues):
-            src = provenance.get(issue.field)
+            src = provenance.get(issue.field) or next(
+                (v for k, v in provenance.items() if k.startswith(issue.field + ".") and v.startswith("env:")), None
+            )
             if src and src.startswith("env:"):
                 issues[i] = type(issue)(issue.field, f"{issue.message} (set by {src[4:]})", issue.fix)
         raise ConfigError("invalid user config", source=path, issues=issues) from None

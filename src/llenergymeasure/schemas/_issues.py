@@ -185,6 +185,19 @@ def _type_fix(kind: str, field: str, value: Any, top_level: bool) -> str:
     return f"give {field} {expected} (got {got})"
 
 
+def _literal_fix(value: Any, expected: str) -> str:
+    """A close allowed value (`FP16` → `fp16`, `torch` → `pytorch`), else the allowed values."""
+    allowed = re.findall(r"'([^']*)'", expected)
+    if isinstance(value, str) and allowed:
+        lowered = {a.lower(): a for a in allowed}
+        close = lowered.get(value.strip().lower()) or suggest(value, allowed)
+        if close is None:
+            close = next((a for a in allowed if value.lower() in a.lower() and len(value) >= 3), None)
+        if close is not None:
+            return f"did you mean {close!r}? (got {_short_repr(value)})"
+    return f"use one of the allowed values (got {_short_repr(value)})"
+
+
 def issues_from_validation(err: ValidationError, model: type[BaseModel], prefix: str = "") -> list[ConfigIssue]:
     """One `ConfigIssue` per pydantic error, each with a fix a user can act on."""
     issues: list[ConfigIssue] = []
@@ -213,7 +226,7 @@ def issues_from_validation(err: ValidationError, model: type[BaseModel], prefix:
             kind.endswith("_parsing") or kind.endswith("_type") or kind == "finite_number" or kind == "literal_error"
         ):
             if kind == "literal_error" and not (isinstance(value, list) and top_level):
-                fix = f"use one of the allowed values (got {_short_repr(value)})"
+                fix = _literal_fix(value, str((e.get("ctx") or {}).get("expected", "")))
             else:
                 fix = _type_fix(kind, field, value, top_level)
         elif fix is None and kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
