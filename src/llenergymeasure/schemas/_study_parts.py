@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from llenergymeasure.errors import ConfigError, ConfigIssue
 from llenergymeasure.schemas._issues import issues_from_validation, unknown_field_fix
+from llenergymeasure.schemas.config.capabilities import BACKENDS
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
 from llenergymeasure.schemas.study import ExecutionConfig
@@ -104,4 +105,12 @@ def shared_fields(raw: Mapping[str, Any], study: bool, problems: Problems) -> di
         fix = unknown_field_fix(str(key), known, top_level=True)
         problems.add("unknown field", ConfigIssue(str(key), f"unknown field {str(key)!r}", fix))
         del shared[key]
+    for key in BACKENDS:  # a backend section is checked for shape even where no experiment uses it
+        section = shared.get(key)
+        if section is not None and not isinstance(section, Mapping):
+            problems.add(
+                "invalid backend section",
+                ConfigIssue(key, f"expected a mapping, got {kind(section)}", f"write {key}: {{...}} or remove it"),
+            )
+            del shared[key]
     return shared
