@@ -131,3 +131,30 @@ def test_printable_escapes_controls_and_surrogates(text: str, shown: str) -> Non
 def test_path_problems(value: str, problem: str | None) -> None:
     found = path_problem(value)
     assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_strict_models_still_read_their_own_json() -> None:
+    """Strictness is for input files: a job, a study and a manifest written as JSON read back unchanged."""
+    import json
+
+    from llenergymeasure.schemas.job import ExperimentJob, RunContext
+    from llenergymeasure.schemas.study import StudyConfig
+
+    config = ExperimentConfig.model_validate(
+        {
+            "model": "gpt2",
+            "backend": "vllm",
+            "dataset": {"synthetic": True, "input_tokens": 4, "output_tokens": 4},
+            "decoder": {"preset": "standard"},
+            "vllm": {"engine": {"gpu_memory_utilization": 0.5, "block_size": 16}, "sampling": {"presence_penalty": 1}},
+            "passthrough_kwargs": {"a": [1, {"b": 2.5}]},
+            "gpus": [0],
+            "random_seed": 2**64 - 1,
+        }
+    )
+    job = ExperimentJob(config=config, context=RunContext())
+    text = job.model_dump_json()
+    assert ExperimentJob.model_validate_json(text) == job
+    assert ExperimentJob.model_validate(json.loads(text)) == job
+    study = StudyConfig(experiments=[config])
+    assert StudyConfig.model_validate(json.loads(study.model_dump_json())) == study
