@@ -16,15 +16,13 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from llenergymeasure.errors import ConfigError, ConfigIssue
-from llenergymeasure.orchestrator.config_file import MAX_CONFIG_BYTES, read_yaml
+from llenergymeasure.orchestrator.config_file import read_yaml
 from llenergymeasure.orchestrator.local_inputs import check_local_inputs
 from llenergymeasure.schemas._issues import issues_from_validation
 from llenergymeasure.schemas.config.experiment import ExperimentConfig, looks_like_path
 from llenergymeasure.schemas.config.text import path_problem
 from llenergymeasure.schemas.study import StudyConfig
 from llenergymeasure.schemas.sweep import is_study, resolve_study
-
-__all__ = ["MAX_CONFIG_BYTES", "load_config", "load_experiment_config", "load_study_config", "read_yaml_mapping"]
 
 T = TypeVar("T")
 
@@ -235,7 +233,9 @@ def _is_dir(path: Path) -> bool:
 
 
 def _absolute(value: str, base: Path, field: str, issues: list[ConfigIssue] | None) -> str:
-    try:  # absolute and normalised, symlinks kept: a link is checked (and mounted) as what it points to
+    # absolute and normalised, symlinks kept as written (resolving a link loop would raise); the runner
+    # resolves links for its mounts, and the checks follow them
+    try:
         return os.path.normpath(os.path.abspath(base / Path(value).expanduser()))
     except RuntimeError as e:  # expanduser: "~name" with no such user
         if issues is not None:
