@@ -884,3 +884,39 @@ def test_an_empty_user_config_means_defaults(
     path.write_text("model: gpt2\n")
     code, _, err, _ = run_isolated([str(path)], capsys)
     assert code == 0, err
+
+
+@pytest.mark.timeout(10, method="signal")
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--backend", "torch"], ["--backend", "did you mean --backend pytorch?"]),
+        (["--precision", "FP16"], ["--precision", "did you mean --precision fp16?"]),
+        (["--order", "random"], ["--order", "use one of sequential, interleaved, shuffled"]),
+        (["--backend", "\x1b[2J"], ["--backend", "\\x1b[2J"]),
+        (["-n", "0"], ["-n"]),
+        (["-n", "many"], ["-n", "valid integer"]),
+        (["--batch-size", "-3"], ["--batch-size"]),
+        (["--cycles", "1.5"], ["--cycles"]),
+        (["--quiet", "--verbose"], ["--quiet"]),
+        (["--no-such-flag"], ["--no-such-flag"]),
+    ],
+)
+def test_bad_flags_exit_2_with_a_usage_message(
+    args: list[str],
+    words: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    run_isolated: Callable[..., tuple[int, str, str, float]],
+) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text("model: gpt2\n")
+    before = _tree(tmp_path)
+    code, out, err, elapsed = run_isolated([str(path), *args], capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and "\x1b" not in err, err
+    assert "Error:" in err and "--help" in err, err  # typer's usage message, which points to --help
+    for word in words:
+        assert word in err, err
+    assert out == "" and _tree(tmp_path) == before
+    assert elapsed < MAX_CASE_S

@@ -185,16 +185,21 @@ def _type_fix(kind: str, field: str, value: Any, top_level: bool) -> str:
     return f"give {field} {expected} (got {got})"
 
 
+def suggest_value(value: str, allowed: Sequence[str]) -> str | None:
+    """A close allowed value: same but for case (`FP16` → `fp16`), a typo, or contained (`torch` → `pytorch`)."""
+    lowered = {a.lower(): a for a in allowed}
+    close = lowered.get(value.strip().lower()) or suggest(value, allowed)
+    if close is None and len(value) >= 3:
+        close = next((a for a in allowed if value.lower() in a.lower()), None)
+    return close
+
+
 def _literal_fix(value: Any, expected: str) -> str:
-    """A close allowed value (`FP16` → `fp16`, `torch` → `pytorch`), else the allowed values."""
+    """A close allowed value, else the allowed values."""
     allowed = re.findall(r"'([^']*)'", expected)
-    if isinstance(value, str) and allowed:
-        lowered = {a.lower(): a for a in allowed}
-        close = lowered.get(value.strip().lower()) or suggest(value, allowed)
-        if close is None:
-            close = next((a for a in allowed if value.lower() in a.lower() and len(value) >= 3), None)
-        if close is not None:
-            return f"did you mean {close!r}? (got {_short_repr(value)})"
+    close = suggest_value(value, allowed) if isinstance(value, str) and allowed else None
+    if close is not None:
+        return f"did you mean {close!r}? (got {_short_repr(value)})"
     return f"use one of the allowed values (got {_short_repr(value)})"
 
 

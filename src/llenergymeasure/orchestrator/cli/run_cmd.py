@@ -17,7 +17,14 @@ _ORDERS = ("sequential", "interleaved", "shuffled")
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
     if value is not None and value not in allowed:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=name)
+        from llenergymeasure.errors import printable
+        from llenergymeasure.schemas._issues import suggest_value
+
+        close = suggest_value(value, allowed)
+        fix = f"did you mean {name} {close}?" if close else f"use one of {', '.join(allowed)}"
+        raise typer.BadParameter(
+            f"{printable(repr(value))} is not one of {', '.join(allowed)}\n  fix: {fix}", param_hint=name
+        )
     return value
 
 
