@@ -207,9 +207,14 @@ CASES: list[Case] = [
     Case("grid-10x10", GRID_10x10, "sweep", ("10,000,000,000 grid points", "max_grid_points")),
     Case(
         "grid-over-default-cap",
-        "model: gpt2\nsweep:\n  precision: [fp16, bf16, fp32]\n  n: [" + ", ".join(map(str, range(1, 401))) + "]\n",
+        # 3 × 101 × 40 = 12,120 points, over the default 10,000
+        "model: gpt2\nsweep:\n  precision: [fp16, bf16, fp32]\n  n: ["
+        + ", ".join(map(str, range(1, 102)))
+        + "]\n  max_output_tokens: ["
+        + ", ".join(map(str, range(1, 41)))
+        + "]\n",
         "sweep",
-        ("1,200 grid points", "limit of 1,000"),
+        ("12,120 grid points", "limit of 10,000"),
     ),
     Case(
         "grid-over-set-cap",
@@ -238,6 +243,12 @@ CASES: list[Case] = [
     ),
     Case(
         "passthrough-inf", "model: gpt2\npassthrough_kwargs: {a: {b: .inf}}\n", "passthrough_kwargs.a.b:", ("finite",)
+    ),
+    Case(
+        "thousands-of-bad-points",
+        "model: gpt2\nsweep:\n  n: [" + ", ".join(str(-i) for i in range(1, 5001)) + "]\n",
+        "sweep.n",
+        ("50+ problems", "checking stopped after 50 problems"),
     ),
     # ---- type errors that used to escape -------------------------------------------------------------------------
     Case("description-mapping", "model: gpt2\ndescription: {a: 1}\n", "description", ("must be text",)),

@@ -19,27 +19,55 @@ from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
 from llenergymeasure.schemas.study import ExecutionConfig
 
+#: most problems listed for one file (the rest are counted)
+MAX_ISSUES = 50
+
 #: top-level keys of a study file that are not experiment fields
 STUDY_KEYS = frozenset({"name", "description", "sweep", "experiments", "execution"})
 
 
 @dataclass
 class Problems:
-    """Issues collected over the whole file, each with the headline of its kind."""
+    """Issues collected over the whole file, each with the headline of its kind (repeats dropped).
+
+    At most `MAX_ISSUES` are kept: a grid of thousands of bad points says what is wrong in a screenful,
+    and checking stops there (`full`) rather than validate every remaining point.
+    """
 
     items: list[tuple[str, ConfigIssue]] = field(default_factory=list)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    dropped: int = 0
 
     def add(self, head: str, *issues: ConfigIssue) -> None:
         for issue in issues:
-            if all((issue.field, issue.message) != (i.field, i.message) for _, i in self.items):
+            if (issue.field, issue.message) in self.seen:
+                continue
+            self.seen.add((issue.field, issue.message))
+            if len(self.items) < MAX_ISSUES:
                 self.items.append((head, issue))
+            else:
+                self.dropped += 1
+
+    @property
+    def full(self) -> bool:
+        return self.dropped > 0
 
     def raise_if_any(self, source: str | None) -> None:
         if not self.items:
             return
         heads = list(dict.fromkeys(h for h, _ in self.items))
-        head = heads[0] if len(heads) == 1 else f"{len(self.items)} problems in the config"
-        raise ConfigError(head, source=source, issues=[i for _, i in self.items])
+        more = "+" if self.full else ""
+        head = heads[0] if len(heads) == 1 and not self.full else f"{len(self.items)}{more} problems in the config"
+        issues = [i for _, i in self.items]
+        if self.full:
+            issues.append(
+                ConfigIssue(
+                    "<more>",
+                    f"checking stopped after {MAX_ISSUES} problems; there are more",
+                    "fix the ones above and run again",
+                )
+            )
+        raise ConfigError(head, source=source, issues=issues)
 
 
 def kind(value: Any) -> str:

@@ -16,7 +16,7 @@ CycleOrder = Literal["sequential", "interleaved", "shuffled"]
 #: `n_cycles` the CLI uses when neither the YAML nor --cycles sets it
 CLI_DEFAULT_N_CYCLES = 3
 #: most grid points a sweep may expand to unless `execution.max_grid_points` raises it (count)
-DEFAULT_MAX_GRID_POINTS = 1000
+DEFAULT_MAX_GRID_POINTS = 10_000
 #: upper bounds: far above any real study, low enough to catch a typo or a runaway value
 MAX_CYCLES = 1000
 MAX_GAP_SECONDS = 86_400.0  # one day

@@ -337,6 +337,8 @@ def resolve_study(raw: Mapping[str, Any], source: str | None = None) -> StudyCon
     skipped: list[SkippedPoint] = []
     seen: dict[tuple[str, str], int] = {}
     for point in points:
+        if problems.full:
+            break
         try:
             cfg = ExperimentConfig.model_validate(point.fields)
         except ValidationError as e:

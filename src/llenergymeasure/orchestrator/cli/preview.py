@@ -26,18 +26,42 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _differing_keys(a: dict[str, Any], b: dict[str, Any], prefix: str, out: set[str]) -> None:
+    """Add to `out` the dotted leaf keys where `a` and `b` differ; recurses only into sections that differ.
+
+    A section present on one side only adds its own leaves (``pytorch.batch_size``), never the bare
+    section name, whose cells would all read ``-``.
+    """
+    for key in a.keys() | b.keys():
+        va, vb = a.get(key), b.get(key)
+        if va == vb:
+            continue
+        if isinstance(va, dict) and isinstance(vb, dict):
+            _differing_keys(va, vb, f"{prefix}{key}.", out)
+        elif isinstance(va, dict) or isinstance(vb, dict):
+            side = va if isinstance(va, dict) else vb
+            assert isinstance(side, dict)
+            out.update(_flatten(side, f"{prefix}{key}."))
+            if va is not None and vb is not None:
+                out.add(f"{prefix}{key}")  # a plain value on the other side (a dataset name vs a synthetic spec)
+        else:
+            out.add(f"{prefix}{key}")
+
+
 def varying_fields(experiments: list[ExperimentConfig]) -> list[str]:
     """Dotted leaf fields whose values differ between experiments (model/backend/precision shown anyway).
 
-    Compared leaf by leaf over every experiment, so a backend section present in some rows only
-    (``pytorch.batch_size`` next to a vllm row) gives its own columns, never a bare section name.
+    Every experiment is compared with the first: a field that differs anywhere differs from the first
+    somewhere, so one pass finds them all.
     """
-    if len(experiments) < 2:
+    if not experiments:
         return []
-    flats = [_flatten(e.model_dump(mode="json", exclude_none=True)) for e in experiments]
-    keys = set().union(*flats)
-    varying = {k for k in keys if len({repr(f.get(k)) for f in flats}) > 1}
-    return sorted(varying - {"model", "backend", "precision"})
+    dumps = [e.model_dump(exclude_none=True) for e in experiments]
+    keys: set[str] = set()
+    for d in dumps[1:]:
+        if d != dumps[0]:
+            _differing_keys(dumps[0], d, "", keys)
+    return sorted(keys - {"model", "backend", "precision"})
 
 
 def _vram_cell(e: ExperimentConfig) -> str:
