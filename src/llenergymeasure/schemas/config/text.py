@@ -20,6 +20,8 @@ MAX_NAME_CHARS = 100
 
 def text_problem(value: str) -> str | None:
     """Why `value` cannot be used as a name or path (NUL, lone surrogate, control character), else None."""
+    if value.isprintable():  # the common case, checked in C: no control character, no surrogate
+        return None
     if "\x00" in value:
         return "contains a NUL byte"
     for ch in value:
@@ -36,6 +38,8 @@ def path_problem(value: str) -> str | None:
     problem = text_problem(value)
     if problem is not None:
         return problem
+    if len(value) * 4 <= MAX_COMPONENT_BYTES:  # no UTF-8 character takes more than 4 bytes
+        return None
     if len(value.encode()) > MAX_PATH_BYTES:
         return f"is longer than {MAX_PATH_BYTES} bytes"
     if any(len(part.encode()) > MAX_COMPONENT_BYTES for part in value.split("/")):
