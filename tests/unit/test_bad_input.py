@@ -476,6 +476,27 @@ CASES: list[Case] = [
     ),
     Case("local-model-in-sweep", "sweep:\n  model: [gpt2, ./gone]\n", "sweep.model", ("does not exist",)),
     Case("flag-local-model-missing", None, "model", ("does not exist",), args=("--model", "./gone"), where=CMDLINE),
+    Case(
+        "local-model-config-fifo",
+        "model: ./m\n",
+        "model",
+        ("no config.json",),
+        setup=lambda t: ((t / "m").mkdir(), _fifo(t / "m", "config.json"), None)[2],
+    ),
+    Case(
+        "local-model-config-dev-zero",
+        "model: ./m\n",
+        "model",
+        ("no config.json",),
+        setup=lambda t: ((t / "m").mkdir(), _symlink(t / "m", "config.json", "/dev/zero"), None)[2],
+    ),
+    Case(
+        "local-dataset-huge",
+        "model: gpt2\ndataset: ./big.jsonl\n",
+        "dataset",
+        ("larger than",),
+        setup=lambda t: (_sparse(t, "big.jsonl", 2 * 1024**3), None)[1],
+    ),
     Case("local-dataset-missing", "model: gpt2\ndataset: ./none.jsonl\n", "dataset", ("does not exist",)),
     Case(
         "local-dataset-bad-json",
