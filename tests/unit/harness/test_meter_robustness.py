@@ -6,6 +6,9 @@ error mapping runs exactly as on real NVML errors.
 
 from __future__ import annotations
 
+from typing import Any
+
+import pynvml
 import pytest
 from harness_fakes import FakeClock, FakeNvmlDevice, PowerTrace, measured
 
@@ -180,3 +183,20 @@ def test_not_supported_before_any_success_is_permanent(clock: FakeClock) -> None
     assert d.energy_mj() is None and d.energy_mj() is None
     assert d.read_failures() == {}  # an absent counter is not a failure
     assert nvml.nvmlDeviceGetHandleByIndex(0).calls["energy"] == 1  # and it is not asked again
+
+
+class NoEnergyField(SimulatedNvml):
+    """A driver with the energy function but without the energy counter's field (older drivers)."""
+
+    def _field(self, handle: Any, field_id: int, t: float, slot: Any) -> int:
+        if field_id == pynvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION:
+            return int(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return super()._field(handle, field_id, t, slot)
+
+
+def test_a_missing_energy_field_does_not_switch_off_the_energy_counter(clock: FakeClock) -> None:
+    spec = SimulatedGpuSpec.model_validate({"devices": [{"power": {"kind": "constant", "watts": 100}}]})
+    dev = PynvmlProvider(NoEnergyField(spec, clock=clock)).device(0)
+    clock.advance(1.0)
+    assert dev.power_and_energy() == (100_000, None)
+    assert dev.energy_mj() == 100_000  # 100 W × 1 s

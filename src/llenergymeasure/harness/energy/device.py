@@ -219,8 +219,13 @@ class PynvmlDevice:
 
     def power_and_energy(self) -> tuple[int | None, int | None]:
         nvml = self._nvml
+        # the counter's field is tracked apart from nvmlDeviceGetTotalEnergyConsumption: a driver lacking the
+        # field must not switch off the function the window edges read
         power, energy = self._fields(
-            [("power_instant", nvml.NVML_FI_DEV_POWER_INSTANT), ("energy", nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION)]
+            [
+                ("power_instant", nvml.NVML_FI_DEV_POWER_INSTANT),
+                ("energy_field", nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION),
+            ]
         )
         return power, energy
 
