@@ -14,6 +14,12 @@ sleeping (a real ctypes call into libnvidia-ml releases the GIL the same way). A
 
 Target: wall-clock tokens/s with the sampler on ≥ 0.995 × off. Prints medians and ratios.
 
+On a shared or small machine the A/B ratio is dominated by other processes, so the script also
+measures what the sampler itself takes, with nothing else running in the process: CPU seconds per
+wall second of the sampler thread alone (its share of one core, GIL held for most of it). The
+tokens/s ratio cannot be better than about 1 − that share on a CPU-bound loop, so it is the
+noise-free bound of the figure.
+
 usage: python benchmarks/bench_sampler_nvml.py [--rounds 11] [--devices 8] [--latency-us 100] [--legacy]
 """
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 from bench_harness_overhead import MODELS, TEXT, Arm, harness_loop, interleave, load_backend, report
@@ -68,6 +75,16 @@ class SevenCallSampler(PowerSampler):
         return t
 
 
+def sampler_cpu_share(devices: list[MeasuredDevice], sampler_type: type[PowerSampler], seconds: float) -> float:
+    """CPU seconds per wall second the sampler thread takes on its own (process CPU time, nothing else running)."""
+    sampler = sampler_type(devices, 0.1)
+    c0, t0 = time.process_time(), time.perf_counter()
+    sampler.start()
+    time.sleep(seconds)
+    sampler.stop()
+    return (time.process_time() - c0) / (time.perf_counter() - t0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11)
@@ -77,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--legacy", action="store_true", help="also measure a 7-calls-per-tick sampler")
+    parser.add_argument("--alone-s", type=float, default=10.0, help="seconds to run each sampler on its own")
     args = parser.parse_args(argv)
 
     import torch
@@ -87,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.latency_us:.0f} µs per NVML call; {args.prompts} prompts × {args.max_new_tokens} new tokens, "
         f"batch {args.batch_size}, {args.rounds} rounds"
     )
+    for label, kind in (("one call per tick", PowerSampler), ("7 calls per tick", SevenCallSampler)):
+        share = sampler_cpu_share(devices, kind, args.alone_s)
+        print(f"  sampler alone, {label}: {100 * share:.3f} % of one core → tokens/s ratio bound ≈ {1 - share:.4f}")
     with tempfile.TemporaryDirectory(prefix="llem-bench-") as tmp:
         backend = load_backend(build_tiny_llama(Path(tmp) / "tiny", MODELS["tiny"]), [], args.batch_size)
         raw = [Prompt(TEXT, args.max_new_tokens, max_input_tokens=64) for _ in range(args.prompts)]
