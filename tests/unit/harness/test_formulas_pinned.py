@@ -1,0 +1,186 @@
+"""Every formula of the measurement core pinned to a value worked out by hand.
+
+The inputs are chosen so that a plausible slip gives a different number: uneven
+sample spacing and a non-linear power trace (so multiplying instead of dividing
+by a sample interval, or swapping the interpolation's end points, changes the
+result), percentiles whose rank falls between two samples, thresholds tested on
+both sides. Each expected value is derived in the comment beside it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llenergymeasure.harness.energy.integrate import count_changes, integrate_power_j
+from llenergymeasure.harness.metrics import (
+    adjusted_negative_warning,
+    disagreement_warning,
+    flops_estimate,
+    latency_stats,
+    per_second,
+    per_token,
+    percentile,
+    short_window_warnings,
+    timeline_disagreement_pct,
+)
+
+# Power samples at uneven times, on a trace that rises, falls and rises again (not a line).
+TIMES_S = [0.0, 0.3, 1.0, 1.2, 2.0]
+POWERS_W = [100.0, 190.0, 120.0, 250.0, 210.0]
+
+
+# ------------------------------------------------------------ power integration
+
+
+def test_window_edges_are_interpolated_between_unevenly_spaced_samples() -> None:
+    # P(0.1) = 100 + (190 − 100) × (0.1 − 0) / (0.3 − 0) = 130 W
+    # P(1.6) = 250 + (210 − 250) × (1.6 − 1.2) / (2.0 − 1.2) = 230 W
+    # trapezoids: 0.2 × (130 + 190)/2 = 32; 0.7 × (190 + 120)/2 = 108.5; 0.2 × (120 + 250)/2 = 37;
+    #             0.4 × (250 + 230)/2 = 96 → 273.5 J
+    assert integrate_power_j(TIMES_S, POWERS_W, 0.1, 1.6) == pytest.approx(273.5, rel=1e-12)
+
+
+def test_window_inside_one_sample_interval_uses_both_interpolated_edges() -> None:
+    # P(0.4) = 190 + (120 − 190) × 0.1/0.7 = 180 W; P(0.9) = 190 − 70 × 0.6/0.7 = 130 W
+    # one trapezoid: 0.5 × (180 + 130)/2 = 77.5 J
+    assert integrate_power_j(TIMES_S, POWERS_W, 0.4, 0.9) == pytest.approx(77.5, rel=1e-12)
+
+
+def test_power_after_the_last_sample_is_held() -> None:
+    # P(1.5) = 250 − 40 × 0.3/0.8 = 235 W; after t = 2.0 the last sample (210 W) is held to t = 3.0
+    # 0.5 × (235 + 210)/2 = 111.25; 1.0 × 210 = 210 → 321.25 J
+    assert integrate_power_j(TIMES_S, POWERS_W, 1.5, 3.0) == pytest.approx(321.25, rel=1e-12)
+    # wholly after the samples: 210 W × 4 s
+    assert integrate_power_j(TIMES_S, POWERS_W, 3.0, 7.0) == pytest.approx(840.0, rel=1e-12)
+
+
+def test_power_before_the_first_sample_is_held() -> None:
+    # 100 W held over [−0.5, 0]: 50 J; then 0.3 × (100 + 190)/2 = 43.5 J → 93.5 J
+    assert integrate_power_j(TIMES_S, POWERS_W, -0.5, 0.3) == pytest.approx(93.5, rel=1e-12)
+    # wholly before the samples: 100 W × 2 s
+    assert integrate_power_j(TIMES_S, POWERS_W, -3.0, -1.0) == pytest.approx(200.0, rel=1e-12)
+
+
+def test_window_edges_on_sample_times() -> None:
+    # [0.3, 1.2]: 0.7 × (190 + 120)/2 = 108.5; 0.2 × (120 + 250)/2 = 37 → 145.5 J
+    assert integrate_power_j(TIMES_S, POWERS_W, 0.3, 1.2) == pytest.approx(145.5, rel=1e-12)
+    # the whole span: 0.3 × 145 + 0.7 × 155 + 0.2 × 185 + 0.8 × 230 = 43.5 + 108.5 + 37 + 184 = 373 J
+    assert integrate_power_j(TIMES_S, POWERS_W, 0.0, 2.0) == pytest.approx(373.0, rel=1e-12)
+
+
+def test_two_samples_are_enough_and_one_is_not() -> None:
+    # P(0.5) = 100 + 100 × 0.5/2 = 125 W, P(1.5) = 175 W: 1 s × 150 W = 150 J
+    assert integrate_power_j([0.0, 2.0], [100.0, 200.0], 0.5, 1.5) == pytest.approx(150.0, rel=1e-12)
+    assert integrate_power_j([0.0], [100.0], 0.0, 1.0) is None
+    assert integrate_power_j([], [], 0.0, 1.0) is None
+
+
+def test_empty_or_reversed_window_is_zero_joules() -> None:
+    assert integrate_power_j(TIMES_S, POWERS_W, 1.0, 1.0) == 0.0
+    assert integrate_power_j(TIMES_S, POWERS_W, 1.5, 0.5) == 0.0
+
+
+def test_counter_changes_skip_missing_readings() -> None:
+    # 10→11, 11→13, 13→10 (a reset is a change too); the None between the two 13s is skipped
+    assert count_changes([10, 10, 11, None, 13, None, 13, 10]) == 3
+    assert count_changes([None, None]) == 0
+    assert count_changes([4]) == 0
+
+
+# -------------------------------------------------------------------- latency
+
+
+def test_latency_percentiles_and_means_in_milliseconds() -> None:
+    # ms sorted: 100 200 400 800 1600 (input unsorted); mean 3100/5 = 620
+    # p50: rank 4 × 0.50 = 2   → 400
+    # p90: rank 4 × 0.90 = 3.6 → 800 + (1600 − 800) × 0.6 = 1280
+    # p99: rank 4 × 0.99 = 3.96 → 800 + 800 × 0.96 = 1568
+    stats = latency_stats([0.8, 0.1, 1.6, 0.4, 0.2], "request", ttfts_s=[0.05, 0.15], itls_s=[0.01, 0.02, 0.06])
+    assert stats is not None
+    assert (stats.granularity, stats.count) == ("request", 5)
+    assert stats.mean_ms == pytest.approx(620.0, rel=1e-12)
+    assert stats.p50_ms == pytest.approx(400.0, rel=1e-12)
+    assert stats.p90_ms == pytest.approx(1280.0, rel=1e-12)
+    assert stats.p99_ms == pytest.approx(1568.0, rel=1e-12)
+    assert (stats.min_ms, stats.max_ms) == pytest.approx((100.0, 1600.0), rel=1e-12)
+    # TTFT mean (50 + 150)/2 = 100 ms; ITL mean (10 + 20 + 60)/3 = 30 ms
+    assert stats.ttft_mean_ms == pytest.approx(100.0, rel=1e-12)
+    assert stats.itl_mean_ms == pytest.approx(30.0, rel=1e-12)
+
+
+def test_latency_granularity_is_batch_unless_request() -> None:
+    stats = latency_stats([0.5], "batch")
+    assert stats is not None
+    assert stats.granularity == "batch"
+    # one sample: every percentile is that sample
+    assert (stats.p50_ms, stats.p99_ms, stats.mean_ms) == pytest.approx((500.0, 500.0, 500.0))
+    assert (stats.ttft_mean_ms, stats.itl_mean_ms) == (None, None)
+
+
+def test_percentile_between_ranks_and_at_the_ends() -> None:
+    values = [1.0, 2.0, 4.0, 8.0]
+    # rank 3 × 0.25 = 0.75 → 1 + 1 × 0.75 = 1.75; rank 3 × 0.5 = 1.5 → 2 + 2 × 0.5 = 3
+    assert percentile(values, 25) == pytest.approx(1.75, rel=1e-12)
+    assert percentile(values, 50) == pytest.approx(3.0, rel=1e-12)
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 8.0
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+
+
+# ------------------------------------------------------------- rates and FLOPs
+
+
+def test_rates_per_second_and_per_token() -> None:
+    assert per_second(30, 4.0) == 7.5
+    assert per_second(30, -1.0) == 0.0
+    assert per_token(9.0, 4) == 2.25
+    assert per_token(9.0, -1) is None
+
+
+def test_flops_per_output_token_and_unknown_parameter_count() -> None:
+    # 2 × 1,000 params × (30 + 10 tokens) = 80,000 FLOPs; / 10 output tokens = 8,000
+    f = flops_estimate(1_000, input_tokens=30, output_tokens=10)
+    assert (f.total_flops, f.flops_per_output_token, f.non_embedding_params) == (80_000.0, 8_000.0, 1_000)
+    assert f.method.startswith("2 × non-embedding params")
+    no_output = flops_estimate(1_000, input_tokens=30, output_tokens=0)
+    assert (no_output.total_flops, no_output.flops_per_output_token) == (60_000.0, None)
+    unknown = flops_estimate(None, 30, 10)
+    assert unknown.flops_per_output_token is None
+    assert "parameter count unknown" in unknown.method
+
+
+# ------------------------------------------------------------------- warnings
+
+
+def test_negative_adjusted_energy_warns_and_zero_does_not() -> None:
+    warning = adjusted_negative_warning(-0.5)
+    assert warning is not None
+    assert warning.code == "adjusted_energy_negative"
+    assert warning.severity == "warning"
+    assert "use energy_total_j" in warning.message
+    assert adjusted_negative_warning(0.0) is None
+    assert adjusted_negative_warning(12.0) is None
+    assert adjusted_negative_warning(None) is None
+
+
+def test_short_window_thresholds_are_exclusive() -> None:
+    # exactly 10 s and exactly 100 updates are long enough
+    assert short_window_warnings(10.0, 100) == []
+    (warning,) = short_window_warnings(9.5, 99)
+    assert warning.message == (
+        "the measured window lasted 9.50 s (< 10 s) and saw 99 energy-counter updates (< 100); "
+        "energy resolution is coarse — raise n"
+    )
+
+
+def test_timeline_disagreement_sign_and_tolerance_edge() -> None:
+    # (940 − 1000)/1000 × 100 = −6 %
+    assert timeline_disagreement_pct(940.0, 1000.0) == pytest.approx(-6.0, rel=1e-12)
+    assert timeline_disagreement_pct(940.0, None) is None
+    assert disagreement_warning(None, 5.0) is None
+    assert disagreement_warning(5.0, 5.0) is None  # at the tolerance: no warning
+    warning = disagreement_warning(-6.0, 5.0)
+    assert warning is not None
+    assert "-6.0 %" in warning.message
+    assert "tolerance 5.0 %" in warning.message
