@@ -23,6 +23,7 @@ from llenergymeasure.harness.metrics import (
     short_window_warnings,
     timeline_disagreement_pct,
 )
+from llenergymeasure.harness.tokens import count_text_tokens, truncate_text
 
 # Power samples at uneven times, on a trace that rises, falls and rises again (not a line).
 TIMES_S = [0.0, 0.3, 1.0, 1.2, 2.0]
@@ -184,3 +185,25 @@ def test_timeline_disagreement_sign_and_tolerance_edge() -> None:
     assert warning is not None
     assert "-6.0 %" in warning.message
     assert "tolerance 5.0 %" in warning.message
+
+
+# --------------------------------------------------------------------- tokens
+
+
+class _WordTokenizer:
+    """One id per word; decoding joins words with single spaces (so a decoded text can differ from the input)."""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        assert add_special_tokens is False
+        return [len(w) for w in text.split()]
+
+    def decode(self, ids: list[int]) -> str:
+        return " ".join("w" * i for i in ids)
+
+
+def test_truncate_leaves_a_text_that_fits_untouched_and_cuts_one_that_does_not() -> None:
+    tok = _WordTokenizer()
+    # 3 words: fits in 3 (returned as given, double spaces kept), not in 2 (decoded from the first 2 ids)
+    assert truncate_text(tok, "ab  cde f", 3) == "ab  cde f"
+    assert truncate_text(tok, "ab  cde f", 2) == "ww www"
+    assert count_text_tokens(tok, "ab  cde f") == 3
