@@ -23,6 +23,7 @@ from llenergymeasure.harness.metrics import (
     short_window_warnings,
     timeline_disagreement_pct,
 )
+from llenergymeasure.harness.params import ParameterCounts
 from llenergymeasure.harness.tokens import count_text_tokens, truncate_text
 
 # Power samples at uneven times, on a trace that rises, falls and rises again (not a line).
@@ -104,9 +105,12 @@ def test_latency_percentiles_and_means_in_milliseconds() -> None:
     assert stats.p90_ms == pytest.approx(1280.0, rel=1e-12)
     assert stats.p99_ms == pytest.approx(1568.0, rel=1e-12)
     assert (stats.min_ms, stats.max_ms) == pytest.approx((100.0, 1600.0), rel=1e-12)
-    # TTFT mean (50 + 150)/2 = 100 ms; ITL mean (10 + 20 + 60)/3 = 30 ms
-    assert stats.ttft_mean_ms == pytest.approx(100.0, rel=1e-12)
-    assert stats.itl_mean_ms == pytest.approx(30.0, rel=1e-12)
+    # TTFT ms 50, 150: mean 100; p50 rank 0.5 → 100; p90 rank 0.9 → 140; p99 rank 0.99 → 149
+    ttft = (stats.ttft_mean_ms, stats.ttft_p50_ms, stats.ttft_p90_ms, stats.ttft_p99_ms)
+    assert ttft == pytest.approx((100.0, 100.0, 140.0, 149.0), rel=1e-12)
+    # ITL ms 10, 20, 60: mean 30; p50 rank 1 → 20; p90 rank 1.8 → 20 + 40 × 0.8 = 52; p99 rank 1.98 → 59.2
+    itl = (stats.itl_mean_ms, stats.itl_p50_ms, stats.itl_p90_ms, stats.itl_p99_ms)
+    assert itl == pytest.approx((30.0, 20.0, 52.0, 59.2), rel=1e-12)
 
 
 def test_latency_granularity_is_batch_unless_request() -> None:
@@ -115,7 +119,8 @@ def test_latency_granularity_is_batch_unless_request() -> None:
     assert stats.granularity == "batch"
     # one sample: every percentile is that sample
     assert (stats.p50_ms, stats.p99_ms, stats.mean_ms) == pytest.approx((500.0, 500.0, 500.0))
-    assert (stats.ttft_mean_ms, stats.itl_mean_ms) == (None, None)
+    assert (stats.ttft_mean_ms, stats.ttft_p50_ms, stats.ttft_p90_ms, stats.ttft_p99_ms) == (None,) * 4
+    assert (stats.itl_mean_ms, stats.itl_p50_ms, stats.itl_p90_ms, stats.itl_p99_ms) == (None,) * 4
 
 
 def test_percentile_between_ranks_and_at_the_ends() -> None:
@@ -139,16 +144,24 @@ def test_rates_per_second_and_per_token() -> None:
     assert per_token(9.0, -1) is None
 
 
-def test_flops_per_output_token_and_unknown_parameter_count() -> None:
-    # 2 × 1,000 params × (30 + 10 tokens) = 80,000 FLOPs; / 10 output tokens = 8,000
-    f = flops_estimate(1_000, input_tokens=30, output_tokens=10)
-    assert (f.total_flops, f.flops_per_output_token, f.non_embedding_params) == (80_000.0, 8_000.0, 1_000)
-    assert f.method.startswith("2 × non-embedding params")
-    no_output = flops_estimate(1_000, input_tokens=30, output_tokens=0)
-    assert (no_output.total_flops, no_output.flops_per_output_token) == (60_000.0, None)
+def test_flops_count_the_output_projection_for_output_tokens_only() -> None:
+    # body: 2 × 1,000 × (30 + 10) = 80,000; output projection: 2 × 500 × 10 output tokens = 10,000 → 90,000 FLOPs
+    # per output token 90,000 / 10 = 9,000
+    f = flops_estimate(ParameterCounts(body=1_000, output_projection=500, source="model"), 30, 10)
+    assert (f.total_flops, f.flops_per_output_token) == (90_000.0, 9_000.0)
+    assert (f.non_embedding_params, f.output_projection_params, f.params_source) == (1_000, 500, "model")
+    assert f.method.startswith("2 × non-embedding params × (input + output tokens) + 2 × output-projection params")
+    assert f.confidence == "medium"
+    # no output tokens: the body's 2 × 1,000 × 30 = 60,000 only, and no per-token figure
+    no_output = flops_estimate(ParameterCounts(body=1_000, output_projection=500, source="config.json"), 30, 0)
+    assert (no_output.total_flops, no_output.flops_per_output_token, no_output.params_source) == (
+        60_000.0,
+        None,
+        "config.json",
+    )
     unknown = flops_estimate(None, 30, 10)
-    assert unknown.flops_per_output_token is None
-    assert "parameter count unknown" in unknown.method
+    assert (unknown.total_flops, unknown.flops_per_output_token, unknown.confidence) == (None, None, "low")
+    assert unknown.method.endswith("window only (parameter count unknown)")
 
 
 # ------------------------------------------------------------------- warnings
