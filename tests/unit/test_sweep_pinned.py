@@ -134,6 +134,8 @@ def test_unknown_sweep_key_suggests_the_close_field() -> None:
     e = _error({"model": "m", "sweep": {"decoder.temprature": [0.5]}})
     assert e.message == "unknown sweep key"
     assert e.issues == [ConfigIssue("sweep.decoder.temprature", "decoder has no field 'temprature'", "did you mean 'decoder.temperature'?")]  # fmt: skip
+    nested = _error({"model": "m", "backend": "vllm", "sweep": {"vllm.engine.blok_size": [16]}})
+    assert nested.issues[0].message == "vllm.engine has no field 'blok_size'"
     far = _error({"model": "m", "sweep": {"zzzzqqq": [1]}})
     assert far.issues == [ConfigIssue("sweep.zzzzqqq", "the experiment has no field 'zzzzqqq'", "check the config reference")]  # fmt: skip
 
@@ -141,8 +143,11 @@ def test_unknown_sweep_key_suggests_the_close_field() -> None:
 def test_sweep_key_below_a_scalar_field() -> None:
     with pytest.raises(ConfigError) as info:
         check_sweep_key("n.value", "s.yaml")
-    assert info.value.message == "invalid sweep key"
+    assert (info.value.message, info.value.source) == ("invalid sweep key", "s.yaml")
     assert info.value.issues == [ConfigIssue("sweep.n.value", "'n' has no sub-fields", "remove the extra part")]
+    with pytest.raises(ConfigError) as info:
+        check_sweep_key("decoder.temperature.x", "s.yaml")
+    assert info.value.issues[0].message == "'decoder.temperature' has no sub-fields"
     check_sweep_key("passthrough_kwargs.anything.deeper")  # free-form: no error
 
 
