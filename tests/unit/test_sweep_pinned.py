@@ -43,8 +43,9 @@ def test_deep_merge_copies_lists_and_the_mappings_inside_them() -> None:
     assert over == {"over": {"z": [4]}, "new": [5, {"c": 6}]}
 
 
-def test_a_mapping_replaces_a_scalar_and_a_scalar_replaces_a_mapping() -> None:
-    assert deep_merge({"a": 1, "b": {"c": 1}}, {"a": {"x": 2}, "b": 3}) == {"a": {"x": 2}, "b": 3}
+def test_a_scalar_replaces_a_mapping_but_a_mapping_never_replaces_a_scalar() -> None:
+    # `decoder: 5` stays 5 so that validation reports it, instead of a section silently replacing it
+    assert deep_merge({"a": 1, "b": {"c": 1}}, {"a": {"x": 2}, "b": 3}) == {"a": 1, "b": 3}
 
 
 def test_list_valued_field_swept_and_shared() -> None:
@@ -110,16 +111,19 @@ def test_skipped_point_overrides_name_both_universal_and_scoped_keys() -> None:
 def test_sweep_that_is_not_a_mapping() -> None:
     e = _error({"model": "m", "sweep": ["precision"]})
     assert e.message == "the sweep is empty or not a mapping"
+    fix = "e.g. sweep: {precision: [fp16, bf16]}, or remove sweep:"
     assert e.issues == [
-        ConfigIssue("sweep", "expected a mapping of field → list of values", "e.g. sweep: {precision: [fp16, bf16]}")
+        ConfigIssue("sweep", "expected a mapping of field → list of values, got list ['precision']", fix)
     ]
-    assert _error({"model": "m", "sweep": {}}).message == "the sweep is empty or not a mapping"
+    empty = _error({"model": "m", "sweep": {}})
+    assert empty.message == "the sweep is empty or not a mapping"
+    assert empty.issues == [ConfigIssue("sweep", "expected a mapping of field → list of values, got dict {}", fix)]
 
 
 def test_sweep_value_that_is_not_a_list() -> None:
     e = _error({"model": "m", "sweep": {"n": 5}})
     assert e.message == "sweep values must be lists"
-    assert e.issues == [ConfigIssue("sweep.n", "got int 5", "write n: [5]")]
+    assert e.issues == [ConfigIssue("sweep.n", "sweep values must be lists, got int 5", "write n: [5]")]
 
 
 def test_empty_sweep_list() -> None:
@@ -143,7 +147,7 @@ def test_unknown_sweep_key_suggests_the_close_field() -> None:
 def test_sweep_key_below_a_scalar_field() -> None:
     with pytest.raises(ConfigError) as info:
         check_sweep_key("n.value", "s.yaml")
-    assert (info.value.message, info.value.source) == ("invalid sweep key", "s.yaml")
+    assert (info.value.message, info.value.source) == ("unknown sweep key", "s.yaml")
     assert info.value.issues == [ConfigIssue("sweep.n.value", "'n' has no sub-fields", "remove the extra part")]
     with pytest.raises(ConfigError) as info:
         check_sweep_key("decoder.temperature.x", "s.yaml")
@@ -152,21 +156,37 @@ def test_sweep_key_below_a_scalar_field() -> None:
 
 
 def test_experiments_must_be_a_non_empty_list_of_mappings() -> None:
-    for bad in ([], {"precision": "fp16"}):
+    for bad, got in (([], "list []"), ({"precision": "fp16"}, "dict {'precision': 'fp16'}")):
         e = _error({"model": "m", "experiments": bad})
         assert e.message == "experiments must be a non-empty list"
-        assert e.issues == [ConfigIssue("experiments", "expected a list of mappings", "e.g. experiments: [{precision: fp16}]")]  # fmt: skip
+        assert e.issues == [
+            ConfigIssue(
+                "experiments",
+                f"expected a non-empty list of mappings, got {got}",
+                "e.g. experiments: [{precision: fp16}]",
+            )
+        ]
     e = _error({"model": "m", "experiments": [{"n": 1}, "fp16"]})
     assert e.message == "invalid experiment entry"
-    assert e.issues == [ConfigIssue("experiments[1]", "expected a mapping, got str", "write {field: value, ...}")]
+    assert e.issues == [
+        ConfigIssue("experiments[1]", "expected a mapping, got str 'fp16'", "write {field: value, ...}")
+    ]
 
 
 def test_scoped_key_for_a_backend_no_experiment_uses_names_each_key() -> None:
     e = _error({"model": "m", "sweep": {"vllm.engine.block_size": [16], "tensorrt.tp_size": [1]}})
     assert e.message == "backend-scoped sweep keys for a backend no experiment uses"
     assert [(i.field, i.message, i.fix) for i in e.issues] == [
-        ("sweep.tensorrt.tp_size", "applies to backend tensorrt only", "add tensorrt to backend or remove the key"),
-        ("sweep.vllm.engine.block_size", "applies to backend vllm only", "add vllm to backend or remove the key"),
+        (
+            "sweep.tensorrt.tp_size",
+            "applies to backend tensorrt only, and no experiment uses tensorrt",
+            "add tensorrt to backend or remove the key",
+        ),
+        (
+            "sweep.vllm.engine.block_size",
+            "applies to backend vllm only, and no experiment uses vllm",
+            "add vllm to backend or remove the key",
+        ),
     ]
 
 
@@ -176,12 +196,12 @@ def test_invalid_execution_section() -> None:
     assert [i.field for i in e.issues] == ["execution.n_cycles"]
 
 
-def test_invalid_point_names_its_overrides() -> None:
+def test_invalid_point_names_the_field_as_the_file_spells_it() -> None:
     e = _error({"model": "m", "sweep": {"n": [1, -3]}})
-    assert e.message == "invalid experiment (n=-3)"
-    assert [i.field for i in e.issues] == ["n"]
+    assert e.message == "invalid experiment"
+    assert [(i.field, i.fix) for i in e.issues] == [("sweep.n", "change n (got -3)")]
     shared = _error({"model": "m", "n": -3, "experiments": [{"precision": "fp16"}]})
-    assert shared.message == "invalid experiment (experiments[0]={'precision': 'fp16'})"
+    assert [(i.field, i.fix) for i in shared.issues] == [("n", "change n (got -3)")]
 
 
 def test_study_with_only_incompatible_points_lists_each_reason_once_in_order() -> None:
@@ -195,6 +215,6 @@ def test_study_with_only_incompatible_points_lists_each_reason_once_in_order() -
     e = _error(raw)
     assert e.message == "the study has no valid experiment"
     assert [(i.field, i.message.split(" is outside")[0], i.fix) for i in e.issues] == [
-        ("sweep", "decoder.temperature=2.5", None),
-        ("sweep", "decoder.temperature=3.0", None),
+        ("sweep", "decoder.temperature=2.5", "change the values so that at least one combination is valid"),
+        ("sweep", "decoder.temperature=3.0", "change the values so that at least one combination is valid"),
     ]
