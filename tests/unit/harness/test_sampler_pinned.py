@@ -1,0 +1,88 @@
+"""The timeline file and the throttle check pinned exactly: every parquet column's values and types, the units
+metadata, the window marks, and the throttle mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from harness_fakes import FakeClock, FakeNvmlDevice, PowerTrace, measured
+
+from llenergymeasure.harness.energy.sampler import PowerSampler, throttled_between
+
+# 100 W until t = 10, then a ramp to 300 W at t = 20
+TRACE = PowerTrace(((10.0, 100.0), (20.0, 300.0)))
+
+
+def two_ticks(clock: FakeClock) -> PowerSampler:
+    devices = measured(
+        [FakeNvmlDevice(TRACE, clock, uuid="GPU-a", throttle=0x4), FakeNvmlDevice(TRACE, clock, uuid="GPU-b")], 2
+    )
+    sampler = PowerSampler(devices, 0.1, clock=clock, wall_clock=lambda: 1_700_000_000.0 + clock.t)
+    for t in (10.0, 12.5):
+        clock.t = t
+        sampler.sample_now()
+    return sampler
+
+
+def test_parquet_columns_types_and_units(clock: FakeClock, tmp_path: Path) -> None:
+    sampler = two_ticks(clock)
+    path = tmp_path / "timeseries.parquet"
+    assert sampler.write_parquet(path, window=(12.0, 13.0)) == 4
+    table = pq.read_table(path)
+    assert table.schema.metadata == {
+        b"llem.units": b"timestamp=unix s; power=W (instant); energy counter=mJ; memory=MiB"
+    }
+    types = {f.name: f.type for f in table.schema}
+    assert types == {
+        "timestamp": pa.float64(),
+        "elapsed_s": pa.float64(),
+        "device_index": pa.int32(),
+        "device_uuid": pa.string(),
+        "power_w": pa.float64(),
+        "energy_counter_mj": pa.int64(),
+        "temperature_c": pa.float32(),
+        "sm_clock_mhz": pa.int32(),
+        "memory_used_mb": pa.float64(),
+        "utilization_pct": pa.int16(),
+        "throttle_reasons": pa.int64(),
+        "in_window": pa.bool_(),
+    }
+    rows = table.to_pylist()
+    # tick 1 at t = 10 s (100 W), tick 2 at t = 12.5 s: 100 + 200 × 2.5/10 = 150 W; elapsed from the first row
+    assert [(r["timestamp"], r["elapsed_s"], r["device_index"], r["device_uuid"]) for r in rows] == [
+        (1_700_000_010.0, 0.0, 2, "GPU-a"),
+        (1_700_000_010.0, 0.0, 3, "GPU-b"),
+        (1_700_000_012.5, 2.5, 2, "GPU-a"),
+        (1_700_000_012.5, 2.5, 3, "GPU-b"),
+    ]
+    assert [r["power_w"] for r in rows] == [100.0, 100.0, 150.0, 150.0]
+    # energy counter: offset + ∫ power to the last 100 ms tick, in mJ: 100 W × 10 s = 1,000 J;
+    # by 12.5 s: 1,000 J + 2.5 s × (100 + 150)/2 W = 1,312.5 J
+    offset = 123_456_789
+    assert [r["energy_counter_mj"] for r in rows] == [offset + 1_000_000] * 2 + [offset + 1_312_500] * 2
+    assert [r["temperature_c"] for r in rows] == [40.099998474121094] * 2 + [40.125] * 2  # 40 + t/100 as float32
+    assert [(r["sm_clock_mhz"], r["memory_used_mb"], r["utilization_pct"]) for r in rows] == [(1980, 512.0, 97)] * 4
+    assert [r["throttle_reasons"] for r in rows] == [4, 0, 4, 0]
+    assert [r["in_window"] for r in rows] == [False, False, True, True]
+    assert not (tmp_path / "timeseries.parquet.tmp").exists()
+
+
+def test_parquet_without_a_window_marks_nothing_and_an_empty_timeline_is_a_file(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    sampler = two_ticks(clock)
+    assert sampler.write_parquet(tmp_path / "a.parquet") == 4
+    assert pq.read_table(tmp_path / "a.parquet").column("in_window").to_pylist() == [False] * 4
+    empty = PowerSampler([], 0.1, clock=clock)
+    assert empty.write_parquet(tmp_path / "b.parquet") == 0
+    assert pq.read_table(tmp_path / "b.parquet").num_rows == 0
+
+
+def test_throttle_mask_and_bounds(clock: FakeClock) -> None:
+    sampler = two_ticks(clock)  # GPU-a reports 0x4 at t = 10 and 12.5, GPU-b 0
+    assert throttled_between(sampler, 10.0, 10.0, 0x4) is True  # bounds inclusive
+    assert throttled_between(sampler, 12.5, 20.0, 0x4 | 0x8) is True
+    assert throttled_between(sampler, 0.0, 20.0, 0x8) is False
+    assert throttled_between(sampler, 10.1, 12.4, 0x4) is None  # no sample in between
