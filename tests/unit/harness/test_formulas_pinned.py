@@ -10,8 +10,11 @@ both sides. Each expected value is derived in the comment beside it.
 from __future__ import annotations
 
 import pytest
+from harness_fakes import FakeClock
 
+from llenergymeasure.harness.energy.base import DeviceWindowEnergy, WindowEnergy, weakest_method
 from llenergymeasure.harness.energy.integrate import count_changes, integrate_power_j
+from llenergymeasure.harness.energy.null import NullMeter
 from llenergymeasure.harness.metrics import (
     adjusted_negative_warning,
     disagreement_warning,
@@ -220,3 +223,42 @@ def test_truncate_leaves_a_text_that_fits_untouched_and_cuts_one_that_does_not()
     assert truncate_text(tok, "ab  cde f", 3) == "ab  cde f"
     assert truncate_text(tok, "ab  cde f", 2) == "ww www"
     assert count_text_tokens(tok, "ab  cde f") == 3
+
+
+# ------------------------------------------------------------- meters' basics
+
+
+def test_null_meter_window_and_reason(clock: FakeClock) -> None:
+    meter = NullMeter("no GPU visible", clock=clock)
+    assert meter.describe() == "none (no GPU visible)"
+    clock.t = 3.0
+    meter.start_window()
+    clock.t = 7.5
+    window = meter.stop_window()
+    assert (window.source, window.method, window.energy_j, window.duration_s) == ("none", "unavailable", None, 4.5)
+    assert [(w.code, w.message) for w in window.warnings] == [
+        ("no_energy_meter", "energy was not measured: no GPU visible; energy fields are null")
+    ]
+    # closing again without opening: an empty window, not the old one
+    clock.t = 9.0
+    assert meter.stop_window().duration_s == 0.0
+    assert NullMeter("x", clock=clock).stop_window().duration_s == 0.0
+
+
+def test_weakest_method_and_fewest_counter_updates() -> None:
+    assert weakest_method([]) == "unavailable"
+    assert weakest_method(["counter", "estimated", "integrated_power"]) == "estimated"
+    assert weakest_method(["counter", "integrated_power", "counter"]) == "integrated_power"
+    assert weakest_method(["counter"]) == "counter"
+    devices = (
+        DeviceWindowEnergy(0, "a", 1.0, "counter", counter_updates=120),
+        DeviceWindowEnergy(1, "b", 1.0, "counter", counter_updates=80),
+        DeviceWindowEnergy(2, "c", 1.0, "counter", counter_updates=5, counter_limited=False),  # limited by reads
+        DeviceWindowEnergy(3, "d", 1.0, "integrated_power", counter_updates=None),
+    )
+    window = WindowEnergy(source="nvml", method="counter", energy_j=4.0, duration_s=1.0, per_device=devices)
+    assert window.counter_updates == 80
+    only_read_limited = WindowEnergy(
+        source="nvml", method="counter", energy_j=1.0, duration_s=1.0, per_device=devices[2:]
+    )
+    assert only_read_limited.counter_updates is None
