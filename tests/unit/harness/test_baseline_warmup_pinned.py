@@ -14,7 +14,13 @@ import pytest
 from harness_fakes import FakeBackend, FakeClock
 
 from llenergymeasure.harness.backends.base import GenerationBatch, ProgressCallback, Prompt
-from llenergymeasure.harness.baseline import measure_idle, resolve_baseline, reusable_cached, staleness_warning
+from llenergymeasure.harness.baseline import (
+    colder_baseline_warning,
+    measure_idle,
+    resolve_baseline,
+    reusable_cached,
+    staleness_warning,
+)
 from llenergymeasure.harness.energy.base import EnergyMeter, WindowEnergy
 from llenergymeasure.harness.warmup import coefficient_of_variation, run_warmup
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -294,3 +300,77 @@ def test_coefficient_of_variation_of_a_zero_mean_is_unknown() -> None:
     assert coefficient_of_variation([]) is None
     # stdev([2, 4, 6]) = 2, mean 4 → 0.5
     assert coefficient_of_variation([2.0, 4.0, 6.0]) == pytest.approx(0.5, rel=1e-12)
+
+
+# ------------------------------------------------- baseline context and temperature
+
+
+def test_measured_baseline_records_meter_state_and_temperature() -> None:
+    meter = ScriptedMeter(window(600.0, 10.0))
+    outcome = measure_idle(
+        meter, 10.0, sleep=lambda s: None, now=lambda: NOW, device_state="cuda_context", temperature=lambda: 41.5
+    )
+    p = outcome.provenance
+    assert (p.meter, p.device_state, p.temperature_c) == ("nvml", "cuda_context", 41.5)
+    failed = measure_idle(
+        ScriptedMeter(window(None, 10.0)), 10.0, sleep=lambda s: None, now=lambda: NOW, device_state="no_gpu"
+    )
+    assert (failed.provenance.meter, failed.provenance.device_state, failed.provenance.temperature_c) == (
+        "nvml",
+        "no_gpu",
+        None,
+    )
+
+
+def test_cached_baseline_of_another_meter_is_not_reused() -> None:
+    zeus_cached = cached(10.0).model_copy(update={"meter": "zeus"})
+    assert reusable_cached(zeus_cached, [0, 1], 60.0, NOW, "nvml") == (
+        False,
+        "cached baseline was taken with the zeus meter, this run uses nvml",
+    )
+    assert reusable_cached(zeus_cached, [0, 1], 60.0, NOW, "zeus") == (True, "fresh")
+    assert reusable_cached(zeus_cached, [0, 1], 60.0, NOW) == (True, "fresh")  # meter unknown: not compared
+    assert reusable_cached(cached(10.0), [0, 1], 60.0, NOW, "nvml") == (True, "fresh")  # cached meter unknown
+
+
+def test_reused_baseline_carries_its_context_through() -> None:
+    entry = cached(30.0).model_copy(update={"meter": "nvml", "device_state": "cuda_context", "temperature_c": 38.0})
+    outcome = resolve_baseline(BaselineConfig(), entry, [0, 1], ScriptedMeter(window(1.0, 1.0)), now=lambda: NOW)
+    p = outcome.provenance
+    assert (p.method, p.meter, p.device_state, p.temperature_c, p.energy_method) == (
+        "cached",
+        "nvml",
+        "cuda_context",
+        38.0,
+        "counter",
+    )
+
+
+def test_resolve_passes_state_and_temperature_to_a_new_measurement() -> None:
+    outcome = resolve_baseline(
+        BaselineConfig(duration_seconds=10.0),
+        None,
+        [0],
+        ScriptedMeter(window(600.0, 10.0)),
+        sleep=lambda s: None,
+        now=lambda: NOW,
+        device_state="cuda_context",
+        temperature=lambda: 44.0,
+    )
+    assert (outcome.provenance.device_state, outcome.provenance.temperature_c) == ("cuda_context", 44.0)
+
+
+def test_cached_baseline_colder_than_the_window_start_warns_past_ten_degrees() -> None:
+    p = BaselineProvenance(method="cached", power_w=60.0, temperature_c=41.0)
+    assert colder_baseline_warning(p, 51.0) is None  # exactly 10 °C colder
+    warning = colder_baseline_warning(p, 55.0)
+    assert warning is not None
+    assert warning.code == "cached_baseline_colder"
+    assert warning.message == (
+        "the reused idle baseline was taken at 41 °C, 14 °C colder than the GPUs at the window's start (55 °C; "
+        "threshold 10 °C): idle power rises with temperature, so the adjusted energy is over-stated — lower "
+        "baseline.ttl_seconds so each run measures its own baseline"
+    )
+    assert colder_baseline_warning(p.model_copy(update={"method": "measured"}), 90.0) is None
+    assert colder_baseline_warning(p.model_copy(update={"temperature_c": None}), 90.0) is None
+    assert colder_baseline_warning(p, None) is None

@@ -175,7 +175,10 @@ def test_negative_adjusted_energy_warns_and_zero_does_not() -> None:
     assert warning is not None
     assert warning.code == "adjusted_energy_negative"
     assert warning.severity == "warning"
-    assert "use energy_total_j" in warning.message
+    assert warning.message == (
+        "baseline-adjusted energy is negative: idle power was higher than the average during the window "
+        "(stale or disturbed baseline); use energy_total_j"
+    )
     assert adjusted_negative_warning(0.0) is None
     assert adjusted_negative_warning(12.0) is None
     assert adjusted_negative_warning(None) is None
