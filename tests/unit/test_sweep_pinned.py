@@ -12,6 +12,7 @@ from llenergymeasure.schemas.sweep import (
     check_sweep_key,
     deep_merge,
     experiment_as_study,
+    grid_size,
     is_study,
     resolve_study,
     unflatten,
@@ -218,3 +219,12 @@ def test_study_with_only_incompatible_points_lists_each_reason_once_in_order() -
         ("sweep", "decoder.temperature=2.5", "change the values so that at least one combination is valid"),
         ("sweep", "decoder.temperature=3.0", "change the values so that at least one combination is valid"),
     ]
+
+
+def test_grid_size_from_list_lengths() -> None:
+    universal = [("backend", ["pytorch", "vllm"]), ("precision", ["fp16", "bf16", "fp32"])]
+    scoped = {"pytorch": [("pytorch.batch_size", [1, 2, 4, 8])], "vllm": [("vllm.engine.block_size", [16, 32])]}
+    # 3 precisions × (pytorch 4 batch sizes + vllm 2 block sizes) = 12 + 6 = 18
+    assert grid_size(universal, scoped, "pytorch") == 18
+    # no backend dimension: the shared backend's scoped dims only, 3 n values × 2 block sizes = 6
+    assert grid_size([("n", [1, 2, 3])], {"vllm": [("vllm.engine.block_size", [16, 32])]}, "vllm") == 6

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from llenergymeasure.harness.steady_state import RequestSpan, calibrated_energy_j, plateau, steady_state_window
+from llenergymeasure.harness.steady_state import (
+    RequestSpan,
+    calibrated_energy_j,
+    plateau,
+    spans_of,
+    steady_state_window,
+    tokens_between,
+)
 
 
 def constant_100_w(a: float, b: float) -> float:
@@ -78,3 +85,26 @@ def test_in_flight_counts_merge_events_at_the_same_time() -> None:
     # 2 from 4 (two ends at once), 0 from 5. Peak 4, level ceil(0.9 × 4) = 4: plateau [2, 4]
     spans = [RequestSpan(0.0, 5.0, 1), RequestSpan(1.0, 5.0, 1), RequestSpan(2.0, 4.0, 1), RequestSpan(2.0, 4.0, 1)]
     assert plateau(spans) == (2.0, 4.0, 4, 4)
+
+
+def test_tokens_inside_a_window_for_every_kind_of_request() -> None:
+    spans = [
+        RequestSpan(0.0, 5.0, 0),  # no tokens: 0
+        RequestSpan(1.0, 1.0, 1),  # one token at a = 1.0 (bounds inclusive): 1
+        RequestSpan(2.0, 2.0, 1),  # one token at b = 2.0: 1
+        RequestSpan(2.5, 2.5, 1),  # one token after b: 0
+        RequestSpan(1.0, 1.0, 3),  # three tokens at one instant, at a: 3
+        RequestSpan(2.0, 2.0, 2),  # two at one instant, at b: 2
+        RequestSpan(3.0, 3.0, 4),  # four at one instant, after b: 0
+        RequestSpan(0.0, 2.0, 5),  # tokens at 0, 0.5, 1.0, 1.5, 2.0 (step 2 / 4): 3 in [1, 2]
+        RequestSpan(5.0, 6.0, 3),  # tokens at 5, 5.5, 6: 0
+    ]
+    assert tokens_between(spans, 1.0, 2.0) == 10
+
+
+def test_spans_need_both_offsets_of_every_request() -> None:
+    assert spans_of([0.0, 0.5], [1.0, 2.0], [3, 4]) == [RequestSpan(0.0, 1.0, 3), RequestSpan(0.5, 2.0, 4)]
+    assert spans_of([0.0, None], [1.0, 2.0], [3, 4]) is None
+    assert spans_of([0.0, 0.5], [1.0, None], [3, 4]) is None
+    with pytest.raises(ValueError, match="zip"):
+        spans_of([0.0], [1.0, 2.0], [3, 4])
