@@ -13,7 +13,14 @@ import pytest
 from harness_fakes import FakeClock
 
 from llenergymeasure.harness.energy.base import DeviceWindowEnergy, WindowEnergy, weakest_method
-from llenergymeasure.harness.energy.integrate import count_changes, integrate_power_j
+from llenergymeasure.harness.energy.integrate import (
+    Coverage,
+    count_changes,
+    held_between_reads,
+    integrate_power_j,
+    sample_coverage,
+    went_backwards,
+)
 from llenergymeasure.harness.energy.null import NullMeter
 from llenergymeasure.harness.metrics import (
     adjusted_negative_warning,
@@ -265,3 +272,35 @@ def test_weakest_method_and_fewest_counter_updates() -> None:
         source="nvml", method="counter", energy_j=1.0, duration_s=1.0, per_device=devices[2:]
     )
     assert only_read_limited.counter_updates is None
+
+
+# ------------------------------------------------------------ counter checks
+
+
+def test_counter_went_backwards_and_held_between_reads_skip_missing_readings() -> None:
+    assert went_backwards([5, None, 4]) is True
+    assert went_backwards([5, 5, None, 6]) is False
+    assert went_backwards([None, 3]) is False
+    assert held_between_reads([5, None, 5, 6]) is True
+    assert held_between_reads([5, 6, None, 7]) is False
+    assert held_between_reads([]) is False
+
+
+def test_sample_coverage_of_a_window() -> None:
+    # window [0.1, 2.0], allowed gap 0.5; points used: 0.0 (last before), 0.2, 1.5, 1.6, then none after
+    # gaps: [0, 0.2] → 0.1 s inside, covered; [0.2, 1.5] → 1.3 s, not covered; [1.5, 1.6] → 0.1 s covered;
+    # [1.6, ∞) → 0.4 s inside, open-ended, not covered. Largest 1.3 s; covered 0.2 of 1.9 s
+    cover = sample_coverage([1.6, 0.0, 1.5, 0.2], 0.1, 2.0, 0.5)  # unsorted input
+    assert cover.largest_gap_s == pytest.approx(1.3, rel=1e-12)
+    assert cover.covered_fraction == pytest.approx(0.2 / 1.9, rel=1e-12)
+
+
+def test_sample_coverage_with_no_sample_beyond_either_edge() -> None:
+    # one sample in the middle of [0, 1]: both halves end at the window edge, 0.5 s each, neither covered
+    assert sample_coverage([0.5], 0.0, 1.0, 2.0) == Coverage(0.5, 0.0)
+    # samples exactly on both edges: one 1 s gap, covered when the allowed gap is 1 s (inclusive)
+    assert sample_coverage([0.0, 1.0], 0.0, 1.0, 1.0) == Coverage(1.0, 1.0)
+    assert sample_coverage([0.0, 1.0], 0.0, 1.0, 0.99) == Coverage(1.0, 0.0)
+    # an empty or reversed window is fully covered
+    assert sample_coverage([], 2.0, 2.0, 0.5) == Coverage(0.0, 1.0)
+    assert sample_coverage([], 3.0, 2.0, 0.5) == Coverage(0.0, 1.0)
