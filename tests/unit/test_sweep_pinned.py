@@ -228,3 +228,46 @@ def test_grid_size_from_list_lengths() -> None:
     assert grid_size(universal, scoped, "pytorch") == 18
     # no backend dimension: the shared backend's scoped dims only, 3 n values × 2 block sizes = 6
     assert grid_size([("n", [1, 2, 3])], {"vllm": [("vllm.engine.block_size", [16, 32])]}, "vllm") == 6
+
+
+def test_experiment_file_errors_and_default_name() -> None:
+    assert resolve_study({"model": "m"}, "e.yaml").name == "experiment"
+    e = _error({"model": "m", "n": -1})
+    assert e.message == "invalid experiment config"
+    assert [(i.field, i.message, i.fix) for i in e.issues] == [
+        ("n", "Input should be greater than 0", "change n (got -1)")
+    ]
+
+
+def test_errors_inside_explicit_entries_are_located_in_them() -> None:
+    e = _error({"model": "m", "experiments": [{"n": -3}, {"foo": 1}]})
+    assert e.message == "invalid experiment"
+    assert [(i.field, i.message) for i in e.issues] == [
+        ("experiments[0].n", "Input should be greater than 0"),
+        ("experiments[1].foo", "unknown field 'foo'"),
+    ]
+    assert e.issues[0].fix == "change n (got -3)"
+    assert e.issues[1].fix is not None and e.issues[1].fix.startswith("remove it; known fields: backend, baseline")
+    # a shared field's error stays where the file has it
+    shared = _error({"model": "m", "experiments": [{"precision": "fp16"}], "n": -3})
+    assert [i.field for i in shared.issues] == ["n"]
+
+
+def test_errors_from_sweep_values_name_the_key_and_value() -> None:
+    e = _error({"model": "m", "sweep": {"decoder.temperature": [-1.0]}})
+    assert [(i.field, i.message, i.fix) for i in e.issues] == [
+        (
+            "sweep.decoder.temperature",
+            "Input should be greater than or equal to 0 (value -1.0)",
+            "change decoder.temperature (got -1.0)",
+        )
+    ]
+
+
+def test_checking_stops_after_fifty_problems() -> None:
+    e = _error({"model": "m", "sweep": {"n": list(range(-60, 0))}})
+    assert e.message == "50+ problems in the config"
+    assert len(e.issues) == 51
+    assert e.issues[0].message == "Input should be greater than 0 (value -60)"
+    assert e.issues[49].message == "Input should be greater than 0 (value -11)"
+    assert (e.issues[50].field, e.issues[50].fix) == ("<more>", "fix the ones above and run again")
