@@ -271,3 +271,26 @@ def test_checking_stops_after_fifty_problems() -> None:
     assert e.issues[0].message == "Input should be greater than 0 (value -60)"
     assert e.issues[49].message == "Input should be greater than 0 (value -11)"
     assert (e.issues[50].field, e.issues[50].fix) == ("<more>", "fix the ones above and run again")
+
+
+def test_study_size_limit_counts_grid_points_and_explicit_entries() -> None:
+    fix = "sweep fewer values, or raise execution.max_grid_points if you mean it"
+    grid = {"model": "m", "sweep": {"n": [1, 2, 3, 4], "precision": ["fp16", "bf16"]}}
+    # 4 × 2 = 8 grid points + 2 explicit = 10: at the limit is allowed
+    at_limit = {**grid, "experiments": [{"n": 9}, {"n": 10}], "execution": {"max_grid_points": 10}}
+    assert len(resolve_study(at_limit, "s.yaml").experiments) == 10
+    e = _error({**grid, "experiments": [{"n": 9}], "execution": {"max_grid_points": 8}})
+    assert e.message == "the study is too large"
+    assert e.issues == [ConfigIssue("sweep", "8 grid points + 1 explicit experiments, more than the limit of 8", fix)]
+    only_explicit = _error(
+        {"model": "m", "experiments": [{"n": 1}, {"n": 2}, {"n": 3}], "execution": {"max_grid_points": 2}}
+    )
+    assert only_explicit.issues == [ConfigIssue("experiments", "3 explicit experiments, more than the limit of 2", fix)]
+    big = _error(
+        {
+            "model": "m",
+            "sweep": {"n": list(range(1, 41)), "random_seed": list(range(30))},
+            "execution": {"max_grid_points": 1000},
+        }
+    )
+    assert big.issues == [ConfigIssue("sweep", "1,200 grid points, more than the limit of 1,000", fix)]
