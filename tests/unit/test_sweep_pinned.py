@@ -294,3 +294,26 @@ def test_study_size_limit_counts_grid_points_and_explicit_entries() -> None:
         }
     )
     assert big.issues == [ConfigIssue("sweep", "1,200 grid points, more than the limit of 1,000", fix)]
+
+
+def test_every_bad_explicit_entry_is_reported() -> None:
+    e = _error({"model": "m", "experiments": ["x", {"sweep": {"n": [1]}, "name": "a"}, 5]})
+    assert e.message == "invalid experiment entry"
+    assert e.issues == [
+        ConfigIssue("experiments[0]", "expected a mapping, got str 'x'", "write {field: value, ...}"),
+        ConfigIssue("experiments[1].name", "'name' belongs at the top level of the file", "move it there"),
+        ConfigIssue("experiments[1].sweep", "'sweep' belongs at the top level of the file", "move it there"),
+        ConfigIssue("experiments[2]", "expected a mapping, got int 5", "write {field: value, ...}"),
+    ]
+
+
+def test_overlapping_sweep_keys() -> None:
+    e = _error({"model": "m", "sweep": {"decoder": [{"temperature": 0.5}], "decoder.top_k": [3], "n": [1]}})
+    assert e.message == "overlapping sweep keys"
+    assert e.issues == [
+        ConfigIssue(
+            "sweep.decoder.top_k",
+            "overlaps sweep.decoder, which sets the whole of 'decoder'",
+            "sweep either decoder or decoder.top_k, not both",
+        )
+    ]
