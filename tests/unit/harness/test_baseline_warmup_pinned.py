@@ -374,3 +374,11 @@ def test_cached_baseline_colder_than_the_window_start_warns_past_ten_degrees() -
     assert colder_baseline_warning(p.model_copy(update={"method": "measured"}), 90.0) is None
     assert colder_baseline_warning(p.model_copy(update={"temperature_c": None}), 90.0) is None
     assert colder_baseline_warning(p, None) is None
+
+
+def test_half_second_baseline_is_measured_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # 30 J over 0.5 s = 60 W (a window under a second is still a window)
+    with caplog.at_level("INFO", logger="llenergymeasure.harness.baseline"):
+        outcome = measure_idle(ScriptedMeter(window(30.0, 0.5)), 0.5, sleep=lambda s: None, now=lambda: NOW)
+    assert (outcome.provenance.method, outcome.power_w) == ("measured", pytest.approx(60.0))
+    assert "idle baseline: 60.00 W over 0.5 s (counter)" in caplog.messages

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from harness_fakes import FakeClock, FakeNvmlDevice, PowerTrace, measured
 
 from llenergymeasure.harness.energy.sampler import PowerSampler, throttled_between
@@ -86,3 +87,30 @@ def test_throttle_mask_and_bounds(clock: FakeClock) -> None:
     assert throttled_between(sampler, 12.5, 20.0, 0x4 | 0x8) is True
     assert throttled_between(sampler, 0.0, 20.0, 0x8) is False
     assert throttled_between(sampler, 10.1, 12.4, 0x4) is None  # no sample in between
+
+
+def test_timeline_integral_uses_samples_at_most_two_intervals_beyond_the_window(clock: FakeClock) -> None:
+    from llenergymeasure.harness.energy.sampler import timeline_energy_j
+
+    # samples at 0.75 (100 W), 1.25 (200 W), 1.75 (200 W), 2.25 (100 W); window [1.0, 2.0], interval 0.1:
+    # only samples within 0.2 s of the window are used, so both edges hold 200 W → 200 W × 1 s = 200 J
+    # (using the outer samples too would interpolate 150 W at each edge and give 175 J)
+    trace = PowerTrace(((0.75, 100.0), (1.25, 200.0), (1.75, 200.0), (2.25, 100.0)))
+    sampler = PowerSampler(measured([FakeNvmlDevice(trace, clock)]), 0.1, clock=clock)
+    for t in (0.75, 1.25, 1.75, 2.25):
+        clock.t = t
+        sampler.sample_now()
+    assert timeline_energy_j(sampler, 1.0, 2.0) == pytest.approx(200.0, rel=1e-12)
+
+
+def test_timeline_margin_scales_with_a_long_interval(clock: FakeClock) -> None:
+    from llenergymeasure.harness.energy.sampler import timeline_energy_j
+
+    # interval 2 s: samples at 0 (100 W), 2 (200 W), 4 (100 W) are all within 4 s of [1.5, 2.5]
+    # P(1.5) = P(2.5) = 175 W → 0.5 × (175 + 200)/2 × 2 = 187.5 J
+    trace = PowerTrace(((0.0, 100.0), (2.0, 200.0), (4.0, 100.0)))
+    sampler = PowerSampler(measured([FakeNvmlDevice(trace, clock)]), 2.0, clock=clock)
+    for t in (0.0, 2.0, 4.0):
+        clock.t = t
+        sampler.sample_now()
+    assert timeline_energy_j(sampler, 1.5, 2.5) == pytest.approx(187.5, rel=1e-12)

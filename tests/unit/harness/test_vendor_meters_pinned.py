@@ -201,10 +201,11 @@ def test_codecarbon_tracker_is_offline_quiet_and_pinned_to_the_gpus(codecarbon: 
     window = meter.stop_window()
     # 0.001 kWh × 3.6e6 J/kWh = 3,600 J over 4 s
     assert (window.energy_j, window.duration_s, window.method, window.scope) == (3600.0, 4.0, "estimated", "gpus")
+    assert window.source == "codecarbon"
     assert [w.code for w in window.warnings] == ["estimated_energy"]
     assert window.warnings[0].message == "energy is a CodeCarbon estimate (TDP/RAM models), not a measurement"
     # a tracker measures one cycle: the next window needs start_window again
-    with pytest.raises(RuntimeError, match=r"stop_window\(\) without start_window\(\)"):
+    with pytest.raises(RuntimeError, match=r"^stop_window\(\) without start_window\(\)$"):
         meter.stop_window()
 
 
@@ -225,7 +226,11 @@ def test_codecarbon_without_gpus_uses_usa_and_no_gpu_ids(codecarbon: Any, clock:
     assert (window.scope, window.method) == ("host_cpu_ram", "estimated")
     host = window.warnings[1]
     assert (host.code, host.severity) == ("whole_host_estimate", "warning")
-    assert host.message.startswith("no GPU: energy_total_j and the J/token figures are CodeCarbon's estimate")
+    assert host.message == (
+        "no GPU: energy_total_j and the J/token figures are CodeCarbon's estimate for the whole machine's CPU and "
+        "RAM over the window (TDP/RAM models; every other process and the idle draw included), not the energy of "
+        "the inference alone"
+    )
 
 
 def test_codecarbon_without_a_cpu_reading_has_no_host_estimate(codecarbon: Any, clock: FakeClock) -> None:
@@ -267,3 +272,13 @@ def test_codecarbon_not_installed(codecarbon: Any, monkeypatch: pytest.MonkeyPat
         codecarbon.CodeCarbonMeter([0])
     assert info.value.message == "energy.backend is codecarbon but codecarbon is not installed"
     assert info.value.fix == "pip install 'llenergymeasure[codecarbon]'"
+
+
+def test_codecarbon_small_gpu_figures_and_a_missing_ram_reading(codecarbon: Any, clock: FakeClock) -> None:
+    # 2e-7 kWh × 3.6e6 J/kWh = 0.72 J: small but a reading
+    FakeTracker.readings = {"cpu_energy": 0.001, "gpu_energy": 2e-7}
+    meter = codecarbon.CodeCarbonMeter([0], clock=clock)
+    meter.start_window()
+    window = meter.stop_window()
+    assert (window.energy_j, window.method) == (pytest.approx(0.72), "estimated")
+    assert (window.cpu_energy_j, window.ram_energy_j) == (3600.0, None)
