@@ -317,3 +317,9 @@ def test_overlapping_sweep_keys() -> None:
             "sweep either decoder or decoder.top_k, not both",
         )
     ]
+
+
+def test_unflatten_refuses_a_key_below_a_value() -> None:
+    with pytest.raises(ValueError) as info:
+        unflatten({"a": 1, "a.b": 2})
+    assert str(info.value) == "'a.b' overlaps a key that sets 'a' itself"

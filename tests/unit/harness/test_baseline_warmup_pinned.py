@@ -382,3 +382,12 @@ def test_half_second_baseline_is_measured_and_logged(caplog: pytest.LogCaptureFi
         outcome = measure_idle(ScriptedMeter(window(30.0, 0.5)), 0.5, sleep=lambda s: None, now=lambda: NOW)
     assert (outcome.provenance.method, outcome.power_w) == ("measured", pytest.approx(60.0))
     assert "idle baseline: 60.00 W over 0.5 s (counter)" in caplog.messages
+
+
+def test_cached_baseline_age_edges_and_other_time_zones() -> None:
+    assert reusable_cached(cached(0.0), [0, 1], 60.0, NOW) == (True, "fresh")  # measured this instant
+    assert reusable_cached(cached(0.5), [0, 1], 60.0, NOW) == (True, "fresh")
+    # the same instant written in UTC+2 is 10 s old, not two hours in the future
+    at = (NOW - timedelta(seconds=10)).astimezone(timezone(timedelta(hours=2)))
+    entry = cached(10.0).model_copy(update={"measured_at": at})
+    assert reusable_cached(entry, [0, 1], 60.0, NOW) == (True, "fresh")

@@ -304,3 +304,10 @@ def test_sample_coverage_with_no_sample_beyond_either_edge() -> None:
     # an empty or reversed window is fully covered
     assert sample_coverage([], 2.0, 2.0, 0.5) == Coverage(0.0, 1.0)
     assert sample_coverage([], 3.0, 2.0, 0.5) == Coverage(0.0, 1.0)
+
+
+def test_installed_probes_without_importing() -> None:
+    from llenergymeasure.harness.energy.factory import installed
+
+    assert installed("json") is True
+    assert installed("llem_no_such_module_anywhere") is False

@@ -282,3 +282,17 @@ def test_codecarbon_small_gpu_figures_and_a_missing_ram_reading(codecarbon: Any,
     window = meter.stop_window()
     assert (window.energy_j, window.method) == (pytest.approx(0.72), "estimated")
     assert (window.cpu_energy_j, window.ram_energy_j) == (3600.0, None)
+
+
+def test_codecarbon_stop_on_a_fresh_meter_is_an_error(codecarbon: Any, clock: FakeClock) -> None:
+    with pytest.raises(RuntimeError, match=r"^stop_window\(\) without start_window\(\)$"):
+        codecarbon.CodeCarbonMeter([0], clock=clock).stop_window()
+
+
+def test_zeus_keeps_small_positive_readings(zeus: Any, clock: FakeClock) -> None:
+    FakeMonitor.measurement = types.SimpleNamespace(time=1.0, gpu_energy={0: 0.5})
+    meter = zeus.ZeusMeter([0], measured([FakeNvmlDevice(TRACE, clock)]), clock=clock, environ={})
+    assert meter.device_ids == [0]
+    meter.start_window()
+    window = meter.stop_window()
+    assert (window.energy_j, window.warnings) == (0.5, ())
