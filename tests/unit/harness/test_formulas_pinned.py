@@ -311,3 +311,20 @@ def test_installed_probes_without_importing() -> None:
 
     assert installed("json") is True
     assert installed("llem_no_such_module_anywhere") is False
+
+
+def test_integration_input_checks() -> None:
+    with pytest.raises(ValueError, match=r"^times_s and powers_w differ in length$"):
+        integrate_power_j([0.0, 1.0], [1.0], 0.0, 1.0)
+    # two samples and an empty window: zero joules, not "unknown"
+    assert integrate_power_j([0.0, 1.0], [5.0, 5.0], 1.0, 1.0) == 0.0
+
+
+def test_rates_below_one_unit() -> None:
+    assert per_second(5, 0.5) == 10.0  # 5 tokens in half a second
+    assert per_token(3.0, 1) == 3.0  # one token carries all 3 J
+    # 2 × 1,000 × (3 + 1) + 2 × 500 × 1 = 9,000 FLOPs over a single output token
+    assert (
+        flops_estimate(ParameterCounts(body=1_000, output_projection=500, source="model"), 3, 1).flops_per_output_token
+        == 9_000.0
+    )

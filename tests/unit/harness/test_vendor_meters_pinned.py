@@ -296,3 +296,35 @@ def test_zeus_keeps_small_positive_readings(zeus: Any, clock: FakeClock) -> None
     meter.start_window()
     window = meter.stop_window()
     assert (window.energy_j, window.warnings) == (0.5, ())
+
+
+def test_factory_hands_its_clock_to_every_meter(
+    zeus: Any, codecarbon: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llenergymeasure.harness.energy.factory import create_meter
+
+    devices = measured([FakeNvmlDevice(TRACE, clock)])
+    clock.t = 42.0
+    nvml = create_meter("nvml", device_ids=[0], devices=devices, sampler=None, clock=clock)
+    assert nvml.sampler.sample_now() == 42.0  # type: ignore[attr-defined]
+    FakeMonitor.measurement = types.SimpleNamespace(gpu_energy={0: 1.0})  # no zeus time: our clock's
+    FakeTracker.readings = {"cpu_energy": 0.001}
+    for name in ("zeus", "codecarbon"):
+        meter = create_meter(
+            name, device_ids=[0], devices=devices, sampler=None, clock=clock, is_installed=lambda m: True
+        )
+        clock.t = 50.0
+        meter.start_window()
+        clock.t = 53.5
+        assert meter.stop_window().duration_s == 3.5, name
+
+
+def test_factory_refuses_an_unknown_meter(clock: FakeClock) -> None:
+    from llenergymeasure.harness.energy.factory import create_meter
+
+    with pytest.raises(BackendError) as info:
+        create_meter("bogus", device_ids=[], devices=[], sampler=None, clock=clock)
+    assert (info.value.message, info.value.fix) == (
+        "unknown energy backend 'bogus'",
+        "use auto, nvml, zeus, codecarbon or null",
+    )
