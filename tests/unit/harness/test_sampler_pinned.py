@@ -3,6 +3,8 @@ metadata, the window marks, and the throttle mask."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -114,3 +116,55 @@ def test_timeline_margin_scales_with_a_long_interval(clock: FakeClock) -> None:
         clock.t = t
         sampler.sample_now()
     assert timeline_energy_j(sampler, 1.5, 2.5) == pytest.approx(187.5, rel=1e-12)
+
+
+def _sampler_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "llem-power-sampler"]
+
+
+def test_sampler_thread_reads_fully_first_then_every_aux_interval() -> None:
+    device = FakeNvmlDevice(TRACE, time.monotonic)
+    sampler = PowerSampler(measured([device]), 0.01, aux_interval_s=0.05)  # a full read every 5th tick
+    assert sampler.aux_every == 5
+    sampler.start()
+    (thread,) = _sampler_threads()
+    assert thread.daemon
+    sampler.start()  # idempotent: still one thread
+    assert _sampler_threads() == [thread]
+    time.sleep(0.5)
+    sampler.stop()
+    rows = sampler.samples()
+    full = [s.temperature_c is not None for s in rows]
+    assert full[0] is True  # tick 0 reads everything
+    assert False in full  # the ticks between read power and energy only
+    assert True in full[1:]  # and a later full read comes round
+    assert all(s.power_w is not None and s.energy_mj is not None for s in rows)
+    assert _sampler_threads() == []
+    # stop released the thread: the sampler can run again
+    sampler.start()
+    time.sleep(0.05)
+    sampler.stop()
+    assert len(sampler.samples()) > len(rows)
+
+
+def test_sampler_without_devices_starts_no_thread() -> None:
+    sampler = PowerSampler([], 0.01)
+    sampler.start()
+    assert _sampler_threads() == []
+    sampler.stop()
+
+
+def test_a_failing_read_stops_the_sampler_with_a_logged_error(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FakeNvmlDevice):
+        def power_and_energy(self) -> tuple[int | None, int | None]:
+            raise RuntimeError("driver gone")
+
+    sampler = PowerSampler(measured([Broken(TRACE, time.monotonic)]), 0.01)
+    with caplog.at_level("ERROR", logger="llenergymeasure.harness.energy.sampler"):
+        sampler.start()
+        deadline = time.monotonic() + 5.0
+        while _sampler_threads() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert _sampler_threads() == []  # the thread ended on its own
+    assert "power sample failed; the sampler stops" in caplog.messages
+    sampler.stop()
