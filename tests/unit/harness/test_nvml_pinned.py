@@ -49,6 +49,14 @@ def test_integration_accepted_at_exactly_ninety_percent_coverage(clock: FakeCloc
     clock.t = 10.0
     window = meter.stop_window()
     assert (window.method, window.energy_j) == ("integrated_power", pytest.approx(2000.0))  # 200 W × 10 s
+    d = window.per_device[0]
+    assert (d.host_index, d.uuid, d.method, d.counter_updates, d.counter_limited) == (
+        0,
+        "GPU-fake-0",
+        "integrated_power",
+        None,
+        False,
+    )
     (warning,) = window.warnings
     assert (warning.code, warning.severity) == ("integrated_power", "warning")
     assert warning.message == (
@@ -65,6 +73,8 @@ def test_integration_refused_when_samples_do_not_cover_the_window(clock: FakeClo
     clock.t = 12.0
     window = meter.stop_window()
     assert (window.method, window.energy_j, window.per_device[0].method) == ("unavailable", None, "unavailable")
+    d = window.per_device[0]
+    assert (d.host_index, d.uuid, d.counter_updates, d.counter_limited) == (5, "GPU-fake-0", None, False)
     (warning,) = window.warnings
     assert (warning.code, warning.severity) == ("energy_unavailable", "warning")
     assert warning.message == (
@@ -99,3 +109,38 @@ def test_read_errors_are_reported_once_per_window_edge_with_counts(clock: FakeCl
     meter.start_window()
     clock.t = 4.0
     assert [w for w in meter.stop_window().warnings if w.code == "nvml_read_errors"] == []
+
+
+def test_a_counter_that_never_moves_falls_back_with_its_update_count(clock: FakeClock) -> None:
+    # the counter updates every 1000 s: constant over [10, 12]; power samples every 0.25 s stand in
+    device = FakeNvmlDevice(FLAT, clock, uuid="GPU-slow", tick_s=1000.0)
+    meter = meter_for([device], clock, 0.25, first=1)
+    clock.t = 10.0
+    meter.start_window()
+    for k in range(1, 8):
+        clock.t = 10.0 + k * 0.25
+        meter.sampler.sample_now()
+    clock.t = 12.0
+    window = meter.stop_window()
+    d = window.per_device[0]
+    # 200 W × 2 s = 400 J; 0 counter changes, and equal consecutive reads: the counter limited the count
+    assert (d.host_index, d.uuid, d.method, d.counter_updates, d.counter_limited) == (
+        1,
+        "GPU-slow",
+        "integrated_power",
+        0,
+        True,
+    )
+    assert d.energy_j == pytest.approx(400.0)
+    assert [w.code for w in window.warnings] == ["short_window", "integrated_power"]
+    # the same counter with only the edge samples: refused, the count still reported
+    clock.t = 20.0
+    meter.start_window()
+    clock.t = 22.0
+    refused = meter.stop_window().per_device[0]
+    assert (refused.energy_j, refused.method, refused.counter_updates, refused.counter_limited) == (
+        None,
+        "unavailable",
+        0,
+        True,
+    )
