@@ -328,3 +328,12 @@ def test_rates_below_one_unit() -> None:
         flops_estimate(ParameterCounts(body=1_000, output_projection=500, source="model"), 3, 1).flops_per_output_token
         == 9_000.0
     )
+
+
+def test_duplicate_sample_times_at_a_window_edge() -> None:
+    # two readings at t = 1 (an edge read and a sampler tick at the same instant), 10 W then 20 W
+    times, powers = [0.0, 1.0, 1.0, 2.0], [0.0, 10.0, 20.0, 30.0]
+    # a window opening at t = 1 takes the first reading there (the pair that ends at 1): 1 s × (10 + 30)/2 = 20 J
+    assert integrate_power_j(times, powers, 1.0, 2.0) == 20.0
+    # a window closing on the last, duplicated time takes the last reading there: 1 s × (0 + 20)/2 = 10 J
+    assert integrate_power_j([0.0, 1.0, 1.0], [0.0, 10.0, 20.0], 0.0, 1.0) == 10.0
