@@ -328,3 +328,48 @@ def test_factory_refuses_an_unknown_meter(clock: FakeClock) -> None:
         "unknown energy backend 'bogus'",
         "use auto, nvml, zeus, codecarbon or null",
     )
+
+
+def test_factory_null_simulated_and_auto_fallback(
+    zeus: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llenergymeasure.harness.energy.factory import create_meter
+    from llenergymeasure.harness.energy.nvml import NvmlMeter, SimulatedNvmlMeter
+    from llenergymeasure.harness.energy.sampler import PowerSampler
+
+    devices = measured([FakeNvmlDevice(TRACE, clock), FakeNvmlDevice(TRACE, clock)])
+    null = create_meter("null", device_ids=[0], devices=devices, sampler=None, clock=clock)
+    assert null.describe() == "none (energy.backend is null)"
+    clock.t = 1.0
+    null.start_window()
+    clock.t = 3.0
+    assert null.stop_window().duration_s == 2.0
+
+    # simulated GPUs: only nvml (or auto) reads them, labelled simulated, on the factory's clock and devices
+    sim = create_meter("auto", device_ids=[0, 1], devices=devices, sampler=None, clock=clock, simulated=True)
+    assert isinstance(sim, SimulatedNvmlMeter)
+    clock.t = 7.0
+    assert sim.sampler.sample_now() == 7.0
+    assert len(sim.sampler.samples()) == 2  # both devices read
+    given = PowerSampler(devices, 0.1, clock=clock)
+    assert (
+        create_meter("nvml", device_ids=[0, 1], devices=devices, sampler=given, clock=clock, simulated=True).sampler
+        is given
+    )  # type: ignore[attr-defined]
+    for name, devs in (("zeus", devices), ("auto", [])):
+        with pytest.raises(BackendError) as info:
+            create_meter(name, device_ids=[0], devices=devs, sampler=None, clock=clock, simulated=True)
+        assert info.value.message == f"energy.backend {name} cannot read simulated GPUs"
+        assert info.value.fix == "use energy.backend auto or nvml with LLEM_SIMULATE_GPUS (or unset it)"
+
+    # auto: zeus installed but failing → a logged warning, then nvml with the given sampler
+    monkeypatch.setattr(FakeMonitor, "fail", "no NVML")
+    with caplog.at_level("WARNING", logger="llenergymeasure.harness.energy.factory"):
+        meter = create_meter(
+            "auto", device_ids=[0, 1], devices=devices, sampler=given, clock=clock, is_installed=lambda m: True
+        )
+    assert isinstance(meter, NvmlMeter)
+    assert meter.sampler is given
+    assert caplog.messages == [
+        "energy meter zeus unavailable (zeus could not open GPUs [0, 1]: no NVML); trying the next"
+    ]
