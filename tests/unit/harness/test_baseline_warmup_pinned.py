@@ -391,3 +391,43 @@ def test_cached_baseline_age_edges_and_other_time_zones() -> None:
     at = (NOW - timedelta(seconds=10)).astimezone(timezone(timedelta(hours=2)))
     entry = cached(10.0).model_copy(update={"measured_at": at})
     assert reusable_cached(entry, [0, 1], 60.0, NOW) == (True, "fresh")
+
+
+def test_baseline_reuse_and_refusal_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    meter = ScriptedMeter(window(600.0, 10.0))
+    with caplog.at_level("INFO", logger="llenergymeasure.harness.baseline"):
+        reused = resolve_baseline(BaselineConfig(ttl_seconds=600.0), cached(90.0), [0, 1], meter, now=lambda: NOW)
+    assert reused.provenance.measured_at == NOW - timedelta(seconds=90)
+    assert caplog.messages == ["reusing cached idle baseline 61.00 W (age 90 s)"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="llenergymeasure.harness.baseline"):
+        resolve_baseline(
+            BaselineConfig(ttl_seconds=60.0), cached(90.0), [0, 1], meter, sleep=lambda s: None, now=lambda: NOW
+        )
+    assert caplog.messages[0] == "not reusing the cached baseline: cached baseline is 90 s old (ttl 60 s)"
+    caplog.clear()
+    with caplog.at_level("INFO", logger="llenergymeasure.harness.baseline"):
+        fresh = resolve_baseline(BaselineConfig(), None, [0], meter, sleep=lambda s: None, now=lambda: NOW)
+    assert fresh.provenance.measured_at == NOW  # the caller's clock
+    assert not [m for m in caplog.messages if m.startswith("not reusing")]
+
+
+def test_warmup_texts() -> None:
+    clock = FakeClock()
+    with pytest.raises(ValueError, match=r"^warmup needs at least one prompt$"):
+        run_warmup(RecordingBackend(clock), [], WarmupConfig(), 8, clock=clock)
+    out = run_warmup(
+        RecordingBackend(clock), PROMPTS, WarmupConfig(n_warmup=1, thermal_floor_seconds=0), 8, clock=clock
+    )
+    assert out is not None
+    assert out.warnings[0].message == (
+        "warmup.thermal_floor_seconds is 0: the window may open on a cold GPU "
+        "(lower clocks-to-power ratio than in steady state)"
+    )
+    # one iteration allowed: no CV can be computed, reported as nan
+    cfg = WarmupConfig(convergence_detection=True, window_size=1, min_prompts=1, max_prompts=1, thermal_floor_seconds=0)
+    single = run_warmup(RecordingBackend(clock), PROMPTS, cfg, 8, clock=clock)
+    assert single is not None
+    assert [w.message for w in single.warnings if w.code == "warmup_not_converged"] == [
+        "warmup latency CV nan stayed above 0.05 after 1 iterations"
+    ]

@@ -80,7 +80,17 @@ def test_parquet_without_a_window_marks_nothing_and_an_empty_timeline_is_a_file(
     assert pq.read_table(tmp_path / "a.parquet").column("in_window").to_pylist() == [False] * 4
     empty = PowerSampler([], 0.1, clock=clock)
     assert empty.write_parquet(tmp_path / "b.parquet") == 0
-    assert pq.read_table(tmp_path / "b.parquet").num_rows == 0
+    typed = pq.read_table(tmp_path / "a.parquet").schema
+    empty_table = pq.read_table(tmp_path / "b.parquet")
+    assert empty_table.num_rows == 0
+    assert empty_table.schema == typed  # column types even without rows
+    # one device: elapsed time counts from the first row
+    single = PowerSampler(measured([FakeNvmlDevice(TRACE, clock)]), 0.1, clock=clock)
+    for t in (3.0, 3.5):
+        clock.t = t
+        single.sample_now()
+    single.write_parquet(tmp_path / "c.parquet")
+    assert pq.read_table(tmp_path / "c.parquet").column("elapsed_s").to_pylist() == [0.0, 0.5]
 
 
 def test_throttle_mask_and_bounds(clock: FakeClock) -> None:
