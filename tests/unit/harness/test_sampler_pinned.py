@@ -78,6 +78,9 @@ def test_parquet_without_a_window_marks_nothing_and_an_empty_timeline_is_a_file(
     sampler = two_ticks(clock)
     assert sampler.write_parquet(tmp_path / "a.parquet") == 4
     assert pq.read_table(tmp_path / "a.parquet").column("in_window").to_pylist() == [False] * 4
+    # rows exactly on both window edges are inside it
+    sampler.write_parquet(tmp_path / "edges.parquet", window=(10.0, 12.5))
+    assert pq.read_table(tmp_path / "edges.parquet").column("in_window").to_pylist() == [True] * 4
     empty = PowerSampler([], 0.1, clock=clock)
     assert empty.write_parquet(tmp_path / "b.parquet") == 0
     typed = pq.read_table(tmp_path / "a.parquet").schema
