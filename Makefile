@@ -53,7 +53,7 @@ LINT_PATHS := $(wildcard src tests benchmarks)
 
 .PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
         test-gpu docker-engine base-image wheelhouse image-cpu images \
-        $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version tiny-model demo bench ci clean distclean
+        $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version tiny-model demo bench mutation ci clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -171,6 +171,19 @@ demo: $(INSTALLED) docker-engine image-cpu tiny-model ## llem run examples/demo.
 
 bench: $(INSTALLED) ## the benchmarks (ratios measured side by side)
 	$(BIN)/python benchmarks/run_all.py
+
+# Mutation testing of the measurement core (the modules listed under
+# [tool.mutmut] in pyproject.toml): mutmut changes the code one small edit at a
+# time and runs the unit tests against each mutant; a mutant no test notices is
+# a formula nothing pins. Slow (tens of minutes), hence not part of `ci`;
+# mutmut keeps its results in mutants/ and re-tests only what changed.
+# Fails below MUTATION_MIN_SCORE percent, equivalent mutants
+# (tests/mutation_equivalent.txt) left out.
+MUTATION_CHILDREN ?= 2
+MUTATION_MIN_SCORE ?= 90
+mutation: $(INSTALLED) ## mutation testing of the measurement core (slow, not in ci): fails below 90 % killed
+	$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN)
+	$(BIN)/python scripts/mutation_score.py --min-score $(MUTATION_MIN_SCORE) --show-survivors
 
 ci: install lint typecheck schema-check test ## what .ci/run runs after setting up the machine
 
