@@ -122,6 +122,7 @@ class ExperimentFailure:
     error_type: str | None = None
     log_tail: list[str] = field(default_factory=list)
     measurement_config_hash: str | None = None
+    transient: bool = False  # the host or daemon failed, not the experiment: running it again may succeed
 
 
 class ExperimentError(LLEMError):

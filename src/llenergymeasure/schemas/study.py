@@ -14,6 +14,8 @@ CycleOrder = Literal["sequential", "interleaved", "shuffled"]
 
 #: `n_cycles` the CLI uses when neither the YAML nor --cycles sets it
 CLI_DEFAULT_N_CYCLES = 3
+#: upper bound of `ExecutionConfig.max_attempts`
+MAX_ATTEMPTS_LIMIT = 10
 
 
 class ExecutionConfig(StrictModel):
@@ -35,6 +37,14 @@ class ExecutionConfig(StrictModel):
     )
     max_consecutive_failures: PositiveInt = Field(
         3, description="Stop the study after this many failed runs in a row (count)."
+    )
+    max_attempts: PositiveInt = Field(
+        1,
+        le=MAX_ATTEMPTS_LIMIT,
+        strict=True,
+        description="Tries of one run (count). A run that failed for a transient reason (the container could not "
+        "be created or started, the Docker daemon failed) is run again, up to this many tries in all; never after "
+        "an OOM kill, a timeout, a config or a harness error.",
     )
     experiment_timeout_seconds: PositiveInt = Field(
         7200, description="Wall-clock limit of one run (container or subprocess), in seconds."
