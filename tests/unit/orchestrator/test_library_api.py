@@ -72,3 +72,70 @@ def test_run_experiment_runs_the_host_preflight(tmp_path: Path) -> None:
     assert runner.requests == []
     result = run_experiment(model="org/tiny", n=2, skip_preflight=True, output_dir=tmp_path / "out", **common)  # type: ignore[arg-type]
     assert (result.n_prompts, len(runner.requests)) == (2, 1)
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_each_documented_call_form_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call in the user guide's Python block, run as written (from the repository root) with this
+    test's collaborators added: a scripted runner, no GPUs, an HF cache holding the hub models' configs."""
+    from llenergymeasure import ExperimentConfig, run_study
+    from llenergymeasure import run_experiment as public_run_experiment
+
+    assert public_run_experiment is run_experiment  # the package exports the api function itself
+    guide = (ROOT / "docs" / "user-guide.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    hub = tmp_path / "hub"
+    for repo in ("gpt2", "meta-llama/Llama-3.2-1B"):
+        snapshot = hub / f"models--{repo.replace('/', '--')}" / "snapshots" / "abc"
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").write_text("{}")
+    monkeypatch.chdir(ROOT)
+    runner = ScriptedRunner()
+    inject = {
+        "runner": runner,
+        "gpu_probe": NoGpus(),
+        "user_config": load_user_config(env={}, path=tmp_path / "none.yaml"),
+        "env": {"HF_HUB_CACHE": str(hub), "HF_HUB_OFFLINE": "1"},
+    }
+    out = {"output_dir": tmp_path / "out"}
+    forms = {
+        'run_experiment(model="gpt2", n=20)': lambda: run_experiment(model="gpt2", n=20, **out, **inject),
+        'run_experiment("examples/experiment.yaml", n=5)': lambda: run_experiment(
+            "examples/experiment.yaml", n=5, **out, **inject
+        ),
+        'run_experiment(ExperimentConfig(model="gpt2"), pytorch={"batch_size": 4})': lambda: run_experiment(
+            ExperimentConfig(model="gpt2"), pytorch={"batch_size": 4}, **out, **inject
+        ),
+        'run_study("examples/study.yaml")': lambda: run_study(
+            "examples/study.yaml", quiet=True, no_gaps=True, **out, **inject
+        ),
+        'run_study("examples/study.yaml", resume=True)': lambda: run_study(
+            "examples/study.yaml", resume=True, quiet=True, no_gaps=True, **out, **inject
+        ),
+        'run_study("examples/study.yaml", n_cycles=1, no_gaps=True)': lambda: run_study(
+            "examples/study.yaml", n_cycles=1, no_gaps=True, quiet=True, **out, **inject
+        ),
+    }
+    results = {}
+    for text, call in forms.items():
+        assert text in guide, f"the user guide no longer shows {text}"
+        if text == 'run_study("examples/study.yaml")':
+            stop_at = len(runner.requests) + 5  # Ctrl-C during its 5th run, so the resume form has work left
+            runner.fail = lambda r: KeyboardInterrupt() if len(runner.requests) == stop_at else None  # type: ignore[assignment,return-value]
+            with pytest.raises(KeyboardInterrupt):
+                call()
+            runner.fail = lambda r: None
+            continue
+        results[text] = call()
+    assert 'run_experiment(model="gpt2", n=20)' in readme
+    assert results['run_experiment(model="gpt2", n=20)'].config.n == 20
+    from_file = results['run_experiment("examples/experiment.yaml", n=5)'].config
+    assert (from_file.model, from_file.n, from_file.precision) == ("meta-llama/Llama-3.2-1B", 5, "bf16")
+    merged = results['run_experiment(ExperimentConfig(model="gpt2"), pytorch={"batch_size": 4})'].config
+    assert merged.pytorch is not None and merged.pytorch.batch_size == 4
+    # examples/study.yaml: 6 grid points + 1 explicit entry, n_cycles 3 in the file → 21 runs; 4 done before Ctrl-C
+    resumed = results['run_study("examples/study.yaml", resume=True)']
+    assert (resumed.status, resumed.runs_total, resumed.runs_completed) == ("completed", 21, 21)
+    assert results['run_study("examples/study.yaml", n_cycles=1, no_gaps=True)'].runs_total == 7
