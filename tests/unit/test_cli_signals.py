@@ -23,15 +23,19 @@ def test_only_the_first_signal_interrupts_the_ones_during_clean_up_are_swallowed
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job would start
     restore = _interrupt_on_signals()
     cleaned_up: list[str] = []
+
+    def work_then_clean_up() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # never reached: the handler raises
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # a second request to stop (a scheduler) during clean-up
+            time.sleep(0.05)
+            cleaned_up.append("done")  # the clean-up ran to its end
+
     try:
         with pytest.raises(KeyboardInterrupt):
-            try:
-                os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(1)  # never reached: the handler raises
-            finally:
-                os.kill(os.getpid(), signal.SIGTERM)  # a second request to stop (a scheduler) during clean-up
-                time.sleep(0.05)
-                cleaned_up.append("done")  # the clean-up ran to its end
+            work_then_clean_up()
     finally:
         restore()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the previous disposition is back

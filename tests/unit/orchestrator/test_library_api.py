@@ -123,7 +123,7 @@ def test_each_documented_call_form_runs(tmp_path: Path, monkeypatch: pytest.Monk
         assert text in guide, f"the user guide no longer shows {text}"
         if text == 'run_study("examples/study.yaml")':
             stop_at = len(runner.requests) + 5  # Ctrl-C during its 5th run, so the resume form has work left
-            runner.fail = lambda r: KeyboardInterrupt() if len(runner.requests) == stop_at else None  # type: ignore[assignment,return-value]
+            runner.fail = lambda r, n=stop_at: KeyboardInterrupt() if len(runner.requests) == n else None  # type: ignore[misc,return-value]
             with pytest.raises(KeyboardInterrupt):
                 call()
             runner.fail = lambda r: None
