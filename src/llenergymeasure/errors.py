@@ -143,6 +143,8 @@ class ExperimentError(LLEMError):
             facts.append("oom_killed=true")
         if f.timed_out:
             facts.append(f"timeout={f.timed_out}")
+        if f.transient:
+            facts.append("transient=true")
         if f.measurement_config_hash:
             facts.append(f"config={f.measurement_config_hash}")
         text = self.message + (f" ({', '.join(facts)})" if facts else "")

@@ -23,6 +23,13 @@ Decisions:
   A second Ctrl-C during clean-up is deferred until the container is gone.
 - A container user other than the invoking user (the ``user`` option) gets a
   world-writable run directory; otherwise it could not write its result.
+- ``create`` and ``start`` are retried (`RetryPolicy`: backoff + jitter, each retry
+  logged) when the daemon fails transiently (connection reset or refused, 5xx). A
+  name conflict with a container llem left behind (its owner process is gone, or it
+  is this process's own never-started container from a create whose answer was
+  lost) removes that container and creates again; any other conflict is an error.
+  A failure that outlives the retries is an `ExperimentError` marked ``transient``,
+  which the study loop may run again (``execution.max_attempts``).
 """
 
 from __future__ import annotations
