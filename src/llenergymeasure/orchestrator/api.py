@@ -86,7 +86,8 @@ def experiment_config(config: ExperimentInput | None, fields: Mapping[str, Any])
         base = dict(config)
     else:
         raise TypeError(f"run_experiment expects an ExperimentConfig, a path or a mapping, got {type(config).__name__}")
-    return ExperimentConfig.model_validate(merge_fields(base, resolve_local_paths(dict(fields), Path.cwd())))
+    given = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in fields.items()}  # model=Path(...)
+    return ExperimentConfig.model_validate(merge_fields(base, resolve_local_paths(given, Path.cwd())))
 
 
 def merge_fields(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

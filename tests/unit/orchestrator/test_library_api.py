@@ -15,9 +15,14 @@ from llenergymeasure.orchestrator.user_config import load_user_config
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 
 
-def test_keyword_fields_over_the_defaults() -> None:
+def test_keyword_fields_over_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # run_experiment(model="gpt2", n=20)
     assert experiment_config(None, {"model": "gpt2", "n": 20}) == ExperimentConfig(model="gpt2", n=20)
+    # a local model as a Path or relative to the current directory, like the CLI's --model
+    (tmp_path / "tiny").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert experiment_config(None, {"model": Path("tiny")}).model == str(tmp_path / "tiny")
+    assert experiment_config(None, {"model": "./tiny"}).model == str(tmp_path / "tiny")
 
 
 def test_keyword_fields_over_a_file_merge_into_sections(tmp_path: Path) -> None:

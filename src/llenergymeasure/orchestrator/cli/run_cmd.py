@@ -36,7 +36,12 @@ def run_command(
     ),
     order: str | None = typer.Option(None, "--order", help="sequential, interleaved or shuffled."),
     no_gaps: bool = typer.Option(False, "--no-gaps", help="Skip the cool-down gaps between experiments and cycles."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the latest unfinished study with the same design."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the latest unfinished study with the same design, with the cycles, order and gaps it was "
+        "started with.",
+    ),
     skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not run the host pre-flight checks."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; errors and the summary only."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and tracebacks."),
