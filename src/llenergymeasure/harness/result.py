@@ -133,7 +133,6 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         study_id=ctx.study_id,
         experiment_id=ctx.experiment_id,
         cycle=ctx.cycle,
-        attempt=ctx.attempt,
         measurement_config_hash=cfg.measurement_config_hash(),
         config=cfg,
         effective_precision=facts.effective_precision,

@@ -44,7 +44,6 @@ class RunContext(StrictModel):
     study_id: str | None = Field(None, description="Study identifier.")
     experiment_id: str = Field("experiment", description="Experiment identifier within the study.")
     cycle: int = Field(1, ge=1, description="Cycle number, from 1.")
-    attempt: int = Field(1, ge=1, description="Which try of this (experiment, cycle) this is (count, from 1).")
     device_ids: list[int] = Field(
         default_factory=list, description="GPU indices as seen inside the container (after pinning)."
     )

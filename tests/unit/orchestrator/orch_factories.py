@@ -51,7 +51,6 @@ def make_result(
         study_id=ctx.study_id,
         experiment_id=ctx.experiment_id,
         cycle=ctx.cycle,
-        attempt=ctx.attempt,
         measurement_config_hash=job.config.measurement_config_hash(),
         config=job.config,
         effective_precision="fp32",

@@ -27,6 +27,7 @@ from llenergymeasure.orchestrator.runners.reaper import owner_labels
 from llenergymeasure.orchestrator.user_config import load_user_config
 from llenergymeasure.schemas.job import PROTOCOL_LABEL, PROTOCOL_VERSION, RESULT_FILE, ExperimentJob, RunContext
 from llenergymeasure.schemas.manifest import StudyManifest
+from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import ExecutionConfig
 
 IMAGE = "llenergymeasure/pytorch:2.0.0-cpu"
@@ -173,9 +174,11 @@ def test_max_attempts_reruns_a_transient_failure_and_records_every_try(tmp_path:
     assert entry.attempts == 3
     assert [f.message for f in entry.retried] == ["first", "second"]
     assert all(f.transient for f in entry.retried)
-    assert [r.job.context.attempt for r in runner.requests] == [1, 2, 3]
-    stored = (Path(result.study_dir) / str(entry.run_dir) / RESULT_FILE).read_text()
-    assert '"attempt":3' in stored.replace(" ", "")
+    assert len(runner.requests) == 3
+    stored = ExperimentResult.model_validate_json(
+        (Path(result.study_dir) / str(entry.run_dir) / RESULT_FILE).read_text()
+    )
+    assert stored.attempt == 3  # written by the harness as 1, stamped by the host's loop
     # the earlier tries' files were set aside, never mixed with the last one
     assert len(list((Path(result.study_dir) / ".attempts").glob("*/attempt_*"))) <= 2
 

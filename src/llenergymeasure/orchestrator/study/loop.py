@@ -9,7 +9,8 @@ manifest and failure isolation.
 Retries: a run whose `ExperimentError` the runner marked transient (the container
 could not be created or started, the Docker daemon failed) is run again, up to
 ``execution.max_attempts`` tries; each earlier try's failure is kept in the
-manifest entry (``retried``) and the result records which try produced it.
+manifest entry (``retried``) and the loop records in ``result.json`` which try
+produced it (``attempt``, stamped by the host: the job does not carry it).
 
 Failure isolation: an `LLEMError` from one run (an `ExperimentError`, an image
 that vanished...) marks that run failed and the study goes on; after
@@ -35,11 +36,16 @@ from llenergymeasure.orchestrator.runners.docker_spec import container_name
 from llenergymeasure.orchestrator.runners.reaper import LABEL_CYCLE, LABEL_EXPERIMENT_ID, LABEL_STUDY_ID
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter, gap_before
-from llenergymeasure.orchestrator.study.layout import experiment_id, run_dir_name, set_aside_previous_attempt
+from llenergymeasure.orchestrator.study.layout import (
+    atomic_write_text,
+    experiment_id,
+    run_dir_name,
+    set_aside_previous_attempt,
+)
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import ProgressEvent
-from llenergymeasure.schemas.job import ExperimentJob, RunContext
+from llenergymeasure.schemas.job import RESULT_FILE, ExperimentJob, RunContext
 from llenergymeasure.schemas.manifest import RunFailure
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
@@ -176,13 +182,17 @@ class StudyLoop:
         if moved is not None:
             logger.info("kept the files of the previous attempt in %s", moved)
         entry = self.store.mark_running(index, cycle, request.run_dir.name)
-        request.job.context.attempt = entry.attempts
         self.services.display.run_started(config.label(), cycle)
         runner = self.services.runner_for(config.backend)
         try:
             result = runner.run(request)
         except LLEMError as e:
             return e
+        if result.attempt != entry.attempts:
+            # the try count is the host's bookkeeping (the job does not carry it: no protocol change), so
+            # the host records it in the result it has just validated, atomically
+            result = result.model_copy(update={"attempt": entry.attempts})
+            atomic_write_text(request.run_dir / RESULT_FILE, result.model_dump_json(indent=2))
         self.store.mark_completed(index, cycle)
         self._remember_baseline(config, request, result)
         self.services.display.run_finished(True)
