@@ -93,3 +93,32 @@ def test_ctrl_c_during_interpreter_shutdown_exits_130_without_a_traceback(tmp_pa
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert "exit hook finished" not in out
     assert "dry run: nothing was executed" in "".join(lines) + out  # what was printed before is kept
+
+
+_HUNG_CLEAN_UP = """
+import os, signal, sys, time
+from llenergymeasure.orchestrator.cli import _interrupt_on_signals
+
+_interrupt_on_signals()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+except KeyboardInterrupt:
+    print("interrupted, cleaning up", flush=True)
+    os.kill(os.getpid(), signal.SIGINT)  # second: swallowed
+    time.sleep(0.1)
+    print("still cleaning up", flush=True)
+    os.kill(os.getpid(), signal.SIGINT)  # third: leave now
+    time.sleep(10)
+    print("clean-up finished", flush=True)
+sys.exit(0)
+"""
+
+
+def test_a_third_signal_leaves_a_hung_clean_up_at_once_with_130() -> None:
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", _HUNG_CLEAN_UP], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 130, proc.stderr
+    assert time.monotonic() - t0 < 8  # not after the 10 s sleep
+    assert proc.stdout.splitlines() == ["interrupted, cleaning up", "still cleaning up"]
+    assert "Traceback" not in proc.stderr
