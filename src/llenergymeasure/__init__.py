@@ -3,7 +3,14 @@
 The public API is exactly `__all__`. Names are resolved lazily (PEP 562), so
 ``import llenergymeasure`` and ``llem --version`` stay fast and never load an ML
 framework or the Docker SDK; ``llenergymeasure.ExperimentConfig`` loads the
-schema models on first use.
+schema models on first use, ``llenergymeasure.run_experiment`` / ``run_study``
+the host orchestrator (`llenergymeasure.orchestrator.api`, never the harness).
+
+    from llenergymeasure import run_experiment, run_study
+
+    result = run_experiment(model="gpt2", n=20)          # fields over the defaults
+    result = run_experiment("experiment.yaml", n=5)      # fields over a file
+    study = run_study("study.yaml", n_cycles=5)          # same defaults as `llem run`
 """
 
 from __future__ import annotations
@@ -15,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 from llenergymeasure._version import __version__
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
+    from llenergymeasure.orchestrator.api import run_experiment, run_study
     from llenergymeasure.schemas.config.experiment import ExperimentConfig
     from llenergymeasure.schemas.results import ExperimentResult
     from llenergymeasure.schemas.study import StudyConfig
@@ -39,6 +45,8 @@ _LAZY = {
     "ExperimentResult": "llenergymeasure.schemas.results",
     "StudyConfig": "llenergymeasure.schemas.study",
     "StudyResult": "llenergymeasure.schemas.study_result",
+    "run_experiment": "llenergymeasure.orchestrator.api",
+    "run_study": "llenergymeasure.orchestrator.api",
 }
 
 
@@ -52,36 +60,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-def run_experiment(
-    config: ExperimentConfig | str | Path | dict[str, Any],
-    *,
-    output_dir: str | Path | None = None,
-    **kwargs: Any,
-) -> ExperimentResult:
-    """Run one experiment and return its `ExperimentResult`.
-
-    `config` is an `ExperimentConfig`, a path to an experiment YAML, or a dict.
-    Without `output_dir` nothing is left on disk. Keyword arguments are those of
-    `llenergymeasure.orchestrator.api.run_experiment`.
-    """
-    from llenergymeasure.orchestrator.api import run_experiment as _run
-
-    return _run(config, output_dir=output_dir, **kwargs)
-
-
-def run_study(
-    config: StudyConfig | str | Path | dict[str, Any],
-    *,
-    output_dir: str | Path | None = None,
-    **kwargs: Any,
-) -> StudyResult:
-    """Run a study (every experiment × cycle) and return its `StudyResult`.
-
-    Always writes the study directory (manifest, results, study_result.json).
-    Keyword arguments are those of `llenergymeasure.orchestrator.api.run_study`.
-    """
-    from llenergymeasure.orchestrator.api import run_study as _run
-
-    return _run(config, output_dir=output_dir, **kwargs)

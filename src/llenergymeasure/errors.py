@@ -138,6 +138,7 @@ class ExperimentFailure:
     error_type: str | None = None
     log_tail: list[str] = field(default_factory=list)
     measurement_config_hash: str | None = None
+    transient: bool = False  # the host or daemon failed, not the experiment: running it again may succeed
 
 
 class ExperimentError(LLEMError):
@@ -158,6 +159,8 @@ class ExperimentError(LLEMError):
             facts.append("oom_killed=true")
         if f.timed_out:
             facts.append(f"timeout={f.timed_out}")
+        if f.transient:
+            facts.append("transient=true")
         if f.measurement_config_hash:
             facts.append(f"config={f.measurement_config_hash}")
         text = self.message + (f" ({', '.join(facts)})" if facts else "")

@@ -110,6 +110,10 @@ def test_run_experiment_in_docker_leaves_nothing_without_output_dir(
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.delenv("LLEM_RUNNER_PYTORCH", raising=False)
     monkeypatch.delenv("LLEM_IMAGE_PYTORCH", raising=False)
+    from llenergymeasure.orchestrator.user_config import default_image
+
+    if cpu_image != default_image("pytorch", "cpu"):  # a checkout-specific image (IMAGE_CPU): name it
+        monkeypatch.setenv("LLEM_IMAGE_PYTORCH", cpu_image)
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR

@@ -11,7 +11,7 @@ import pytest
 
 from fixtures.tiny_model import tiny_model_dir  # noqa: F401  (session fixture)
 from llenergymeasure import ExperimentResult, run_experiment
-from llenergymeasure.errors import ExperimentError
+from llenergymeasure.errors import ExperimentError, PreFlightError
 from llenergymeasure.schemas.events import PromptsProgress, WarmupProgress, WindowFinished, WindowStarted
 from llenergymeasure.schemas.job import RunContext
 
@@ -94,8 +94,15 @@ def test_output_dir_keeps_result_and_log(tiny_model_dir: Path, tmp_path: Path) -
 
 
 def test_a_failing_experiment_raises_with_the_harness_facts(tmp_path: Path) -> None:
-    with pytest.raises(ExperimentError) as err:
+    # the host pre-flight catches a missing model before any run ...
+    with pytest.raises(PreFlightError, match="pre-flight"):
         run_experiment({"model": str(tmp_path / "missing-model"), "n": 2}, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # ... and without it, the harness's own pre-flight reports it from inside the run
+    with pytest.raises(ExperimentError) as err:
+        run_experiment(
+            {"model": str(tmp_path / "missing-model"), "n": 2}, output_dir=tmp_path / "out", skip_preflight=True
+        )
     f = err.value.failure
     assert (f.phase, f.error_type, f.exit_code) == ("preflight", "PreFlightError", 3)
     assert "missing-model" in err.value.message

@@ -15,7 +15,8 @@ Checks (each one only where it applies):
 - disk: free space where the study directory goes;
 - inputs: local model/adapter directories and dataset files exist; hub models
   are in the host HF cache, fetched once here when missing (the container then
-  runs offline from a read-only mount).
+  runs offline from a read-only mount); a fetch that fails for a transient reason
+  (network, timeout, 429/5xx) is retried with backoff and jitter (`retry`).
 
 A multi-backend study that is not run entirely with Docker is refused by
 `check_multi_backend` — not skippable, since backends cannot share one Python
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
+from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
@@ -72,6 +74,7 @@ class HostServices:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     which: Callable[[str], str | None] = shutil.which
     min_free_disk_bytes: int = MIN_FREE_DISK_BYTES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # for model downloads
 
 
 def check_multi_backend(runner_kinds: Mapping[str, str]) -> None:
@@ -281,7 +284,11 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
         )
     fetch = services.fetch_model or fetch_with_hub
     try:
-        fetch(inp.value, plan.hf_cache_dir)
+        services.retry.call(
+            lambda: fetch(inp.value, plan.hf_cache_dir),
+            is_transient=is_transient_download_error,
+            what=f"fetching {inp.value}",
+        )
     except Exception as e:  # huggingface_hub raises many classes (network, auth, not found): all mean "not fetched"
         return PreFlightFailure(
             inp.kind,

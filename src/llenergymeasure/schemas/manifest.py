@@ -24,6 +24,9 @@ class RunFailure(StrictModel):
     exit_code: int | None = Field(None, description="Container / process exit code.")
     oom_killed: bool = Field(False, description="Killed for memory.")
     timed_out: Literal["wall_clock", "silence"] | None = Field(None, description="Which timeout fired.")
+    transient: bool = Field(
+        False, description="The host or Docker daemon failed, not the experiment (retried up to max_attempts)."
+    )
 
 
 class ManifestEntry(StrictModel):
@@ -37,8 +40,12 @@ class ManifestEntry(StrictModel):
     run_dir: str | None = Field(None, description="Run directory, relative to the study directory.")
     started_at: datetime | None = Field(None, description="When the run started (UTC).")
     finished_at: datetime | None = Field(None, description="When the run ended (UTC).")
-    attempts: int = Field(0, ge=0, description="How many times it was started (count).")
+    attempts: int = Field(0, ge=0, description="How many times it was started, across resumes (count).")
     failure: RunFailure | None = Field(None, description="Why the last attempt failed.")
+    retried: list[RunFailure] = Field(
+        default_factory=list,
+        description="Transient failures of earlier tries that execution.max_attempts ran again, oldest first.",
+    )
 
 
 class StudyManifest(StrictModel):

@@ -259,6 +259,12 @@ class ExperimentResult(StrictModel):
     study_id: str | None = Field(None, description="Study this run belongs to.")
     experiment_id: str = Field(description="Identifier of the experiment within its study.")
     cycle: int = Field(1, ge=1, description="Cycle number, from 1.")
+    attempt: int = Field(
+        1,
+        ge=1,
+        description="Which try of this (experiment, cycle) produced the result (count, from 1); the host's study "
+        "loop counts the tries (execution.max_attempts, resumes) and records the count here.",
+    )
     measurement_config_hash: str = Field(description="SHA-256[:16] of the measurement-defining config.")
     config: ExperimentConfig = Field(description="The resolved experiment config that was run.")
     effective_precision: str = Field(description="Precision actually used (fp32 on a host without a GPU).")

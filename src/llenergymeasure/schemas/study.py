@@ -21,6 +21,8 @@ DEFAULT_MAX_GRID_POINTS = 10_000
 MAX_CYCLES = 1000
 MAX_GAP_SECONDS = 86_400.0  # one day
 MAX_TIMEOUT_SECONDS = 7 * 86_400  # one week
+#: upper bound of `ExecutionConfig.max_attempts`
+MAX_ATTEMPTS_LIMIT = 10
 
 
 class ExecutionConfig(ConfigModel):
@@ -48,6 +50,14 @@ class ExecutionConfig(ConfigModel):
     )
     max_consecutive_failures: PositiveInt = Field(
         3, le=10_000, description="Stop the study after this many failed runs in a row (count)."
+    )
+    max_attempts: PositiveInt = Field(
+        1,
+        le=MAX_ATTEMPTS_LIMIT,
+        strict=True,
+        description="Tries of one run (count). A run that failed for a transient reason (the container could not "
+        "be created or started, the Docker daemon failed) is run again, up to this many tries in all; never after "
+        "an OOM kill, a timeout, a config or a harness error.",
     )
     experiment_timeout_seconds: PositiveInt = Field(
         7200, le=MAX_TIMEOUT_SECONDS, description="Wall-clock limit of one run (container or subprocess), in seconds."

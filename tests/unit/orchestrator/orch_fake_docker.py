@@ -80,6 +80,7 @@ class FakeContainer:
     # -- SDK surface ----------------------------------------------------------------------------
     def start(self) -> None:
         self._check()
+        self.client.fail_if_scripted("start")
         self.calls.append("start")
         self.status = "running"
         env = dict(self.kwargs["environment"])
@@ -192,6 +193,7 @@ class _Containers:
         self._client = client
 
     def create(self, **kwargs: Any) -> FakeContainer:
+        self._client.fail_if_scripted("create")
         name = kwargs["name"]
         if name in self._client._containers:
             raise docker.errors.APIError(f'Conflict. The container name "/{name}" is already in use')
@@ -240,6 +242,18 @@ class FakeDockerClient:
         self.created: list[FakeContainer] = []
         self.reachable = reachable
         self.runtimes = runtimes if runtimes is not None else {"runc": {}}
+        self.faults: dict[str, list[BaseException]] = {}
+        self.calls: list[str] = []
+
+    def fail_next(self, call: str, *errors: BaseException) -> None:
+        """The next ``len(errors)`` calls of `call` ("create" or "start") raise these errors, in order."""
+        self.faults.setdefault(call, []).extend(errors)
+
+    def fail_if_scripted(self, call: str) -> None:
+        self.calls.append(call)
+        pending = self.faults.get(call)
+        if pending:
+            raise pending.pop(0)
 
     def add_image(self, tag: str, labels: dict[str, str] | None = None) -> None:
         self.images.known[tag] = FakeImage(tag, labels or {})
@@ -264,3 +278,17 @@ class FakeDockerClient:
 
     def live(self) -> list[FakeContainer]:
         return list(self._containers.values())
+
+
+def http_error(status: int, message: str = "Server Error") -> docker.errors.APIError:
+    """The SDK's APIError for an HTTP answer with `status` (what the daemon says, e.g. 500 or 404)."""
+    response = requests.Response()
+    response.status_code = status
+    return docker.errors.APIError(f"{status} {message}", response=response, explanation=message)
+
+
+def connection_reset() -> requests.exceptions.ConnectionError:
+    """What the SDK raises when the daemon drops the connection (e.g. it restarts)."""
+    return requests.exceptions.ConnectionError(
+        "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"
+    )

@@ -201,9 +201,15 @@ def test_stale_container_of_a_dead_process_is_replaced(tmp_path: Path) -> None:
 def test_container_of_a_live_process_is_never_touched(tmp_path: Path) -> None:
     client = FakeDockerClient(harness_ok)
     runner = _runner(client)
-    client.containers.create(image=IMAGE, name="llem-s-000-c1", labels=owner_labels(), environment={}, volumes={})
-    with pytest.raises(ExperimentError, match="docker rm -f"):
-        runner.run(_request(tmp_path))
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        labels = owner_labels(pid=alive.pid)  # another llem process of this host, still running
+        client.containers.create(image=IMAGE, name="llem-s-000-c1", labels=labels, environment={}, volumes={})
+        with pytest.raises(ExperimentError, match="docker rm -f"):
+            runner.run(_request(tmp_path))
+    finally:
+        alive.kill()
+        alive.wait()
     assert [c.name for c in client.live()] == ["llem-s-000-c1"]
 
 
@@ -237,7 +243,12 @@ def test_a_second_ctrl_c_during_clean_up_is_held_until_the_container_is_gone() -
             steps.append("removed")  # clean-up went on despite the signal
         steps.append("never")
 
-    with pytest.raises(KeyboardInterrupt):
-        clean_up()
+    # the test sets the handler it relies on: a shell's background job (`make test &`) starts with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            clean_up()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert steps == ["removed"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

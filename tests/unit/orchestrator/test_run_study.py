@@ -41,15 +41,8 @@ def _local_study(tmp_path: Path, study: StudyConfig, runner: Any, **kw: Any) -> 
     study = study.model_copy(
         update={"experiments": [e.model_copy(update={"model": str(model)}) for e in study.experiments]}
     )
-    return run_study(
-        study,
-        output_dir=tmp_path / "out",
-        runner=runner,
-        quiet=True,
-        user_config=_user(tmp_path),
-        gpu_probe=NoGpus(),
-        **kw,
-    )
+    kw.setdefault("user_config", _user(tmp_path))
+    return run_study(study, output_dir=tmp_path / "out", runner=runner, quiet=True, gpu_probe=NoGpus(), **kw)
 
 
 def test_study_directory_contents(tmp_path: Path) -> None:
@@ -216,3 +209,82 @@ def test_a_study_being_run_cannot_be_resumed_twice(tmp_path: Path) -> None:
         _local_study(tmp_path, study, ScriptedRunner(), resume=True)
     # once released (as when the holder dies), resuming works
     assert _local_study(tmp_path, study, ScriptedRunner(), resume=True).status == "completed"
+
+
+# -- execution policy: library = CLI, and a resume runs as the study was started ---------------------------
+
+
+def _unset_cycles_study() -> StudyConfig:
+    """A study whose file would set no n_cycles (only gaps, so the unit tests do not sleep)."""
+    from orch_factories import tiny_config
+
+    from llenergymeasure.schemas.study import ExecutionConfig
+
+    return StudyConfig(
+        name="policy",
+        experiments=[tiny_config(n=4), tiny_config(n=5)],
+        execution=ExecutionConfig(config_gap_seconds=0, cycle_gap_seconds=0),
+    )
+
+
+def test_library_applies_the_cli_default_of_three_cycles(tmp_path: Path) -> None:
+    runner = ScriptedRunner()
+    result = _local_study(tmp_path, _unset_cycles_study(), runner)
+    # 2 experiments × 3 cycles (the default when the config sets none), not the model default of 1
+    assert (result.runs_total, result.runs_completed) == (6, 6)
+    assert sorted({r.job.context.cycle for r in runner.requests}) == [1, 2, 3]
+
+
+def test_library_takes_gaps_from_the_user_config(tmp_path: Path) -> None:
+    from llenergymeasure.schemas.study import ExecutionConfig
+
+    study = _unset_cycles_study().model_copy(update={"execution": ExecutionConfig()})  # nothing set in the file
+    user = _user(tmp_path, text="execution:\n  config_gap_seconds: 0\n  cycle_gap_seconds: 0\n")
+    result = _local_study(tmp_path, study, ScriptedRunner(), n_cycles=1, user_config=user)
+    manifest = StudyManifest.model_validate_json((Path(result.study_dir) / "manifest.json").read_text())
+    # the model defaults are 60 s and 120 s: 0 and 0 can only come from the user config
+    assert (manifest.execution.config_gap_seconds, manifest.execution.cycle_gap_seconds) == (0.0, 0.0)
+    assert manifest.execution.n_cycles == 1
+
+
+def test_resume_without_the_flag_keeps_the_cycles_the_study_started_with(tmp_path: Path) -> None:
+    # started as `--cycles 4`, interrupted during cycle 3 of the first experiment
+    stop = ScriptedRunner(lambda r: KeyboardInterrupt() if r.job.context.cycle == 3 else None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(KeyboardInterrupt):
+        _local_study(tmp_path, _unset_cycles_study(), stop, n_cycles=4, cycle_order="sequential")
+    runner = ScriptedRunner()
+    result = _local_study(tmp_path, _unset_cycles_study(), runner, resume=True)
+    # sequential order A1 A2 A3 A4 B1..B4: A1 and A2 were done, the 6 others remain — not 3 cycles' worth
+    assert [(r.job.context.experiment_id[:3], r.job.context.cycle) for r in runner.requests] == [
+        ("000", 3),
+        ("000", 4),
+        ("001", 1),
+        ("001", 2),
+        ("001", 3),
+        ("001", 4),
+    ]
+    assert (result.status, result.runs_total, result.runs_completed) == ("completed", 8, 8)
+    manifest = StudyManifest.model_validate_json((Path(result.study_dir) / "manifest.json").read_text())
+    assert (manifest.execution.n_cycles, manifest.execution.cycle_order) == (4, "sequential")
+
+
+def test_resume_with_a_contradicting_flag_is_a_config_error_naming_both_values(tmp_path: Path) -> None:
+    from llenergymeasure.errors import ConfigError
+
+    stop = ScriptedRunner(lambda r: KeyboardInterrupt() if r.job.context.cycle == 2 else None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(KeyboardInterrupt):
+        _local_study(tmp_path, _unset_cycles_study(), stop, n_cycles=4)
+    study_dir = next((tmp_path / "out").iterdir())
+    before = (study_dir / "manifest.json").read_text()
+    runner = ScriptedRunner()
+    with pytest.raises(ConfigError) as info:
+        _local_study(tmp_path, _unset_cycles_study(), runner, resume=True, n_cycles=2, cycle_order="interleaved")
+    text = info.value.render()
+    assert info.value.exit_code == 2
+    assert "--cycles 2 asked" in text and "n_cycles = 4" in text
+    assert "--order interleaved asked" in text and "cycle_order = sequential" in text
+    assert "manifest.json" in text and "fix:" in text
+    assert runner.requests == []
+    assert (study_dir / "manifest.json").read_text() == before  # nothing was changed
+    # the same value as recorded is no contradiction
+    assert _local_study(tmp_path, _unset_cycles_study(), ScriptedRunner(), resume=True, n_cycles=4).runs_total == 8

@@ -9,6 +9,7 @@ command, so ``llem --version`` loads typer alone.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -99,19 +100,28 @@ def _main(args: list[str]) -> int:
 def _interrupt_on_signals() -> Callable[[], None]:
     """SIGINT and SIGTERM both become KeyboardInterrupt, so a study stops cleanly (containers removed,
     manifest marked interrupted) whether a person presses Ctrl-C or a scheduler terminates the job.
-    SIGINT is restored even when a parent started us with it ignored (a shell's background job)."""
+    SIGINT is handled even when a parent started us with it ignored (a shell's background job).
+
+    Only the first signal interrupts: the ones that follow while llem cleans up are swallowed, so a
+    second Ctrl-C cannot cut the clean-up short and print a traceback from the middle of it; a third
+    leaves at once with exit code 130 (the manifest is written atomically, so it stays consistent)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    state = {"count": 0}
 
-    def _raise(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    def _interrupt(signum: int, frame: object) -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            raise KeyboardInterrupt(f"signal {signum}")
+        if state["count"] >= 3:
+            _leave_now()
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise)
+    for sig in previous:
+        signal.signal(sig, _interrupt)
 
     def restore() -> None:
         for sig, handler in previous.items():
@@ -120,5 +130,23 @@ def _interrupt_on_signals() -> Callable[[], None]:
     return restore
 
 
+def _leave_now(*_: object) -> None:
+    """Exit 130 at once, flushing what was printed; nothing else runs (no atexit hook can raise)."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def entrypoint() -> None:
-    sys.exit(main())
+    """The console script: `main`, then an interpreter shutdown that a late Ctrl-C cannot turn into a traceback."""
+    import signal
+
+    code = main()
+    # from here the interpreter runs its exit hooks (thread joins, atexit callbacks of libraries); a signal
+    # arriving now ends the process with 130 instead of raising KeyboardInterrupt inside one of them
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _leave_now)
+    sys.exit(code)

@@ -44,7 +44,12 @@ def run_command(
     ),
     order: str | None = typer.Option(None, "--order", help="sequential, interleaved or shuffled."),
     no_gaps: bool = typer.Option(False, "--no-gaps", help="Skip the cool-down gaps between experiments and cycles."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the latest unfinished study with the same design."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the latest unfinished study with the same design, with the cycles, order and gaps it was "
+        "started with.",
+    ),
     skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not run the host pre-flight checks."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; errors and the summary only."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and tracebacks."),
@@ -65,12 +70,17 @@ def run_command(
         "precision": precision,
         "pytorch.batch_size": batch_size,
     }
-    study = build_study(Path(config) if config is not None else None, overrides, cycles=cycles, order=order)
+    from llenergymeasure.orchestrator.study.policy import ExecutionRequest
+
+    study = build_study(Path(config) if config is not None else None, overrides)
+    request = ExecutionRequest(n_cycles=cycles, cycle_order=order)  # type: ignore[arg-type]  # checked by _choice
 
     if dry_run:
         from llenergymeasure.orchestrator.cli.preview import print_preview
+        from llenergymeasure.orchestrator.study.policy import with_execution_defaults
+        from llenergymeasure.orchestrator.user_config import load_user_config
 
-        print_preview(study, verbose=verbose)
+        print_preview(with_execution_defaults(study, load_user_config(), request), verbose=verbose)
         return
 
     from llenergymeasure.orchestrator.api import run_study
@@ -79,6 +89,8 @@ def run_command(
     result = run_study(
         study,
         output_dir=output,
+        n_cycles=request.n_cycles,
+        cycle_order=request.cycle_order,
         no_gaps=no_gaps,
         resume=resume,
         quiet=quiet,
@@ -90,14 +102,11 @@ def run_command(
         raise typer.Exit(code=1)
 
 
-def build_study(
-    config: Path | None, overrides: dict[str, Any], *, cycles: int | None, order: str | None
-) -> StudyConfig:
-    """The study the command runs: YAML (if any) + flag overrides + execution defaults."""
+def build_study(config: Path | None, overrides: dict[str, Any]) -> StudyConfig:
+    """The study the command runs: YAML (if any) + flag overrides. How it executes (cycles when the
+    file sets none, gaps, a resumed study's recorded settings) is the library's policy, `study.policy`."""
     from llenergymeasure.errors import ConfigError, ConfigIssue
     from llenergymeasure.orchestrator.loader import load_study_config, study_from_flags
-    from llenergymeasure.orchestrator.user_config import load_user_config
-    from llenergymeasure.schemas.study import CLI_DEFAULT_N_CYCLES
 
     if config is not None:
         study = load_study_config(config, overrides, check_inputs=True)
@@ -110,37 +119,6 @@ def build_study(
                 ConfigIssue("CONFIG", "no YAML file and no --model", "pass a YAML file or --model <hub id or path>")
             ],
         )
-
-    user = load_user_config().config
-    explicit = study.execution.model_fields_set
-    updates: dict[str, Any] = {}
-    if cycles is not None:
-        updates["n_cycles"] = cycles
-    elif "n_cycles" not in explicit:
-        updates["n_cycles"] = CLI_DEFAULT_N_CYCLES
-    if order is not None:
-        updates["cycle_order"] = order
-    for gap in ("config_gap_seconds", "cycle_gap_seconds"):
-        default = getattr(user.execution, gap)
-        if gap not in explicit and default is not None:
-            updates[gap] = default
-    if updates:
-        from pydantic import ValidationError
-
-        from llenergymeasure.schemas._issues import issues_from_validation
-        from llenergymeasure.schemas.study import ExecutionConfig
-
-        try:
-            execution = study.execution.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
-        except ValidationError as e:
-            flags = {"n_cycles": "--cycles", "cycle_order": "--order"}
-            issues = [
-                ConfigIssue(flag, i.message, (i.fix or "").replace(i.field, flag))
-                for i in issues_from_validation(e, ExecutionConfig, "execution")
-                for flag in [flags.get(i.field.removeprefix("execution."), i.field)]
-            ]
-            raise ConfigError("invalid execution settings", source="<command line>", issues=issues) from None
-        study = study.model_copy(update={"execution": execution})
     return study
 
 

@@ -23,6 +23,13 @@ Decisions:
   A second Ctrl-C during clean-up is deferred until the container is gone.
 - A container user other than the invoking user (the ``user`` option) gets a
   world-writable run directory; otherwise it could not write its result.
+- ``create`` and ``start`` are retried (`RetryPolicy`: backoff + jitter, each retry
+  logged) when the daemon fails transiently (connection reset or refused, 5xx). A
+  name conflict with a container llem left behind (its owner process is gone, or it
+  is this process's own never-started container from a create whose answer was
+  lost) removes that container and creates again; any other conflict is an error.
+  A failure that outlives the retries is an `ExperimentError` marked ``transient``,
+  which the study loop may run again (``execution.max_attempts``).
 """
 
 from __future__ import annotations
@@ -40,9 +47,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, LLEMError
+from llenergymeasure.orchestrator.retry import RetryPolicy
 from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
-from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions, is_not_found
+from llenergymeasure.orchestrator.runners.docker_errors import (
+    docker_exceptions,
+    is_conflict,
+    is_not_found,
+    is_transient,
+)
 from llenergymeasure.orchestrator.runners.docker_spec import (
     ContainerSpec,
     DockerOptions,
@@ -85,6 +98,7 @@ class DockerRunner(Runner):
         host_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wait_timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.images = dict(images)
@@ -94,6 +108,7 @@ class DockerRunner(Runner):
         self._wait_timeout_s = wait_timeout_s
         self._host_user = default_user(os.getuid(), os.getgid())
         self._errors = docker_exceptions()
+        self._retry = retry or RetryPolicy()
 
     def image_for(self, backend: str) -> str:
         try:
@@ -158,21 +173,32 @@ class DockerRunner(Runner):
                 )
             ]
         logger.debug("creating container %r", spec)
-        try:
+
+        def create() -> Any:
             try:
                 return self.client.containers.create(**kwargs)
             except self._errors as e:
-                if not (_is_conflict(e) and self._remove_stale(spec.name)):
-                    raise
-                return self.client.containers.create(**kwargs)
-        except self._errors as e:
+                if is_conflict(e) and self._remove_stale(spec.name):
+                    raise _StaleRemoved(e) from e  # retried after a backoff: the removal may still be under way
+                raise
+
+        caught: tuple[type[BaseException], ...] = (*self._errors, _StaleRemoved)
+        try:
+            return self._retry.call(create, is_transient=_retry_create, what=f"creating container {spec.name}")
+        except caught as e:
+            cause = e.original if isinstance(e, _StaleRemoved) else e
             raise ExperimentError(
-                f"could not create container {spec.name} from image {spec.image}: {_explain(e)}",
-                ExperimentFailure(phase="container", error_type=type(e).__name__, measurement_config_hash=config_hash),
-            ) from e
+                f"could not create container {spec.name} from image {spec.image}: {_explain(cause)}",
+                _container_failure(cause, config_hash),
+            ) from cause
 
     def _remove_stale(self, name: str) -> bool:
-        """Remove a container holding `name` if a dead llem process left it; True when removed."""
+        """Remove a container holding `name` if llem left it behind; True when removed (or being removed).
+
+        Ours to remove: its owner process (labels) is gone, or it is this very process and the
+        container never started (a create whose answer was lost, then retried). A container of
+        another host, of another live process, or without our labels is left alone.
+        """
         errors: tuple[type[BaseException], ...] = (*self._errors, ValueError)
         try:
             existing = self.client.containers.get(name)
@@ -180,26 +206,24 @@ class DockerRunner(Runner):
             pid = int(labels.get(LABEL_HOST_PID, "0"))
         except errors:
             return False
-        if (
-            pid <= 0
-            or labels.get(LABEL_HOST) != socket.gethostname()
-            or process_alive(pid, labels.get(LABEL_HOST_PID_START))
-        ):
-            return False  # not ours, another host's, or its owner still runs: leave it
-        logger.warning("removing stale container %s left by llem process %d, which is gone", name, pid)
+        if pid <= 0 or labels.get(LABEL_HOST) != socket.gethostname():
+            return False  # not ours, or another host's
+        own_leftover = pid == os.getpid() and getattr(existing, "status", None) == "created"
+        if not own_leftover and process_alive(pid, labels.get(LABEL_HOST_PID_START)):
+            return False  # its owner still runs: leave it
+        logger.warning("removing stale container %s left by llem process %d", name, pid)
         try:
             existing.remove(force=True)
-        except self._errors:
-            return False
+        except self._errors as e:
+            return is_conflict(e)  # "removal already in progress"
         return True
 
     def _start(self, container: Any, spec: ContainerSpec, config_hash: str) -> None:
         try:
-            container.start()
+            self._retry.call(container.start, is_transient=is_transient, what=f"starting container {spec.name}")
         except self._errors as e:
             raise ExperimentError(
-                f"could not start container {spec.name}: {_explain(e)}",
-                ExperimentFailure(phase="container", error_type=type(e).__name__, measurement_config_hash=config_hash),
+                f"could not start container {spec.name}: {_explain(e)}", _container_failure(e, config_hash)
             ) from e
 
     def _follow(self, container: Any, handler: StreamHandler, request: RunRequest) -> _Outcome:
@@ -213,11 +237,7 @@ class DockerRunner(Runner):
         except self._errors as e:
             raise ExperimentError(
                 f"could not follow the output of {request.name}: {_explain(e)}",
-                ExperimentFailure(
-                    phase="container",
-                    error_type=type(e).__name__,
-                    measurement_config_hash=request.job.config.measurement_config_hash(),
-                ),
+                _container_failure(e, request.job.config.measurement_config_hash()),
             ) from e
         for stream_name, chunks in streams:
             threading.Thread(
@@ -349,9 +369,26 @@ def _defer_sigint() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
-def _is_conflict(exc: BaseException) -> bool:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status == 409 or "Conflict" in str(exc)
+class _StaleRemoved(Exception):
+    """A name conflict resolved by removing llem's stale container: create again."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _retry_create(exc: BaseException) -> bool:
+    return isinstance(exc, _StaleRemoved) or is_transient(exc)
+
+
+def _container_failure(exc: BaseException, config_hash: str) -> ExperimentFailure:
+    """The facts of a failure to get a container going; transient when the daemon, not the request, failed."""
+    return ExperimentFailure(
+        phase="container",
+        error_type=type(exc).__name__,
+        measurement_config_hash=config_hash,
+        transient=is_transient(exc),
+    )
 
 
 def _explain(exc: BaseException) -> str:
@@ -360,6 +397,6 @@ def _explain(exc: BaseException) -> str:
     name = type(exc).__name__
     if name == "ImageNotFound":
         return f"{text} (fix: build or pull the image, e.g. `make image-cpu`)"
-    if _is_conflict(exc):
+    if is_conflict(exc):
         return f"{text} (fix: remove the leftover container, `docker rm -f <name>`)"
     return text

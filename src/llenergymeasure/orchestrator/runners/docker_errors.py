@@ -29,3 +29,23 @@ def from_env(**kwargs: Any) -> Any:
     import docker
 
     return docker.from_env(**kwargs)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A Docker API error that may pass if the call is made again: the connection to the daemon reset or
+    refused (it is restarting), a chunked answer cut short, or a 5xx answer. Never a 4xx (missing image,
+    bad request, name conflict: those are answered, not transient)."""
+    import requests.exceptions
+
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        return True
+    if isinstance(exc, ConnectionError):  # ConnectionResetError, BrokenPipeError, ... raised below requests
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(status, int) and status >= 500
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """HTTP 409: a container name already in use (or a removal already in progress)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status == 409 or "Conflict" in str(exc)

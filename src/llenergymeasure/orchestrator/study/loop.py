@@ -6,6 +6,12 @@ config) and *what is measured* (the harness). This module knows none of them
 beyond the `Runner` interface; it owns ordering, gaps, the baseline cache, the
 manifest and failure isolation.
 
+Retries: a run whose `ExperimentError` the runner marked transient (the container
+could not be created or started, the Docker daemon failed) is run again, up to
+``execution.max_attempts`` tries; each earlier try's failure is kept in the
+manifest entry (``retried``) and the loop records in ``result.json`` which try
+produced it (``attempt``, stamped by the host: the job does not carry it).
+
 Failure isolation: an `LLEMError` from one run (an `ExperimentError`, an image
 that vanished...) marks that run failed and the study goes on; after
 ``max_consecutive_failures`` failures in a row the study stops with a
@@ -30,11 +36,16 @@ from llenergymeasure.orchestrator.runners.docker_spec import container_name
 from llenergymeasure.orchestrator.runners.reaper import LABEL_CYCLE, LABEL_EXPERIMENT_ID, LABEL_STUDY_ID
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter, gap_before
-from llenergymeasure.orchestrator.study.layout import experiment_id, run_dir_name, set_aside_previous_attempt
+from llenergymeasure.orchestrator.study.layout import (
+    atomic_write_text,
+    experiment_id,
+    run_dir_name,
+    set_aside_previous_attempt,
+)
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import ProgressEvent
-from llenergymeasure.schemas.job import ExperimentJob, RunContext
+from llenergymeasure.schemas.job import RESULT_FILE, ExperimentJob, RunContext
 from llenergymeasure.schemas.manifest import RunFailure
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
@@ -136,26 +147,56 @@ class StudyLoop:
         )
 
     def _run_one(self, index: int, cycle: int) -> bool:
+        """Run one (experiment, cycle), trying again after a transient failure while tries are left."""
+        max_attempts = self.study.execution.max_attempts
+        for try_number in range(1, max_attempts + 1):
+            error = self._try_once(index, cycle)
+            if error is None:
+                return True
+            failure = run_failure(error)
+            if failure.transient and try_number < max_attempts:
+                self.store.mark_retrying(index, cycle, failure)
+                self.services.display.run_finished(False, f"transient: {error.message.splitlines()[0]}; trying again")
+                logger.warning(
+                    "%s cycle %d failed for a transient reason (try %d of %d, execution.max_attempts); running it "
+                    "again: %s",
+                    self.study.experiments[index].label(),
+                    cycle,
+                    try_number,
+                    max_attempts,
+                    error.message.splitlines()[0],
+                )
+                continue
+            self.store.mark_failed(index, cycle, failure)
+            self.services.display.run_finished(False, error.message.splitlines()[0])
+            logger.error("%s", error.render())
+            return False
+        raise AssertionError("unreachable: the last try returns")
+
+    def _try_once(self, index: int, cycle: int) -> LLEMError | None:
+        """One try: a fresh run directory, the manifest marked running, the runner called. The error, if any."""
         request = self.build_request(index, cycle)
         config = request.job.config
         request.run_dir.mkdir(parents=True, exist_ok=True)
         moved = set_aside_previous_attempt(self.study_dir, request.run_dir)
         if moved is not None:
             logger.info("kept the files of the previous attempt in %s", moved)
-        self.store.mark_running(index, cycle, request.run_dir.name)
+        entry = self.store.mark_running(index, cycle, request.run_dir.name)
         self.services.display.run_started(config.label(), cycle)
         runner = self.services.runner_for(config.backend)
         try:
             result = runner.run(request)
         except LLEMError as e:
-            self.store.mark_failed(index, cycle, run_failure(e))
-            self.services.display.run_finished(False, e.message.splitlines()[0])
-            logger.error("%s", e.render())
-            return False
+            return e
+        if result.attempt != entry.attempts:
+            # the try count is the host's bookkeeping (the job does not carry it: no protocol change), so
+            # the host records it in the result it has just validated, atomically
+            result = result.model_copy(update={"attempt": entry.attempts})
+            atomic_write_text(request.run_dir / RESULT_FILE, result.model_dump_json(indent=2))
         self.store.mark_completed(index, cycle)
         self._remember_baseline(config, request, result)
         self.services.display.run_finished(True)
-        return True
+        return None
 
     def _remember_baseline(self, config: ExperimentConfig, request: RunRequest, result: ExperimentResult) -> None:
         self.services.baselines.offer(self.services.image_for(config.backend), request.host_device_ids, result)
@@ -178,5 +219,7 @@ def run_failure(error: LLEMError) -> RunFailure:
             exit_code=f.exit_code,
             oom_killed=f.oom_killed,
             timed_out=timed_out,
+            # a run that got an OOM kill or a timeout measured something real: never retried as transient
+            transient=f.transient and not f.oom_killed and timed_out is None,
         )
     return RunFailure(type=type(error).__name__, message=error.message)

@@ -5,6 +5,7 @@ Run states::
     pending ──mark_running──► running ──mark_completed──► completed
        ▲                         │
        │                         ├──mark_failed──────► failed ──(resume)──► running ...
+       ├──mark_retrying──────────┤   (transient failure, tries left: the failure kept in `retried`)
        └──mark_interrupted───────┘   (Ctrl-C: back to pending, the reason kept in `failure`)
 
 Study states: running → completed | failed | interrupted (`set_status`).
@@ -117,6 +118,11 @@ class ManifestStore:
 
     def mark_failed(self, index: int, cycle: int, failure: RunFailure) -> ManifestEntry:
         return self._replace(index, cycle, status="failed", finished_at=self._clock(), failure=failure)
+
+    def mark_retrying(self, index: int, cycle: int, failure: RunFailure) -> ManifestEntry:
+        """A try failed for a transient reason and the run goes again: back to pending, the failure kept."""
+        retried = [*self.entry(index, cycle).retried, failure]
+        return self._replace(index, cycle, status="pending", finished_at=self._clock(), failure=None, retried=retried)
 
     def mark_interrupted(self, index: int, cycle: int) -> ManifestEntry:
         failure = RunFailure(type="Interrupted", message="interrupted by the user (Ctrl-C); rerun with --resume")
