@@ -1,8 +1,18 @@
-"""Shared pytest configuration: the gpu marker skips with a stated reason where no NVIDIA GPU is visible."""
+"""Shared pytest configuration for the gpu marker.
+
+Where NVML sees no NVIDIA GPU, tests marked `gpu` are skipped with that reason.
+Under ``LLEM_REQUIRE_GPU=1`` (set by the GPU workflow and ``make gpu-check``) a
+skipped GPU test is a failure instead: a GPU run that skipped its tests must not
+pass.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+REQUIRE_GPU_ENV = "LLEM_REQUIRE_GPU"
 
 
 def _nvidia_gpu_count() -> int:
@@ -18,6 +28,10 @@ def _nvidia_gpu_count() -> int:
         return 0
 
 
+def _gpu_required() -> bool:
+    return os.environ.get(REQUIRE_GPU_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not any(item.get_closest_marker("gpu") for item in items):
         return
@@ -27,3 +41,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under LLEM_REQUIRE_GPU=1 a skipped `gpu` test (marker or pytest.skip inside it) is reported as failed."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and _gpu_required() and item.get_closest_marker("gpu") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{REQUIRE_GPU_ENV}=1: a GPU test may not skip ({reason})"

@@ -8,7 +8,9 @@ Checks (each one only where it applies):
   is usable (daemon lists an ``nvidia`` runtime, or the NVIDIA container hook is
   installed — the two ways device requests reach the driver);
 - images: each present, with label ``io.llenergymeasure.protocol`` equal to this
-  host's `PROTOCOL_VERSION`;
+  host's `PROTOCOL_VERSION`, and carrying every optional feature the configs
+  need (label ``io.llenergymeasure.capabilities`` against
+  `required_capabilities`: zeus, codecarbon, peft, bitsandbytes, flash_attn);
 - GPUs: asked-for indices exist on the host; none of them runs a foreign compute
   process (NVML; skipped when NVML is unavailable: a CPU host);
 - disk: free space where the study directory goes;
@@ -32,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
+from llenergymeasure.images import CAPABILITIES_LABEL, CAPABILITY_EXTRAS, images_with, parse_capabilities
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
+from llenergymeasure.schemas.config.capabilities import required_capabilities
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import PROTOCOL_LABEL, PROTOCOL_VERSION
 
@@ -122,7 +126,52 @@ def _check_docker(plan: PreflightPlan, services: HostServices, wants_gpus: bool)
     if wants_gpus:
         failures += _check_nvidia_runtime(client, services, errors)
     for image in sorted({plan.images[b] for b, k in plan.runner_kinds.items() if k == "docker" and b in plan.images}):
-        failures += check_image(client, image, errors)
+        found = check_image(client, image, errors)
+        failures += found or check_capabilities(client, image, _needs_of(plan, image), errors)
+    return failures
+
+
+def _needs_of(plan: PreflightPlan, image: str) -> dict[str, str]:
+    """capability → the config field asking for it, over every experiment that runs in `image`."""
+    needs: dict[str, str] = {}
+    for config in plan.experiments:
+        if plan.runner_kinds.get(config.backend) == "docker" and plan.images.get(config.backend) == image:
+            for capability, why in required_capabilities(config).items():
+                needs.setdefault(capability, why)
+    return needs
+
+
+def check_capabilities(
+    client: Any, image: str, needs: Mapping[str, str], errors: tuple[type[BaseException], ...]
+) -> list[PreFlightFailure]:
+    """One failure per needed feature the image's capabilities label does not list."""
+    if not needs:
+        return []
+    try:
+        labels = getattr(client.images.get(image), "labels", None) or {}
+    except errors as e:
+        return [PreFlightFailure("image", f"cannot inspect image {image}: {e}", "check the Docker daemon")]
+    has = parse_capabilities(labels.get(CAPABILITIES_LABEL))
+    failures = []
+    for capability, why in sorted(needs.items()):
+        if capability in has:
+            continue
+        extra = CAPABILITY_EXTRAS[capability]
+        carriers = images_with(capability)
+        where = (
+            f"use an image that has it: {', '.join(carriers)} (set LLEM_IMAGE_<BACKEND>)"
+            if carriers
+            else f"no published image carries it; build one with `pip install llenergymeasure[{extra}]` on a base "
+            "that has a wheel for it (`llem image build <backend> --base IMAGE`), or drop the setting"
+        )
+        failures.append(
+            PreFlightFailure(
+                "image capability",
+                f"{why} needs the {capability} package, which image {image} does not carry "
+                f"(its {CAPABILITIES_LABEL} label: {','.join(sorted(has)) or 'none'})",
+                where,
+            )
+        )
     return failures
 
 
@@ -157,7 +206,8 @@ def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]
                 PreFlightFailure(
                     "image",
                     f"image {image} is not present on this host",
-                    f"build it (`make image-cpu` for the CPU image, `make images` for GPU ones) or `docker pull {image}`, "
+                    f"`docker pull {image}` (`llem image pull` pulls every default image), or build it here "
+                    "(`llem image build <backend>`; `make image-cpu` for the CPU image), "
                     "or point LLEM_IMAGE_<BACKEND> at an image you have",
                 )
             ]
@@ -177,6 +227,19 @@ def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]
 
 def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
     failures: list[PreFlightFailure] = []
+    nvml_error = getattr(services.gpus, "nvml_error", None)
+    if nvml_error:
+        failures.append(
+            PreFlightFailure(
+                "gpus",
+                f"the NVIDIA driver library is installed but NVML fails to initialise ({nvml_error}); "
+                "experiments would run on CPU with no energy measurement",
+                "check `nvidia-smi`: a driver/library version mismatch needs a reboot or a driver reinstall; "
+                "'insufficient permissions' needs access to /dev/nvidia* (run as a user in the video group); "
+                "on a host meant to run on CPU, uninstall the NVIDIA driver library",
+            )
+        )
+        return failures
     count = services.gpus.device_count()
     asked = sorted({i for e in plan.experiments if e.gpus for i in e.gpus})
     if asked and count == 0:
