@@ -55,7 +55,7 @@ PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard src tests benchmarks)
 
 .PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
-        test-gpu docker-engine base-image wheelhouse image-cpu images image-ref \
+        test-gpu gpu-check docker-engine base-image wheelhouse image-cpu images image-ref \
         $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version tiny-model demo bench ci clean distclean
 
 help: ## list the targets
@@ -75,10 +75,11 @@ $(INSTALLED): pyproject.toml
 	    -e '.[dev,pytorch]' hatchling $$torch
 	touch $@
 
-lint: $(INSTALLED) ## ruff check + ruff format --check + import contracts
+lint: $(INSTALLED) ## ruff check + ruff format --check + import contracts + zizmor on the workflows
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/lint-imports
+	$(BIN)/zizmor --offline --quiet .github/workflows
 
 typecheck: $(INSTALLED) ## mypy (strict, config in pyproject.toml)
 	$(BIN)/mypy src
@@ -115,6 +116,15 @@ REQUIRE_GPU := $(BIN)/python -m llenergymeasure.orchestrator.selftest require-gp
 test-gpu: $(INSTALLED) ## tests that need an NVIDIA GPU (fails on a host without one)
 	@$(REQUIRE_GPU)
 	$(call pytest,-m gpu tests/gpu)
+
+GPU_CHECK_DIR ?= gpu-check
+
+gpu-check: $(INSTALLED) ## validate a GPU host: images, GPU tests, counter phase test, model runs → gpu-check/report.json
+	@$(REQUIRE_GPU)
+	mkdir -p $(GPU_CHECK_DIR)
+	rc=0; LLEM_REQUIRE_GPU=1 $(BIN)/python -m pytest -m gpu tests/gpu --junitxml=$(GPU_CHECK_DIR)/gpu-tests.xml $(PYTEST_ARGS) || rc=$$?; \
+	$(BIN)/llem self-test --gpu --output $(GPU_CHECK_DIR) --tests-junit $(GPU_CHECK_DIR)/gpu-tests.xml --project-wheel || rc=$$?; \
+	exit "$$rc"
 
 # --------------------------------------------------------------------- images
 
