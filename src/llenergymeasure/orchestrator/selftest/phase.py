@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from pydantic import Field
 
@@ -78,11 +79,11 @@ def analyse(
     if len(counter_j_at_edges) != len(phases) + 1:
         raise ValueError(f"need {len(phases) + 1} counter readings (every phase edge), got {len(counter_j_at_edges)}")
     start, end = phases[0].start_s, phases[-1].end_s
-    deltas = [b - a for a, b in zip(counter_j_at_edges, counter_j_at_edges[1:])]
+    deltas = [b - a for a, b in pairwise(counter_j_at_edges)]
     counter_j = counter_j_at_edges[-1] - counter_j_at_edges[0]
     timeline_j = integrate(power_samples, start, end)
-    busy_w = [d / (p.end_s - p.start_s) for d, p in zip(deltas, phases) if p.busy]
-    idle_w = [d / (p.end_s - p.start_s) for d, p in zip(deltas, phases) if not p.busy]
+    busy_w = [d / (p.end_s - p.start_s) for d, p in zip(deltas, phases, strict=True) if p.busy]
+    idle_w = [d / (p.end_s - p.start_s) for d, p in zip(deltas, phases, strict=True) if not p.busy]
     ratio = None
     if busy_w and idle_w and sum(idle_w) > 0:
         ratio = (sum(busy_w) / len(busy_w)) / (sum(idle_w) / len(idle_w))
@@ -105,4 +106,4 @@ def integrate(samples: Sequence[tuple[float, float]], start_s: float, end_s: flo
     if not inside:
         return None
     points = [(start_s, inside[0][1]), *inside, (end_s, inside[-1][1])]
-    return sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(points, points[1:]))
+    return sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in pairwise(points))

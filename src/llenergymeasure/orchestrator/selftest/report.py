@@ -125,7 +125,11 @@ def judge(runs: Sequence[RunSummary]) -> list[Verdict]:
             cv = s.cv_pct
             verdicts.append(Verdict(check=f"{name}: CV of J/output token (%)", passed=cv is not None and cv <= MAX_CV_PCT,
                                     value=cv, threshold=MAX_CV_PCT))  # fmt: skip
-        judged = [abs(p) for w, p in zip(s.window_s, s.timeline_vs_counter_pct) if w >= MIN_WINDOW_S and p is not None]
+        judged = [
+            abs(p)
+            for w, p in zip(s.window_s, s.timeline_vs_counter_pct, strict=True)
+            if w >= MIN_WINDOW_S and p is not None
+        ]
         if judged:
             worst = max(judged)
             verdicts.append(Verdict(check=f"{name}: |timeline − counter| on windows ≥ {MIN_WINDOW_S:g} s (%)",
