@@ -19,7 +19,7 @@ from llenergymeasure.schemas.config.experiment import ExperimentConfig
 RESULT_SCHEMA_VERSION = "2.0"
 
 EnergyMethod = Literal["counter", "integrated_power", "estimated", "unavailable"]
-EnergySource = Literal["nvml", "zeus", "codecarbon", "none"]
+EnergySource = Literal["nvml", "zeus", "codecarbon", "simulated", "none"]
 BaselineMethod = Literal["measured", "cached", "disabled", "unavailable"]
 Methodology = Literal["total", "steady_state", "windowed"]
 Severity = Literal["info", "warning", "error"]
@@ -33,7 +33,10 @@ class DeviceEnergy(StrictModel):
     energy_j: float | None = Field(description="Energy over the window, in joules; null if unavailable.")
     method: EnergyMethod = Field(description="How energy_j was obtained.")
     counter_updates: NonNegativeInt | None = Field(
-        None, description="Distinct counter values seen during the window (count); low = coarse measurement."
+        None,
+        description="Energy-counter updates seen during the window: changes of the counter's value between "
+        "consecutive reads (window edges and timeline samples), i.e. distinct values read minus one (count). A lower "
+        "bound when the counter updates faster than it is read; low with repeated values = coarse measurement.",
     )
 
 
@@ -53,7 +56,9 @@ class EnergyBreakdown(StrictModel):
     """Provenance and detail behind the headline energy figures."""
 
     method: EnergyMethod = Field(description="How energy_total_j was obtained.")
-    source: EnergySource = Field(description="Which meter produced it.")
+    source: EnergySource = Field(
+        description="Which meter produced it; simulated = simulated GPUs (LLEM_SIMULATE_GPUS): not a measurement."
+    )
     per_device: list[DeviceEnergy] = Field(default_factory=list, description="Per-GPU energy over the window.")
     baseline: BaselineProvenance = Field(description="How baseline_power_w was obtained.")
     baseline_energy_j: float | None = Field(

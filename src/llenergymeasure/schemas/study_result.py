@@ -26,6 +26,11 @@ class ConfigSummary(StrictModel):
     output_tokens_per_s_mean: float | None = Field(None, description="Mean output tokens/s across cycles.")
     output_tokens_per_s_std: float | None = Field(None, description="Sample std of output tokens/s.")
     energy_method: str | None = Field(None, description="How energy was obtained (counter, integrated_power, ...).")
+    energy_source: str | None = Field(
+        None,
+        description="Which meter produced the energy (nvml, zeus, codecarbon, simulated, none; 'mixed' or 'mixed, "
+        "incl. simulated' when cycles differ); simulated = simulated GPUs, not a measurement.",
+    )
 
 
 class StudyResult(StrictModel):

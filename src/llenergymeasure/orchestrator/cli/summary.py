@@ -14,6 +14,12 @@ def _mean_std(mean: float | None, std: float | None, fmt: str) -> str:
     return format(mean, fmt) + (f" ± {format(std, fmt)}" if std is not None else "")
 
 
+def _energy_cell(method: str | None, source: str | None) -> str:
+    """How the energy was obtained; rows made on simulated GPUs say so, so they cannot pass for measurements."""
+    cell = method or "n/a"
+    return f"{cell} [SIMULATED]" if source and "simulated" in source else cell
+
+
 def print_study_summary(result: StudyResult) -> None:
     rows = [
         [
@@ -22,7 +28,7 @@ def print_study_summary(result: StudyResult) -> None:
             str(s.cycles_completed),
             _mean_std(s.energy_per_output_token_j_mean, s.energy_per_output_token_j_std, ".4g"),
             _mean_std(s.output_tokens_per_s_mean, s.output_tokens_per_s_std, ".4g"),
-            s.energy_method or "n/a",
+            _energy_cell(s.energy_method, s.energy_source),
         ]
         for s in result.summary
     ]

@@ -7,11 +7,15 @@ exception. A host where the library is there but NVML fails to initialise
 (driver/library version mismatch, no permission on /dev/nvidia*, driver not
 loaded) gets a `NoGpus` carrying the error, which pre-flight reports instead of
 silently running on CPU.
+``LLEM_SIMULATE_GPUS=spec.json`` puts the simulated driver (``llenergymeasure.simgpu``)
+under the same `NvmlGpus`, so pre-flight and device assignment see its devices.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -53,6 +57,11 @@ class NvmlGpus:
     def __init__(self, nvml: Any) -> None:
         self._nvml = nvml
 
+    @property
+    def simulated(self) -> bool:
+        """True for the simulated driver (LLEM_SIMULATE_GPUS)."""
+        return bool(getattr(self._nvml, "simulated", False))
+
     def device_count(self) -> int:
         return int(self._nvml.nvmlDeviceGetCount())
 
@@ -62,8 +71,17 @@ class NvmlGpus:
         return sorted({int(p.pid) for p in procs} - set(own_pids))
 
 
-def probe_gpus() -> GpuProbe:
-    """`NvmlGpus` when NVML initialises and reports at least one device, else `NoGpus`."""
+def probe_gpus(environ: Mapping[str, str] | None = None) -> GpuProbe:
+    """`NvmlGpus` when NVML initialises and reports at least one device, else `NoGpus`.
+
+    With ``LLEM_SIMULATE_GPUS`` set in `environ` (default: this process's environment), the simulated
+    driver's devices instead; a missing or invalid spec raises `ConfigError` (exit 2) before anything runs.
+    """
+    from llenergymeasure.simgpu import simulated_nvml
+
+    simulated = simulated_nvml(os.environ if environ is None else environ)
+    if simulated is not None:
+        return NvmlGpus(simulated)
     try:
         import pynvml
     except ImportError as e:

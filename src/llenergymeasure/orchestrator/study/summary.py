@@ -25,12 +25,19 @@ def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None
     return mean, std
 
 
+def _one_or_mixed(sources: Sequence[str]) -> str | None:
+    if len(sources) <= 1:
+        return sources[0] if sources else None
+    return "mixed, incl. simulated" if "simulated" in sources else "mixed"
+
+
 def summarise(config: ExperimentConfig, results: Sequence[ExperimentResult]) -> ConfigSummary:
     """One `ConfigSummary` for `config` over its completed `results` (one per cycle)."""
     j_mean, j_std = mean_std([r.energy_per_output_token_j for r in results])
     adj_mean, _ = mean_std([r.energy_per_output_token_adjusted_j for r in results])
     tps_mean, tps_std = mean_std([r.output_tokens_per_s for r in results])
     methods = sorted({r.energy.method for r in results})
+    sources = sorted({r.energy.source for r in results})
     return ConfigSummary(
         measurement_config_hash=config.measurement_config_hash(),
         label=config.label(),
@@ -41,4 +48,5 @@ def summarise(config: ExperimentConfig, results: Sequence[ExperimentResult]) -> 
         output_tokens_per_s_mean=tps_mean,
         output_tokens_per_s_std=tps_std,
         energy_method=(methods[0] if len(methods) == 1 else "mixed") if methods else None,
+        energy_source=_one_or_mixed(sources),
     )
