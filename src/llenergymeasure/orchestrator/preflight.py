@@ -36,6 +36,7 @@ from typing import Any
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
 from llenergymeasure.images import CAPABILITIES_LABEL, CAPABILITY_EXTRAS, images_with, parse_capabilities
+from llenergymeasure.orchestrator.hub_fetch import HubFetchError, fetch_with_hub
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
@@ -342,9 +343,18 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
             f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and HF_HUB_OFFLINE is set",
             f"fetch it on a connected host (`huggingface-cli download {inp.value}`) or unset HF_HUB_OFFLINE",
         )
-    fetch = services.fetch_model or fetch_with_hub
+
+    def fetch_from_env(repo_id: str, cache_dir: Path) -> Path:
+        env = services.env
+        return fetch_with_hub(
+            repo_id, cache_dir, endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None
+        )
+
+    fetch = services.fetch_model or fetch_from_env
     try:
         fetch(inp.value, plan.hf_cache_dir)
+    except HubFetchError as e:
+        return PreFlightFailure(inp.kind, f"{e.message}; it is not in the HF cache {plan.hf_cache_dir}", e.fix)
     except Exception as e:  # huggingface_hub raises many classes (network, auth, not found): all mean "not fetched"
         return PreFlightFailure(
             inp.kind,
@@ -357,13 +367,6 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
         )
     logger.info("fetched %s into %s", inp.value, plan.hf_cache_dir)
     return None
-
-
-def fetch_with_hub(repo_id: str, cache_dir: Path) -> Path:
-    """``huggingface_hub.snapshot_download`` into `cache_dir` (imported here, lazily)."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id=repo_id, cache_dir=str(cache_dir)))
 
 
 def _field(inp: HostInput) -> str:
