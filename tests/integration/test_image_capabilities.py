@@ -17,6 +17,7 @@ def test_cpu_image_imports_zeus_codecarbon_and_peft(docker_client: Any, cpu_imag
     # a real import, not find_spec: the packages and their dependencies load in the image
     script = "import zeus, codecarbon, peft; print('imported', zeus.__name__, codecarbon.__name__, peft.__version__)"
     out = docker_client.containers.run(
-        cpu_image, entrypoint=["python", "-c", script], remove=True, network_mode="none", stderr=True
+        cpu_image, entrypoint=["python", "-c", script], remove=True, network_mode="none", stdout=True, stderr=False
     )
-    assert out.decode().startswith("imported zeus codecarbon ")
+    # stdout only: codecarbon logs a warning about AMD tooling on stderr when imported
+    assert out.decode().strip().splitlines()[-1].startswith("imported zeus codecarbon ")
