@@ -7,6 +7,7 @@ the image, study through run_study, report) run here against the simulated drive
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ pytestmark = pytest.mark.docker
 CONSTANT_W = 250.0
 
 
-def test_gpu_check_on_simulated_gpus(docker_client: Any, cpu_image: str, tiny_model: Path, tmp_path: Path) -> None:
+def test_gpu_check_on_simulated_gpus(
+    docker_client: Any, cpu_image: str, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = tmp_path / "gpus.json"
     spec.write_text(json.dumps({"devices": [
         {"name": "Sim constant", "power": {"kind": "constant", "watts": CONSTANT_W}},  # device 0: the model runs
@@ -35,9 +38,12 @@ def test_gpu_check_on_simulated_gpus(docker_client: Any, cpu_image: str, tiny_mo
         "LLEM_CONFIG": str(tmp_path / "no-user-config.yaml"),
         "HOME": str(tmp_path),
     }
+    for key, value in env.items():  # the process environment, as `llem self-test --gpu` sees it
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("LLEM_RUNNER_PYTORCH", raising=False)
     opts = SelfTestOptions(
         output_dir=out, backends=("pytorch",), models=(str(tiny_model),), cycles=3, n_prompts=8,
-        output_tokens=8, phase_window_s=2.0, baseline_s=0.5, pull=False, env=env,
+        output_tokens=8, phase_window_s=2.0, baseline_s=0.5, pull=False, env=dict(os.environ),
     )  # fmt: skip
     lines: list[str] = []
     report = run_gpu_check(opts, docker_client=docker_client, on_line=lines.append)

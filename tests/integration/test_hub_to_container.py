@@ -17,15 +17,19 @@ COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
 
 
 def test_hub_model_downloads_once_and_runs_again_with_the_hub_gone(
-    docker_client: Any, cpu_image: str, tiny_model: Path, tmp_path: Path
+    docker_client: Any, cpu_image: str, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub = HubState(repos={"org/tiny-llama": HubRepo(tiny_model, COMMIT)})
     cache = tmp_path / "hf-cache"
     cache.mkdir(mode=0o755)
-    experiment = tiny_experiment(Path("unused"), model="org/tiny-llama")
+    experiment = tiny_experiment(Path("org/tiny-llama"))
+    experiment["model"] = "org/tiny-llama"
     with HubServer(hub) as url:
         env = {"HF_ENDPOINT": url, "HF_HUB_CACHE": str(cache), "LLEM_IMAGE_PYTORCH": cpu_image,
                "LLEM_CONFIG": str(tmp_path / "none.yaml")}  # fmt: skip
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("LLEM_RUNNER_PYTORCH", raising=False)
         hub.fail_503["/api/models/org/tiny-llama/revision"] = 1  # the first answer is a 503: retried
         first = run_study(experiment, output_dir=tmp_path / "r1", no_gaps=True, quiet=True, env=env)
     assert first.runs_completed == first.runs_total > 0
