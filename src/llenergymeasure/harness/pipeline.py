@@ -44,6 +44,7 @@ from llenergymeasure.harness.environment import snapshot
 from llenergymeasure.harness.events import EventEmitter, ThrottledProgress
 from llenergymeasure.harness.preflight import compute_pids, new_process_warnings, run_preflight
 from llenergymeasure.harness.result import RunFacts, build_result
+from llenergymeasure.harness.simulated import SIMULATED_GPU_WARNING, simulated_gpu_failures
 from llenergymeasure.harness.warmup import run_warmup
 from llenergymeasure.harness.window import run_window
 from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
@@ -77,36 +78,6 @@ class HarnessDeps:
     #: `nvml` is the simulated driver (LLEM_SIMULATE_GPUS): the devices are measured from it while the
     #: backend computes on CPU; results are labelled simulated
     simulated_gpus: bool = False
-
-
-SIMULATED_GPU_WARNING = MeasurementWarning(
-    code="simulated_gpu",
-    message="the GPUs are simulated (LLEM_SIMULATE_GPUS): every energy and power figure comes from the spec's power "
-    "traces, not from hardware, and the model ran on CPU; a rehearsal, never a measurement",
-    severity="warning",
-)
-
-
-def simulated_gpu_failures(config: Any) -> list[PreFlightFailure]:
-    """What cannot run on simulated GPUs: a meter that reads real hardware, a backend that needs CUDA."""
-    out = []
-    if config.energy.backend in ("zeus", "codecarbon"):
-        out.append(
-            PreFlightFailure(
-                "energy",
-                f"energy.backend {config.energy.backend} reads real hardware, not simulated GPUs",
-                "use energy.backend auto or nvml with LLEM_SIMULATE_GPUS",
-            )
-        )
-    if config.backend != "pytorch":
-        out.append(
-            PreFlightFailure(
-                "backend",
-                f"backend {config.backend} needs real CUDA GPUs; simulated GPUs run the model on CPU (pytorch only)",
-                "rehearse with backend pytorch, or unset LLEM_SIMULATE_GPUS",
-            )
-        )
-    return out
 
 
 def _cuda_indices(device_ids: list[int], deps: HarnessDeps) -> list[int]:

@@ -89,7 +89,9 @@ class SimulatedNvml:
     def __getattr__(self, name: str) -> Any:
         # NVML_* constants and NVMLError classes are pynvml's own; its functions are never reached
         if name.startswith(("NVML", "c_nvml")):
-            return getattr(pynvml, name)
+            value = getattr(pynvml, name)
+            setattr(self, name, value)  # found directly from now on
+            return value
         raise AttributeError(f"the simulated NVML driver does not implement {name}")
 
     # --- time and calls -------------------------------------------------------------------------------

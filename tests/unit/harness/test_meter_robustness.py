@@ -6,6 +6,11 @@ error mapping runs exactly as on real NVML errors.
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
+import pynvml
 import pytest
 from harness_fakes import FakeClock, FakeNvmlDevice, PowerTrace, measured
 
@@ -180,3 +185,65 @@ def test_not_supported_before_any_success_is_permanent(clock: FakeClock) -> None
     assert d.energy_mj() is None and d.energy_mj() is None
     assert d.read_failures() == {}  # an absent counter is not a failure
     assert nvml.nvmlDeviceGetHandleByIndex(0).calls["energy"] == 1  # and it is not asked again
+
+
+class NoEnergyField(SimulatedNvml):
+    """A driver with the energy function but without the energy counter's field (older drivers)."""
+
+    def _field(self, handle: Any, field_id: int, t: float, slot: Any) -> int:
+        if field_id == pynvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION:
+            return int(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return super()._field(handle, field_id, t, slot)
+
+
+def test_a_missing_energy_field_does_not_switch_off_the_energy_counter(clock: FakeClock) -> None:
+    spec = SimulatedGpuSpec.model_validate({"devices": [{"power": {"kind": "constant", "watts": 100}}]})
+    dev = PynvmlProvider(NoEnergyField(spec, clock=clock)).device(0)
+    clock.advance(1.0)
+    assert dev.power_and_energy() == (100_000, None)
+    assert dev.energy_mj() == 100_000  # 100 W × 1 s
+
+
+class CountingDevice(FakeNvmlDevice):
+    """Its counter advances by 1 J at every read; a sampler read can be held mid-call."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(PowerTrace.steps((0.0, 100.0)), clock)
+        self.value = 0
+        self.hold = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def energy_mj(self) -> int | None:
+        self.value += 1000
+        return self.value
+
+    def power_and_energy(self) -> tuple[int | None, int | None]:
+        if self.hold:
+            self.entered.set()
+            self.release.wait(5.0)
+        return 100_000, self.energy_mj()
+
+
+def test_a_sample_read_across_the_closing_edge_is_not_taken_for_a_counter_reset(clock: FakeClock) -> None:
+    device = CountingDevice(clock)
+    devs = measured([device])
+    sampler = PowerSampler(devs, 0.1, clock=clock)
+    meter = NvmlMeter(devs, sampler, clock=clock)
+    meter.start_window()
+    clock.t = 1.0
+    device.hold = True
+    reader = threading.Thread(target=sampler.sample_now, kwargs={"full": False})
+    reader.start()  # stamped at 1.0 s, inside the window; its counter read is held
+    assert device.entered.wait(5.0)
+    device.hold = False
+    clock.t = 2.0
+    closed: list[Any] = []
+    closer = threading.Thread(target=lambda: closed.append(meter.stop_window()))
+    closer.start()  # the closing edge must wait for the half-read sample, or the sample reads a later value
+    time.sleep(0.2)
+    device.release.set()
+    reader.join(5.0)
+    closer.join(5.0)
+    (window,) = closed
+    assert window.per_device[0].method == "counter"  # not "went backwards" (the sample read after the edge)

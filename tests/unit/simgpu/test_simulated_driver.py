@@ -168,3 +168,13 @@ def test_the_spec_of_the_documentation_loads(tmp_path: Path) -> None:
     loaded = load_spec(write(tmp_path, json.dumps(doc)))
     assert loaded.devices[0].faults[0].nth == 2
     assert simulated_nvml({}) is None
+
+
+def test_the_documented_spec_and_the_example_file_load() -> None:
+    root = Path(__file__).resolve().parents[3]
+    guide = (root / "docs" / "user-guide.md").read_text()
+    section = guide[guide.index("### The spec") :]
+    block = section[section.index("```json") + len("```json") : section.index("```", section.index("```json") + 7)]
+    assert SimulatedGpuSpec.model_validate_json(block).devices[0].faults[0].error == "unknown"
+    example = load_spec(root / "examples" / "simulated-gpus.json")
+    assert [d.energy_counter is False for d in example.devices] == [False, False, True]

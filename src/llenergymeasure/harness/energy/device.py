@@ -138,6 +138,8 @@ class PynvmlDevice:
         self._ok: set[str] = set()
         self._failures: dict[str, int] = {}
         self._in_a_row: dict[str, int] = {}
+        self._success = nvml.NVML_SUCCESS
+        self._members = _value_members(nvml)
         self._uuid = self._read("uuid", lambda: _text(nvml.nvmlDeviceGetUUID(handle))) or "unknown"
         self._name = self._read("name", lambda: _text(nvml.nvmlDeviceGetName(handle))) or "unknown"
 
@@ -191,9 +193,9 @@ class PynvmlDevice:
                     self._failed(what, int(getattr(e, "value", -1)), e)
                 values = None
             for (what, _), value in zip(wanted, values or (), strict=False):
-                if value.nvmlReturn == self._nvml.NVML_SUCCESS:
+                if value.nvmlReturn == self._success:
                     self._succeeded(what)
-                    out[what] = _field_number(self._nvml, value)
+                    out[what] = int(getattr(value.value, self._members.get(value.valueType, "dVal")))
                 else:
                     self._failed(what, int(value.nvmlReturn), f"field return code {value.nvmlReturn}")
         return [out[what] for what, _ in readings]
@@ -219,8 +221,13 @@ class PynvmlDevice:
 
     def power_and_energy(self) -> tuple[int | None, int | None]:
         nvml = self._nvml
+        # the counter's field is tracked apart from nvmlDeviceGetTotalEnergyConsumption: a driver lacking the
+        # field must not switch off the function the window edges read
         power, energy = self._fields(
-            [("power_instant", nvml.NVML_FI_DEV_POWER_INSTANT), ("energy", nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION)]
+            [
+                ("power_instant", nvml.NVML_FI_DEV_POWER_INSTANT),
+                ("energy_field", nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION),
+            ]
         )
         return power, energy
 
@@ -328,17 +335,16 @@ def open_nvml(environ: Mapping[str, str] | None = None) -> PynvmlProvider | None
     return PynvmlProvider(pynvml)
 
 
-def _field_number(nvml: Any, value: Any) -> int:
-    """The integer in a ``c_nvmlFieldValue_t``, read from the union member its ``valueType`` names."""
-    member = {
+def _value_members(nvml: Any) -> dict[int, str]:
+    """``c_nvmlFieldValue_t.valueType`` → the member of its value union holding the number."""
+    return {
         nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
         nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
         nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
         nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
         nvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
         nvml.NVML_VALUE_TYPE_UNSIGNED_SHORT: "usVal",
-    }.get(value.valueType)
-    return int(getattr(value.value, member)) if member else int(value.value.dVal)
+    }
 
 
 def _text(value: str | bytes) -> str:

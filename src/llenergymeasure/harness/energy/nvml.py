@@ -6,7 +6,9 @@ Per device of the experiment's set:
    read at both edges; energy = the delta. The counter is read *last* when a
    window opens and *first* when it closes, right after the caller synchronised.
    A transient driver error at an edge is retried at once by the device adapter;
-   one failed read never switches a device off the counter.
+   one failed read never switches a device off the counter. The edge reads hold
+   the sampler's read lock, so every sample stamped inside the window was read
+   between them (its counter lies between the edges' unless the counter reset).
 2. **integrated_power**: where the counter is missing, went backwards anywhere in
    the window (a driver reset: checked on the edge reads *and* every in-window
    timeline sample) or did not advance (a window shorter than one counter update),
@@ -83,14 +85,16 @@ class NvmlMeter(EnergyMeter):
 
     def start_window(self) -> None:
         self.sampler.sample_now()
-        self._e0 = [d.device.energy_mj() for d in self.devices]
-        self._t0 = self._clock()
+        with self.sampler.exclusive():
+            self._e0 = [d.device.energy_mj() for d in self.devices]
+            self._t0 = self._clock()
 
     def stop_window(self) -> WindowEnergy:
         if self._t0 is None:
             raise RuntimeError("stop_window() without start_window()")
-        t1 = self._clock()
-        e1 = [d.device.energy_mj() for d in self.devices]
+        with self.sampler.exclusive():  # a sample stamped before t1 was fully read before e1: no false "reset"
+            t1 = self._clock()
+            e1 = [d.device.energy_mj() for d in self.devices]
         self.sampler.sample_now()
         t0, self._t0 = self._t0, None
         warnings: list[MeasurementWarning] = []

@@ -91,17 +91,24 @@ class PowerSampler:
         self._wall_clock = wall_clock
         self._samples: list[PowerSample] = []
         self._lock = threading.Lock()
+        self._read_lock = threading.RLock()  # held from a sample's timestamp to its last read
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sample_now(self, full: bool = True) -> float:
         """Read every device once (`full`: the slow readings too); returns the timestamp used (monotonic seconds)."""
-        t = self._clock()
-        unix = self._wall_clock()
-        batch = [read_sample(dev, t, unix, full=full) for dev in self.devices]
+        with self._read_lock:
+            t = self._clock()
+            unix = self._wall_clock()
+            batch = [read_sample(dev, t, unix, full=full) for dev in self.devices]
         with self._lock:
             self._samples.extend(batch)
         return t
+
+    def exclusive(self) -> threading.RLock:
+        """Hold while reading a window edge (its time and counters): no sample is half-read meanwhile, so every
+        sample stamped inside a window was read between the window's edge reads."""
+        return self._read_lock
 
     def start(self) -> None:
         """Start the background thread (idempotent)."""
