@@ -58,6 +58,16 @@ def _pytest_gpu_tier(**env: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def test_gpu_tier_runs_its_nvml_test_on_simulated_gpus(tmp_path: Path) -> None:
+    spec = tmp_path / "gpus.json"
+    spec.write_text('{"devices": [{"power": {"kind": "constant", "watts": 250}}]}')
+    done = _pytest_gpu_tier(LLEM_SIMULATE_GPUS=str(spec))
+    assert done.returncode == 0, done.stdout[-2000:]
+    # the counter/instant-power test runs on the simulated device; the CUDA run skips with that reason
+    assert "1 passed, 1 skipped" in done.stdout
+    assert "the GPUs here are simulated" in done.stdout
+
+
 def test_skipped_gpu_tests_fail_when_a_gpu_is_required() -> None:
     relaxed = _pytest_gpu_tier()
     assert relaxed.returncode == 0, relaxed.stdout[-2000:]
