@@ -190,6 +190,8 @@ def build_image(client: Any, plan: BuildPlan, on_line: LineSink, *, scratch: Pat
     """Build `plan` into the engine behind `client`; returns the tag. Raises `ImageError` on failure."""
     from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 
+    # next to the wheelhouse, so its wheels are hard-linked into the context rather than copied
+    scratch = scratch or (plan.wheelhouse.parent if plan.wheelhouse is not None else None)
     with tempfile.TemporaryDirectory(prefix="llem-image-", dir=scratch) as tmp:
         context = Path(tmp)
         prepare_context(plan, context)
