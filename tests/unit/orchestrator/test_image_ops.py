@@ -109,3 +109,15 @@ def test_offline_without_wheelhouse_and_a_failed_build_are_errors() -> None:
 def test_requirements_for_keeps_base_deps_and_chosen_extras_only() -> None:
     requires = ["pydantic>=2", 'zeus>=0.11; extra == "zeus"', 'vllm>=0.8; extra == "vllm"', "tqdm"]
     assert requirements_for(["zeus"], requires) == ["pydantic>=2", "zeus>=0.11", "tqdm"]
+
+
+def test_cli_errors_name_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    from llenergymeasure.orchestrator.cli import main
+
+    assert main(["image", "build", "vllm", "--offline"]) == 1  # refused before any Docker call
+    err = capsys.readouterr().err
+    assert "an offline build needs a wheelhouse" in err
+    assert "fix: pass --wheelhouse DIR" in err
+    assert main(["image", "ref", "tensorrt", "--variant", "cpu"]) == 2
+    assert main(["self-test"]) == 2
+    assert "pass --gpu" in capsys.readouterr().err
