@@ -7,7 +7,7 @@ error mapping runs exactly as on real NVML errors.
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pynvml
@@ -205,23 +205,28 @@ def test_a_missing_energy_field_does_not_switch_off_the_energy_counter(clock: Fa
 
 
 class CountingDevice(FakeNvmlDevice):
-    """Its counter advances by 1 J at every read; a sampler read can be held mid-call."""
+    """Its counter advances by 1 J at every read. A read by `holder` is held until released; the next read by
+    anyone else first runs `on_next_read` (to interleave threads deterministically)."""
 
     def __init__(self, clock: FakeClock) -> None:
         super().__init__(PowerTrace.steps((0.0, 100.0)), clock)
         self.value = 0
-        self.hold = False
+        self.holder: threading.Thread | None = None
         self.entered = threading.Event()
         self.release = threading.Event()
+        self.on_next_read: Callable[[], None] | None = None
 
     def energy_mj(self) -> int | None:
         self.value += 1000
         return self.value
 
     def power_and_energy(self) -> tuple[int | None, int | None]:
-        if self.hold:
+        if threading.current_thread() is self.holder:
             self.entered.set()
             self.release.wait(5.0)
+        elif self.on_next_read is not None:
+            hook, self.on_next_read = self.on_next_read, None
+            hook()
         return 100_000, self.energy_mj()
 
 
@@ -232,18 +237,20 @@ def test_a_sample_read_across_the_closing_edge_is_not_taken_for_a_counter_reset(
     meter = NvmlMeter(devs, sampler, clock=clock)
     meter.start_window()
     clock.t = 1.0
-    device.hold = True
     reader = threading.Thread(target=sampler.sample_now, kwargs={"full": False})
-    reader.start()  # stamped at 1.0 s, inside the window; its counter read is held
+    device.holder = reader
+    reader.start()  # a tick stamped at 1.0 s, inside the window; its counter read is held
     assert device.entered.wait(5.0)
-    device.hold = False
     clock.t = 2.0
-    closed: list[Any] = []
-    closer = threading.Thread(target=lambda: closed.append(meter.stop_window()))
-    closer.start()  # the closing edge must wait for the half-read sample, or the sample reads a later value
-    time.sleep(0.2)
-    device.release.set()
-    reader.join(5.0)
-    closer.join(5.0)
-    (window,) = closed
-    assert window.per_device[0].method == "counter"  # not "went backwards" (the sample read after the edge)
+
+    def finish_the_held_read() -> None:  # runs after the closing edge read e1, before the meter looks at samples
+        clock.t = 2.5
+        device.release.set()
+        reader.join(5.0)
+
+    device.on_next_read = finish_the_held_read
+    window = meter.stop_window()
+    held = [s for s in sampler.device_samples(0) if s.t_s == 1.0]
+    assert held and held[0].energy_mj is not None and held[0].read_done_s == 2.5  # read after the edge: > e1
+    assert window.per_device[0].method == "counter"  # not "went backwards"
+    assert window.energy_j == pytest.approx(1.0)  # e0 = 2,000 mJ (2nd read), e1 = 3,000 mJ; the held read got 4,000

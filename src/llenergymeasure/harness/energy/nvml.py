@@ -6,9 +6,9 @@ Per device of the experiment's set:
    read at both edges; energy = the delta. The counter is read *last* when a
    window opens and *first* when it closes, right after the caller synchronised.
    A transient driver error at an edge is retried at once by the device adapter;
-   one failed read never switches a device off the counter. The edge reads hold
-   the sampler's read lock, so every sample stamped inside the window was read
-   between them (its counter lies between the edges' unless the counter reset).
+   one failed read never switches a device off the counter. The edges never wait
+   for the sampler; a sample whose reads were still running when the window closed
+   is left out of the reset check (its counter may be later than the closing edge's).
 2. **integrated_power**: where the counter is missing, went backwards anywhere in
    the window (a driver reset: checked on the edge reads *and* every in-window
    timeline sample) or did not advance (a window shorter than one counter update),
@@ -85,16 +85,14 @@ class NvmlMeter(EnergyMeter):
 
     def start_window(self) -> None:
         self.sampler.sample_now()
-        with self.sampler.exclusive():
-            self._e0 = [d.device.energy_mj() for d in self.devices]
-            self._t0 = self._clock()
+        self._e0 = [d.device.energy_mj() for d in self.devices]
+        self._t0 = self._clock()
 
     def stop_window(self) -> WindowEnergy:
         if self._t0 is None:
             raise RuntimeError("stop_window() without start_window()")
-        with self.sampler.exclusive():  # a sample stamped before t1 was fully read before e1: no false "reset"
-            t1 = self._clock()
-            e1 = [d.device.energy_mj() for d in self.devices]
+        t1 = self._clock()
+        e1 = [d.device.energy_mj() for d in self.devices]
         self.sampler.sample_now()
         t0, self._t0 = self._t0, None
         warnings: list[MeasurementWarning] = []
@@ -146,7 +144,12 @@ class NvmlMeter(EnergyMeter):
         warnings: list[MeasurementWarning],
     ) -> DeviceWindowEnergy:
         samples = self.sampler.device_samples(dev.host_index, t0 - self.max_gap_s, t1 + self.max_gap_s)
-        reads = [e0, *(s.energy_mj for s in samples if t0 < s.t_s < t1), e1]
+        # in-window samples read entirely between the edge reads (a sampler read still running when the window
+        # closed may return a later value than e1: it must not look like a reset)
+        inside = [
+            s.energy_mj for s in samples if t0 < s.t_s and (s.read_done_s if s.read_done_s is not None else s.t_s) < t1
+        ]
+        reads = [e0, *inside, e1]
         has_edges = e0 is not None and e1 is not None
         updates = count_changes(reads) if has_edges else None
         limited = held_between_reads(reads)

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llenergymeasure.harness.energy.device import MeasuredDevice
@@ -48,13 +48,19 @@ class PowerSample:
     memory_used_mb: float | None
     utilization_pct: int | None
     throttle_reasons: int | None
+    #: monotonic time the device's reads finished (t_s is taken before them): a sample whose reads may
+    #: have crossed a window edge is told apart by it
+    read_done_s: float | None = None
 
 
-def read_sample(dev: MeasuredDevice, t_s: float, unix_s: float, *, full: bool = True) -> PowerSample:
-    """`dev`'s power and energy now (one driver call); with `full`, its slow readings too (timestamps: the caller's)."""
+def read_sample(
+    dev: MeasuredDevice, t_s: float, unix_s: float, *, full: bool = True, clock: Clock | None = None
+) -> PowerSample:
+    """`dev`'s power and energy now (one driver call); with `full`, its slow readings too (timestamps: the caller's;
+    `clock` stamps when the reads finished)."""
     d = dev.device
     power_mw, energy_mj = d.power_and_energy()
-    return PowerSample(
+    sample = PowerSample(
         t_s=t_s,
         unix_s=unix_s,
         device_index=dev.host_index,
@@ -67,6 +73,7 @@ def read_sample(dev: MeasuredDevice, t_s: float, unix_s: float, *, full: bool = 
         utilization_pct=d.utilization_pct() if full else None,
         throttle_reasons=d.throttle_reasons() if full else None,
     )
+    return sample if clock is None else replace(sample, read_done_s=clock())
 
 
 class PowerSampler:
@@ -91,24 +98,17 @@ class PowerSampler:
         self._wall_clock = wall_clock
         self._samples: list[PowerSample] = []
         self._lock = threading.Lock()
-        self._read_lock = threading.RLock()  # held from a sample's timestamp to its last read
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sample_now(self, full: bool = True) -> float:
         """Read every device once (`full`: the slow readings too); returns the timestamp used (monotonic seconds)."""
-        with self._read_lock:
-            t = self._clock()
-            unix = self._wall_clock()
-            batch = [read_sample(dev, t, unix, full=full) for dev in self.devices]
+        t = self._clock()
+        unix = self._wall_clock()
+        batch = [read_sample(dev, t, unix, full=full, clock=self._clock) for dev in self.devices]
         with self._lock:
             self._samples.extend(batch)
         return t
-
-    def exclusive(self) -> threading.RLock:
-        """Hold while reading a window edge (its time and counters): no sample is half-read meanwhile, so every
-        sample stamped inside a window was read between the window's edge reads."""
-        return self._read_lock
 
     def start(self) -> None:
         """Start the background thread (idempotent)."""
