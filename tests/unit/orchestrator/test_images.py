@@ -162,3 +162,17 @@ def test_images_module_cli(tmp_path: Path) -> None:
     bad = run("ref", "vllm", "cpu")
     assert bad.returncode == 2
     assert "no CPU image" in bad.stderr
+
+
+@pytest.mark.parametrize("backend", IMAGE_BACKENDS)
+def test_dockerfile_capability_check_fails_on_a_missing_package(backend: str) -> None:
+    # the RUN line each Dockerfile uses to hold its capabilities label to what the image can import
+    text = dockerfile(backend).read_text()
+    match = re.search(r'python3? -c "(import importlib\.util as u, sys;[^"]+)" "\$\{CAPABILITIES\}"', text)
+    assert match is not None
+    script = match.group(1)
+    ok = subprocess.run([sys.executable, "-c", script, "json,os"], capture_output=True, text=True)
+    assert ok.returncode == 0
+    missing = subprocess.run([sys.executable, "-c", script, "json,no_such_module_here"], capture_output=True, text=True)
+    assert missing.returncode != 0
+    assert "CAPABILITIES lists ['no_such_module_here']" in missing.stderr
