@@ -9,7 +9,7 @@
 #
 # Runs on a machine with no GPU and no container registry: the CPU image is
 # built FROM a base made locally with debootstrap, from a wheelhouse made on
-# the host (see scripts/ and images/pytorch/Dockerfile).
+# the host (see scripts/ and src/llenergymeasure/images/pytorch/Dockerfile).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -30,29 +30,32 @@ TORCH_CPU ?= torch==2.13.0
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' src/llenergymeasure/_version.py)
 PROTOCOL := $(shell sed -n 's/^PROTOCOL_VERSION = \([0-9][0-9]*\).*/\1/p' src/llenergymeasure/schemas/job.py)
 
+# Image references, bases, extras and capabilities come from the image catalog
+# (src/llenergymeasure/images/__init__.py), never written here a second time.
+IMAGES_PY := $(BIN)/python -m llenergymeasure.images
+image_fact = $(shell test -x $(BIN)/python && $(IMAGES_PY) $(1) $(2) $(3))
+
 # The CPU image's base: made here with debootstrap (no registry), or any
 # Debian 12 image with python3 + venv that can be pulled, e.g. on GitHub:
 # BASE_IMAGE_CPU=python:3.11-slim-bookworm.
 LOCAL_BASE := llenergymeasure/base:bookworm
 BASE_IMAGE_CPU ?= $(LOCAL_BASE)
-IMAGE_CPU ?= llenergymeasure/pytorch:$(VERSION)-cpu
+IMAGE_CPU ?= $(call image_fact,ref,pytorch,cpu)
 WHEELHOUSE ?= build/wheelhouse
-# All three pinned GPU bases (the ARG BASE_IMAGE defaults in images/*/Dockerfile)
-# are CUDA 12 builds; the tag says so. Override a base with e.g.
-# `make image-vllm BASE_IMAGE_vllm=vllm/vllm-openai:<tag> CUDA_MAJOR=...`.
-CUDA_MAJOR ?= 12
 GPU_BACKENDS := pytorch vllm tensorrt
-# Extra `docker build` options for the GPU images. Air-gapped: fill the
-# wheelhouse first (PY_VERSION=3.12 scripts/make_wheelhouse.sh build/wheelhouse-vllm
-# for the vLLM and TensorRT-LLM bases, which run Python 3.12), then
-# GPU_BUILD_ARGS="--build-arg PIP_INDEX_ARGS=--no-index".
+# Registry (host[:port][/path]) the images are pushed to / pulled from; empty =
+# the Docker engine's default registry. The same setting as LLEM_REGISTRY.
+REGISTRY ?=
+# Extra `llem image build` options for the GPU images, e.g. `--base IMAGE`, or
+# for an air-gapped build `--wheelhouse DIR --offline` with a wheelhouse filled by
+# PY_VERSION=3.12 scripts/make_wheelhouse.sh DIR --extra zeus --extra codecarbon.
 GPU_BUILD_ARGS ?=
 
 PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard src tests benchmarks)
 
 .PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
-        test-gpu docker-engine base-image wheelhouse image-cpu images \
+        test-gpu gpu-check docker-engine base-image wheelhouse image-cpu images image-ref \
         $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version tiny-model demo bench mutation ci clean distclean
 
 help: ## list the targets
@@ -72,10 +75,11 @@ $(INSTALLED): pyproject.toml
 	    -e '.[dev,pytorch]' hatchling $$torch
 	touch $@
 
-lint: $(INSTALLED) ## ruff check + ruff format --check + import contracts
+lint: $(INSTALLED) ## ruff check + ruff format --check + import contracts + zizmor on the workflows
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/lint-imports
+	$(BIN)/zizmor --offline --quiet .github/workflows
 
 typecheck: $(INSTALLED) ## mypy (strict, config in pyproject.toml)
 	$(BIN)/mypy src
@@ -105,8 +109,22 @@ test-unit: $(INSTALLED) ## unit tests only (no Docker, no GPU)
 test-integration: $(INSTALLED) docker-engine image-cpu ## integration tests (real Docker, CPU image)
 	$(call pytest,tests/integration)
 
-test-gpu: $(INSTALLED) ## tests that need an NVIDIA GPU (self-hosted runner)
+# Without a GPU visible to NVML both GPU targets stop at once with one line and
+# a non-zero exit; under LLEM_REQUIRE_GPU=1 a skipped GPU test fails (tests/conftest.py).
+REQUIRE_GPU := $(BIN)/python -m llenergymeasure.orchestrator.selftest require-gpu
+
+test-gpu: $(INSTALLED) ## tests that need an NVIDIA GPU (fails on a host without one)
+	@$(REQUIRE_GPU)
 	$(call pytest,-m gpu tests/gpu)
+
+GPU_CHECK_DIR ?= gpu-check
+
+gpu-check: $(INSTALLED) ## validate a GPU host: images, GPU tests, counter phase test, model runs → gpu-check/report.json
+	@$(REQUIRE_GPU)
+	mkdir -p $(GPU_CHECK_DIR)
+	rc=0; LLEM_REQUIRE_GPU=1 $(BIN)/python -m pytest -m gpu tests/gpu --junitxml=$(GPU_CHECK_DIR)/gpu-tests.xml $(PYTEST_ARGS) || rc=$$?; \
+	$(BIN)/llem self-test --gpu --output $(GPU_CHECK_DIR) --tests-junit $(GPU_CHECK_DIR)/gpu-tests.xml --project-wheel || rc=$$?; \
+	exit "$$rc"
 
 # --------------------------------------------------------------------- images
 
@@ -121,38 +139,34 @@ else
 endif
 
 wheelhouse: $(INSTALLED) ## project wheel + every CPU-image dependency wheel in build/wheelhouse
+	extras='$(call image_fact,extras,pytorch,cpu)'; \
 	PYTHON='$(BIN)/python' scripts/make_wheelhouse.sh $(WHEELHOUSE) \
-	    --extra pytorch '$(TORCH_CPU)' tokenizers
+	    $$(printf -- '--extra %s ' $${extras//,/ }) '$(TORCH_CPU)' tokenizers
 
 image-cpu: base-image wheelhouse ## the CPU image the integration tests run (air-gapped build)
 	@test -n '$(PROTOCOL)' || { echo "error: PROTOCOL_VERSION not found in src/llenergymeasure/schemas/job.py" >&2; exit 1; }
-	scripts/build_image.sh '$(IMAGE_CPU)' images/pytorch/Dockerfile $(WHEELHOUSE) \
+	scripts/build_image.sh '$(IMAGE_CPU)' src/llenergymeasure/images/pytorch/Dockerfile $(WHEELHOUSE) \
 	    --build-arg BASE_IMAGE='$(BASE_IMAGE_CPU)' --build-arg PIP_INDEX_ARGS=--no-index \
-	    --build-arg VERSION='$(VERSION)' --build-arg PROTOCOL='$(PROTOCOL)'
+	    --build-arg VERSION='$(VERSION)' --build-arg PROTOCOL='$(PROTOCOL)' \
+	    --build-arg EXTRAS='$(call image_fact,extras,pytorch,cpu)' \
+	    --build-arg CAPABILITIES='$(call image_fact,capabilities,pytorch,cpu)'
 
 images: $(GPU_BACKENDS:%=image-%) ## the three GPU images (needs a registry to pull the bases)
 
-# The GPU wheelhouses hold the project wheel and the requirement list only;
-# the dependencies come from the index during the build. Building the wheel
-# needs only pip: the dev venv when there is one, else $(PYTHON).
-$(GPU_BACKENDS:%=image-%): image-%: docker-engine
-	@test -n '$(PROTOCOL)' || { echo "error: PROTOCOL_VERSION not found in src/llenergymeasure/schemas/job.py" >&2; exit 1; }
-	base='$(BASE_IMAGE_$*)'; base="$${base:-$$(sed -n 's/^ARG BASE_IMAGE=//p' images/$*/Dockerfile)}"; \
-	docker image inspect "$$base" >/dev/null 2>&1 || docker pull "$$base" || { \
-	    echo "error: cannot pull $$base, the base of the $* image. GPU images need a registry" >&2; \
-	    echo "       (or the base loaded beforehand with docker load); the CPU image does not: make image-cpu" >&2; \
-	    exit 1; }; \
-	PYTHON='$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))' scripts/make_wheelhouse.sh build/wheelhouse-$* --no-download \
-	    $(if $(filter pytorch,$*),--extra pytorch); \
-	scripts/build_image.sh 'llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)' images/$*/Dockerfile build/wheelhouse-$* \
-	    --build-arg BASE_IMAGE="$$base" --build-arg VERSION='$(VERSION)' --build-arg PROTOCOL='$(PROTOCOL)' \
-	    $(GPU_BUILD_ARGS)
+# `llem image build` is the one build path, for a clone and for a pip-installed
+# host alike: here it gets the project wheel of this checkout.
+$(GPU_BACKENDS:%=image-%): image-%: $(INSTALLED) docker-engine
+	$(BIN)/llem image build $* --registry '$(REGISTRY)' --project-wheel $(GPU_BUILD_ARGS)
 
-# Tag and push one GPU image as $(REGISTRY)/llenergymeasure/<backend>:<tag>.
+image-ref: ## print the reference of one image: make image-ref BACKEND=vllm [VARIANT=cpu] [REGISTRY=...]
+	@test -n '$(BACKEND)' || { echo "error: set BACKEND=pytorch|vllm|tensorrt" >&2; exit 2; }
+	@test -x $(BIN)/python || { echo "error: no $(VENV); run make install" >&2; exit 2; }
+	@$(IMAGES_PY) ref '$(BACKEND)' '$(VARIANT)' '$(REGISTRY)'
+
+# Push one GPU image under the reference the default config pulls: with
+# REGISTRY set, the image is built under the prefixed name already.
 $(GPU_BACKENDS:%=push-image-%): push-image-%: image-%
-	@test -n '$(REGISTRY)' || { echo "error: set REGISTRY=<registry host>/<namespace>" >&2; exit 1; }
-	docker tag 'llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)' '$(REGISTRY)/llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)'
-	docker push '$(REGISTRY)/llenergymeasure/$*:$(VERSION)-cuda$(CUDA_MAJOR)'
+	docker push "$$($(IMAGES_PY) ref '$*' '' '$(REGISTRY)')"
 
 # ------------------------------------------------------------------ the rest
 

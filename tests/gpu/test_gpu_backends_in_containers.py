@@ -21,7 +21,7 @@ from gpu_models import make_tiny_llama, nvidia_gpu_count
 from llenergymeasure.orchestrator.cli import main
 from llenergymeasure.orchestrator.runners import resolve_runner
 
-pytestmark = [pytest.mark.gpu, pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.gpu, pytest.mark.cuda, pytest.mark.docker, pytest.mark.slow]
 
 N_PROMPTS = 16
 OUTPUT_TOKENS = 32

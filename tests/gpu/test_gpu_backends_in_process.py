@@ -19,7 +19,7 @@ from llenergymeasure.harness.backends.engine_cache import EngineCache
 from llenergymeasure.harness.backends.tensorrt import TensorRTBackend
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu, pytest.mark.cuda]
 
 N_PROMPTS = 8
 OUTPUT_TOKENS = 16

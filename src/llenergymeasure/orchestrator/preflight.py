@@ -9,7 +9,9 @@ Checks (each one only where it applies):
   installed — the two ways device requests reach the driver) — except on
   simulated GPUs (``LLEM_SIMULATE_GPUS``), which need none;
 - images: each present, with label ``io.llenergymeasure.protocol`` equal to this
-  host's `PROTOCOL_VERSION`;
+  host's `PROTOCOL_VERSION`, and carrying every optional feature the configs
+  need (label ``io.llenergymeasure.capabilities`` against
+  `required_capabilities`: zeus, codecarbon, peft, bitsandbytes, flash_attn);
 - GPUs: asked-for indices exist on the host; none of them runs a foreign compute
   process (NVML; skipped when NVML is unavailable: a CPU host);
 - disk: free space where the study directory goes;
@@ -35,9 +37,12 @@ from typing import Any
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
 from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
+from llenergymeasure.images import CAPABILITIES_LABEL, CAPABILITY_EXTRAS, images_with, parse_capabilities
+from llenergymeasure.orchestrator.hub_fetch import HubFetchError, fetch_with_hub
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
+from llenergymeasure.schemas.config.capabilities import required_capabilities
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import PROTOCOL_LABEL, PROTOCOL_VERSION
 from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
@@ -128,7 +133,52 @@ def _check_docker(plan: PreflightPlan, services: HostServices, wants_gpus: bool)
     if wants_gpus:
         failures += _check_nvidia_runtime(client, services, errors)
     for image in sorted({plan.images[b] for b, k in plan.runner_kinds.items() if k == "docker" and b in plan.images}):
-        failures += check_image(client, image, errors)
+        found = check_image(client, image, errors)
+        failures += found or check_capabilities(client, image, _needs_of(plan, image), errors)
+    return failures
+
+
+def _needs_of(plan: PreflightPlan, image: str) -> dict[str, str]:
+    """capability → the config field asking for it, over every experiment that runs in `image`."""
+    needs: dict[str, str] = {}
+    for config in plan.experiments:
+        if plan.runner_kinds.get(config.backend) == "docker" and plan.images.get(config.backend) == image:
+            for capability, why in required_capabilities(config).items():
+                needs.setdefault(capability, why)
+    return needs
+
+
+def check_capabilities(
+    client: Any, image: str, needs: Mapping[str, str], errors: tuple[type[BaseException], ...]
+) -> list[PreFlightFailure]:
+    """One failure per needed feature the image's capabilities label does not list."""
+    if not needs:
+        return []
+    try:
+        labels = getattr(client.images.get(image), "labels", None) or {}
+    except errors as e:
+        return [PreFlightFailure("image", f"cannot inspect image {image}: {e}", "check the Docker daemon")]
+    has = parse_capabilities(labels.get(CAPABILITIES_LABEL))
+    failures = []
+    for capability, why in sorted(needs.items()):
+        if capability in has:
+            continue
+        extra = CAPABILITY_EXTRAS[capability]
+        carriers = images_with(capability)
+        where = (
+            f"use an image that has it: {', '.join(carriers)} (set LLEM_IMAGE_<BACKEND>)"
+            if carriers
+            else f"no published image carries it; build one with `pip install llenergymeasure[{extra}]` on a base "
+            "that has a wheel for it (`llem image build <backend> --base IMAGE`), or drop the setting"
+        )
+        failures.append(
+            PreFlightFailure(
+                "image capability",
+                f"{why} needs the {capability} package, which image {image} does not carry "
+                f"(its {CAPABILITIES_LABEL} label: {','.join(sorted(has)) or 'none'})",
+                where,
+            )
+        )
     return failures
 
 
@@ -163,7 +213,8 @@ def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]
                 PreFlightFailure(
                     "image",
                     f"image {image} is not present on this host",
-                    f"build it (`make image-cpu` for the CPU image, `make images` for GPU ones) or `docker pull {image}`, "
+                    f"`docker pull {image}` (`llem image pull` pulls every default image), or build it here "
+                    "(`llem image build <backend>`; `make image-cpu` for the CPU image), "
                     "or point LLEM_IMAGE_<BACKEND> at an image you have",
                 )
             ]
@@ -183,6 +234,19 @@ def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]
 
 def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
     failures: list[PreFlightFailure] = []
+    nvml_error = getattr(services.gpus, "nvml_error", None)
+    if nvml_error:
+        failures.append(
+            PreFlightFailure(
+                "gpus",
+                f"the NVIDIA driver library is installed but NVML fails to initialise ({nvml_error}); "
+                "experiments would run on CPU with no energy measurement",
+                "check `nvidia-smi`: a driver/library version mismatch needs a reboot or a driver reinstall; "
+                "'insufficient permissions' needs access to /dev/nvidia* (run as a user in the video group); "
+                "on a host meant to run on CPU, uninstall the NVIDIA driver library",
+            )
+        )
+        return failures
     count = services.gpus.device_count()
     asked = sorted({i for e in plan.experiments if e.gpus for i in e.gpus})
     if asked and count == 0:
@@ -282,13 +346,22 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
             f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and HF_HUB_OFFLINE is set",
             f"fetch it on a connected host (`huggingface-cli download {inp.value}`) or unset HF_HUB_OFFLINE",
         )
-    fetch = services.fetch_model or fetch_with_hub
+
+    def fetch_from_env(repo_id: str, cache_dir: Path) -> Path:
+        env = services.env
+        return fetch_with_hub(
+            repo_id, cache_dir, endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None
+        )
+
+    fetch = services.fetch_model or fetch_from_env
     try:
         services.retry.call(
             lambda: fetch(inp.value, plan.hf_cache_dir),
             is_transient=is_transient_download_error,
             what=f"fetching {inp.value}",
         )
+    except HubFetchError as e:
+        return PreFlightFailure(inp.kind, f"{e.message}; it is not in the HF cache {plan.hf_cache_dir}", e.fix)
     except Exception as e:  # huggingface_hub raises many classes (network, auth, not found): all mean "not fetched"
         return PreFlightFailure(
             inp.kind,
@@ -301,13 +374,6 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
         )
     logger.info("fetched %s into %s", inp.value, plan.hf_cache_dir)
     return None
-
-
-def fetch_with_hub(repo_id: str, cache_dir: Path) -> Path:
-    """``huggingface_hub.snapshot_download`` into `cache_dir` (imported here, lazily)."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id=repo_id, cache_dir=str(cache_dir)))
 
 
 def _field(inp: HostInput) -> str:

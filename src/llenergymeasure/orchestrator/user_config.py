@@ -9,6 +9,7 @@ variable                   setting
 ``LLEM_CONFIG``            path of the user config file itself
 ``LLEM_RUNNER_<BACKEND>``  runners.<backend> (``docker`` or ``local``)
 ``LLEM_IMAGE_<BACKEND>``   runners.images.<backend>
+``LLEM_REGISTRY``          runners.registry
 ``LLEM_OUTPUT_DIR``        output.results_dir
 ``LLEM_CARBON_INTENSITY``  measurement.carbon_intensity_gco2_per_kwh
 ``LLEM_DATACENTER_PUE``    measurement.datacenter_pue
@@ -28,6 +29,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from llenergymeasure._version import __version__
 from llenergymeasure.errors import ConfigError, ConfigIssue
+from llenergymeasure.images import image_ref
 from llenergymeasure.schemas._base import StrictModel
 from llenergymeasure.schemas._issues import issues_from_validation, suggest
 from llenergymeasure.schemas.config.capabilities import BACKENDS
@@ -71,6 +73,11 @@ class RunnersSection(_Section):
     vllm: RunnerKind = Field("docker", description="How vllm experiments run.")
     tensorrt: RunnerKind = Field("docker", description="How tensorrt experiments run.")
     images: dict[str, str] = Field(default_factory=dict, description="Image per backend (overrides the default tag).")
+    registry: str | None = Field(
+        None,
+        description="Registry (host[:port][/path]) the default images are pulled from, for mirrors and private "
+        "registries: images become <registry>/llenergymeasure/<backend>:<tag>; null = the Docker engine's default.",
+    )
     docker: DockerSection = Field(default_factory=DockerSection, description="Docker runner options.")
 
     @field_validator("images")
@@ -124,15 +131,16 @@ class EffectiveUserConfig:
         return kind
 
     def image_for(self, backend: str, variant: str) -> str:
-        """The image for `backend`: configured, else ``llenergymeasure/<backend>:<version>-<variant>``."""
-        return self.config.runners.images.get(backend) or default_image(backend, variant)
+        """The image for `backend`: configured, else ``[<registry>/]llenergymeasure/<backend>:<version>-<variant>``."""
+        return self.config.runners.images.get(backend) or default_image(backend, variant, self.config.runners.registry)
 
     def source_of(self, key: str) -> str:
         return self.provenance.get(key, "default")
 
 
-def default_image(backend: str, variant: str) -> str:
-    return f"llenergymeasure/{backend}:{__version__}-{variant}"
+def default_image(backend: str, variant: str, registry: str | None = None) -> str:
+    """The published image of `backend` (see `llenergymeasure.images.image_ref`)."""
+    return image_ref(backend, variant, registry, __version__)
 
 
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -195,6 +203,8 @@ def load_user_config(env: Mapping[str, str] | None = None, path: Path | None = N
                 images[backend] = env[var]
                 runners["images"] = images
             provenance[f"runners.images.{backend}"] = f"env:{var}"
+    if env.get("LLEM_REGISTRY"):
+        put("runners", "registry", env["LLEM_REGISTRY"].strip(), "LLEM_REGISTRY")
     if env.get("LLEM_OUTPUT_DIR"):
         put("output", "results_dir", env["LLEM_OUTPUT_DIR"], "LLEM_OUTPUT_DIR")
     if env.get("LLEM_CARBON_INTENSITY"):

@@ -188,6 +188,46 @@ class _Images:
         return self.known[name]
 
 
+class _Api:
+    """The low-level API calls `llem image` makes: streamed pull and build, scripted per test.
+
+    `pull_events[ref]` / `build_events` are the decoded JSON chunks the engine would
+    stream; a pull that ends without an ``error`` chunk adds the image (with
+    `pull_labels`); a build records its keyword arguments and a copy of its context.
+    """
+
+    def __init__(self, client: FakeDockerClient) -> None:
+        self._client = client
+        self.pull_events: dict[str, list[dict[str, Any]]] = {}
+        self.pull_labels: dict[str, dict[str, str]] = {}
+        self.build_events: list[dict[str, Any]] = [{"stream": "Successfully built 0123abcd\n"}]
+        self.builds: list[dict[str, Any]] = []
+        self.build_contexts: list[dict[str, str]] = []
+
+    def pull(self, repository: str, tag: str | None = None, *, stream: bool, decode: bool) -> Iterator[dict[str, Any]]:
+        assert stream
+        assert decode
+        ref = f"{repository}:{tag}"
+        if ref not in self.pull_events:
+            raise docker.errors.NotFound(f"pull access denied for {repository}, repository does not exist")
+        events = self.pull_events[ref]
+        yield from events
+        if not any("error" in e for e in events):
+            self._client.add_image(ref, self.pull_labels.get(ref, {}))
+
+    def build(self, *, path: str, decode: bool, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        assert decode
+        root = Path(path)
+        files = {str(f.relative_to(root)): f.read_text() if f.suffix in ("", ".txt") else "<binary>"
+                 for f in sorted(root.rglob("*")) if f.is_file()}  # fmt: skip
+        self.build_contexts.append(files)
+        self.builds.append(kwargs)
+        yield from self.build_events
+        if not any("error" in e for e in self.build_events):
+            self._client.add_image(kwargs["tag"], {f"io.llenergymeasure.{k.lower()}": v
+                                                   for k, v in kwargs["buildargs"].items()})  # fmt: skip
+
+
 class _Containers:
     def __init__(self, client: FakeDockerClient) -> None:
         self._client = client
@@ -237,6 +277,7 @@ class FakeDockerClient:
         self.default = default
         self.behaviours: list[tuple[Callable[[dict[str, Any]], bool], Behaviour]] = []
         self.images = _Images()
+        self.api = _Api(self)
         self.containers = _Containers(self)
         self._containers: dict[str, FakeContainer] = {}
         self.created: list[FakeContainer] = []

@@ -1,7 +1,7 @@
 """TensorRT-LLM backend: the LLM API's TensorRT-engine flow behind `InferenceBackend`.
 
 Targets **TensorRT-LLM 1.2** (signatures read from the repository source; the image's
-default base is 1.0.0, whose files were not read one by one; see `tensorrt_mapping` for
+base is the 1.2.1 release, see `llenergymeasure.images`; see `tensorrt_mapping` for
 the files and the config → argument mapping). TensorRT-LLM is
 imported in `load` through `load_tensorrt_llm`, the one line where it enters and the
 seam tests replace with a fake `TensorRTApi`.

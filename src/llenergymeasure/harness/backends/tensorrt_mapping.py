@@ -1,7 +1,7 @@
 """Pure translation between an `ExperimentConfig` and TensorRT-LLM's LLM API (no TensorRT-LLM import).
 
-Targeted API: **TensorRT-LLM 1.2**, TensorRT-engine flow (the image's default base is 1.0.0: the
-surface used here predates it, but 1.0's own files were not read one by one) (``tensorrt_llm._tensorrt_engine.LLM``;
+Targeted API: **TensorRT-LLM 1.2**, TensorRT-engine flow (the image's base is the 1.2.1 release)
+(``tensorrt_llm._tensorrt_engine.LLM``;
 since 1.0 the top-level ``tensorrt_llm.LLM`` is the PyTorch flow, which builds no engine). Read
 from the repository source, as the package index only hosts a stub of the wheel:
 

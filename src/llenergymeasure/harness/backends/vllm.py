@@ -1,6 +1,6 @@
 """vLLM backend: the offline ``vllm.LLM`` engine behind `InferenceBackend`.
 
-Targets **vLLM 0.33.0**, checked against **0.12.0** (the image's default base; both
+Targets **vLLM 0.33.0** (the image's base), checked against **0.12.0** (both
 wheels read; see `vllm_mapping` for the exact files and the config → argument mapping). vLLM is imported in `load`, never
 at module import, through `load_vllm` — the one line where the framework enters,
 and the seam tests replace with a fake `VLLMApi`.

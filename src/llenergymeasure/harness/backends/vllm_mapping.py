@@ -1,7 +1,7 @@
 """Pure translation between an `ExperimentConfig` and vLLM's offline API (no vLLM import).
 
-Targeted API: **vLLM 0.33.0**, read from the wheel's source, and checked against **0.12.0** (the
-vLLM image's default base) where they differ:
+Targeted API: **vLLM 0.33.0** (the vLLM image's base), read from the wheel's source, and checked
+against **0.12.0** where they differ:
 
 - ``vllm/entrypoints/llm.py`` — ``LLM(model, *, tensor_parallel_size, dtype, quantization, seed,
   gpu_memory_utilization, enforce_eager, ..., **kwargs)``; other ``EngineArgs`` fields

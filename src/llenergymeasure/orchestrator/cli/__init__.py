@@ -18,7 +18,9 @@ import typer
 
 from llenergymeasure._version import __version__
 from llenergymeasure.orchestrator.cli.config_cmd import config_command
+from llenergymeasure.orchestrator.cli.image_cmd import image_app
 from llenergymeasure.orchestrator.cli.run_cmd import run_command
+from llenergymeasure.orchestrator.cli.selftest_cmd import selftest_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -50,6 +52,10 @@ def _root(
 
 app.command("run", help="Run an experiment or a study (YAML file and/or flags).")(run_command)
 app.command("config", help="Show what is installed and reachable, and the effective user config.")(config_command)
+app.add_typer(image_app, name="image")
+app.command("self-test", help="Validate this GPU host: images, counter phase test, model runs, report.")(
+    selftest_command
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,13 +123,14 @@ def config_command(
 ) -> None:
     """Show what is installed and reachable, and the effective user config."""
     from llenergymeasure._version import __version__
+    from llenergymeasure.images import gpu_variant, host_variant
     from llenergymeasure.orchestrator.user_config import load_user_config
 
     user = load_user_config()
     gpu_checks, has_gpu = _gpu_checks()
     # only the pytorch backend has a CPU image; vLLM and TensorRT-LLM need a GPU host
     images = {
-        b: user.image_for(b, "cpu" if b == "pytorch" and not has_gpu else "cuda12")
+        b: user.image_for(b, host_variant(b, 1 if has_gpu else 0) if b == "pytorch" else gpu_variant(b))
         for b in ("pytorch", "vllm", "tensorrt")
         if user.runner_for(b) == "docker"
     }

@@ -4,8 +4,9 @@ Resolution, highest first:
 
 - runner kind: ``LLEM_RUNNER_<BACKEND>`` > user config ``runners.<backend>`` > ``docker``;
 - image: ``LLEM_IMAGE_<BACKEND>`` > user config ``runners.images.<backend>`` >
-  ``llenergymeasure/<backend>:<version>-<variant>``, where the variant is ``cpu`` on
-  a host without NVIDIA GPUs and ``cuda12`` otherwise.
+  ``[<registry>/]llenergymeasure/<backend>:<version>-<variant>`` (`llenergymeasure.images.image_ref`;
+  registry: ``LLEM_REGISTRY`` > ``runners.registry``), where the variant is ``cpu`` on
+  a host without NVIDIA GPUs and ``cuda<major>`` of the backend's base image otherwise.
 
 The environment overrides are applied by `load_user_config(env)`; this module
 only reads the effective values. Nothing here imports docker: the concrete
@@ -19,11 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from llenergymeasure.images import host_variant
 from llenergymeasure.orchestrator.user_config import EffectiveUserConfig, load_user_config
 
 RunnerKind = Literal["docker", "local"]
-CUDA_VARIANT = "cuda12"
-CPU_VARIANT = "cpu"
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,6 @@ class RunnerChoice:
     image_source: str
 
 
-def host_variant(gpu_count: int) -> str:
-    """``cuda12`` where NVIDIA GPUs are visible, ``cpu`` otherwise."""
-    return CUDA_VARIANT if gpu_count > 0 else CPU_VARIANT
-
-
 def resolve_runner(
     backend: str,
     user_config: EffectiveUserConfig | None = None,
@@ -52,7 +47,7 @@ def resolve_runner(
     """Runner kind and image for `backend` (see the module docstring for the precedence)."""
     effective = user_config if user_config is not None else load_user_config(os.environ if env is None else env)
     kind = effective.runner_for(backend)
-    image = effective.image_for(backend, host_variant(gpu_count)) if kind == "docker" else None
+    image = effective.image_for(backend, host_variant(backend, gpu_count)) if kind == "docker" else None
     return RunnerChoice(
         backend=backend,
         kind=kind,

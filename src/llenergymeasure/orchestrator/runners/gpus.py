@@ -2,7 +2,11 @@
 
 One small interface (`GpuProbe`), a probing factory (`probe_gpus`) and a null
 object (`NoGpus`), in the zeus style. pynvml is imported lazily, only here; a
-host without the NVIDIA driver gets `NoGpus` (a CPU host), never an exception.
+host without the NVIDIA driver library gets `NoGpus` (a CPU host), never an
+exception. A host where the library is there but NVML fails to initialise
+(driver/library version mismatch, no permission on /dev/nvidia*, driver not
+loaded) gets a `NoGpus` carrying the error, which pre-flight reports instead of
+silently running on CPU.
 ``LLEM_SIMULATE_GPUS=spec.json`` puts the simulated driver (``llenergymeasure.simgpu``)
 under the same `NvmlGpus`, so pre-flight and device assignment see its devices.
 """
@@ -16,6 +20,9 @@ from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
+#: NVML init errors that mean "no NVIDIA driver on this host" (a CPU host); every other one is a broken GPU host
+CPU_HOST_NVML_ERRORS = frozenset({"NVMLError_LibraryNotFound"})
+
 
 class GpuProbe(Protocol):
     """Host GPUs as NVML sees them (host indices)."""
@@ -28,7 +35,14 @@ class GpuProbe(Protocol):
 
 
 class NoGpus:
-    """A host with no usable NVIDIA GPU (no driver, no NVML, or zero devices)."""
+    """A host with no usable NVIDIA GPU (no driver, no NVML, or zero devices).
+
+    `nvml_error` is set when the NVIDIA library is installed but NVML failed to
+    initialise: a GPU host that is broken, not a CPU host.
+    """
+
+    def __init__(self, nvml_error: str | None = None) -> None:
+        self.nvml_error = nvml_error
 
     def device_count(self) -> int:
         return 0
@@ -70,12 +84,23 @@ def probe_gpus(environ: Mapping[str, str] | None = None) -> GpuProbe:
         return NvmlGpus(simulated)
     try:
         import pynvml
-
-        pynvml.nvmlInit()
-    except Exception as e:  # ImportError, NVMLError_LibraryNotFound, driver not loaded...
-        logger.debug("NVML unavailable, treating this host as CPU-only: %s", e)
+    except ImportError as e:
+        logger.debug("nvidia-ml-py missing, treating this host as CPU-only: %s", e)
         return NoGpus()
-    probe = NvmlGpus(pynvml)
+    return probe_nvml(pynvml)
+
+
+def probe_nvml(nvml: Any) -> GpuProbe:
+    """`probe_gpus` over an injected pynvml module (tests pass a fake that fails the way a host does)."""
+    try:
+        nvml.nvmlInit()
+    except Exception as e:  # NVMLError subclasses, by name: the class hierarchy is generated at import
+        if type(e).__name__ in CPU_HOST_NVML_ERRORS:
+            logger.debug("no NVIDIA driver library, treating this host as CPU-only: %s", e)
+            return NoGpus()
+        logger.debug("NVML failed to initialise: %s", e)
+        return NoGpus(nvml_error=f"{type(e).__name__}: {e}")
+    probe = NvmlGpus(nvml)
     try:
         if probe.device_count() > 0:
             return probe

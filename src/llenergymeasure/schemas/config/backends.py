@@ -91,8 +91,8 @@ class VLLMEngineConfig(ConfigModel):
         None,
         ge=0.0,
         le=4096.0,
-        description="CPU swap space per GPU, in GiB. vLLM 0.12 (the image's default) takes it; vLLM >= 0.22 "
-        "removed it and refuses the engine start when it is set.",
+        description="CPU swap space per GPU, in GiB. vLLM 0.12 takes it; vLLM >= 0.22 (the image's 0.33 "
+        "included) removed it and refuses the engine start when it is set.",
     )
     speculative_model: str | None = Field(None, description="Draft model (hub id or path) for speculative decoding.")
     speculative_method: Literal["draft_model", "eagle", "eagle3", "ngram", "suffix", "mtp"] | None = Field(

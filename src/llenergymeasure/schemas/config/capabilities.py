@@ -5,10 +5,9 @@ impossible combination (min_p on a backend without it, a vLLM temperature above
 2, an int4 TensorRT engine in fp32, ...) fails when the config is loaded — never
 inside a container an hour into a study.
 
-Versions the tables were checked against. The backend images default to vLLM 0.12.0
-and TensorRT-LLM 1.0.0 (``images/*/Dockerfile`` ``BASE_IMAGE``); the tables hold for
-those and for the newest releases read (vLLM 0.33.0, TensorRT-LLM 1.2), and say
-where the two differ.
+Versions the tables were checked against. The backend images are built on vLLM 0.33.0
+and TensorRT-LLM 1.2.1 (the image catalog, ``llenergymeasure.images.BASES``); the
+tables hold for those and for vLLM 0.12.0, and say where the two vLLM releases differ.
 
 - **transformers** ``GenerationConfig``: temperature, top_k, top_p, min_p,
   repetition_penalty, min_new_tokens, do_sample; dtypes float32/float16/bfloat16.
@@ -93,8 +92,8 @@ LORA_MERGE_SUPPORT: Final[dict[str, bool]] = {"pytorch": True, "vllm": False, "t
 #: the precision a backend falls back to on a host without a GPU (only pytorch runs on CPU)
 CPU_CAPABLE: Final[frozenset[str]] = frozenset({"pytorch"})
 
-#: vLLM ``QuantizationMethods`` (``vllm.model_executor.layers.quantization``): the union of 0.12 (the image's
-#: default base) and 0.33, so a name valid in either passes; a name the installed vLLM lacks fails at engine start
+#: vLLM ``QuantizationMethods`` (``vllm.model_executor.layers.quantization``): the union of 0.12 and 0.33
+#: (the image's base), so a name valid in either passes; a name the installed vLLM lacks fails at engine start
 VLLM_QUANTIZATION_METHODS: Final[frozenset[str]] = frozenset(
     {
         # in both
@@ -137,6 +136,14 @@ TENSORRT_QUANT_NEEDS_CALIBRATION: Final[frozenset[str]] = frozenset({"fp8", "int
 TENSORRT_KV_CACHE_QUANT_ALGO: Final[dict[str, str]] = {"fp8": "FP8", "int8": "INT8"}
 
 
+#: attention kernels and the precisions they run (flash-attn 2 kernels are fp16/bf16 only)
+ATTENTION_PRECISIONS: Final[dict[str, frozenset[str]]] = {
+    "eager": frozenset({"fp32", "fp16", "bf16"}),
+    "sdpa": frozenset({"fp32", "fp16", "bf16"}),
+    "flash_attention_2": frozenset({"fp16", "bf16"}),
+}
+
+
 def supported_precisions(backend: str) -> list[str]:
     """Precisions of `backend`, in the canonical order fp32, fp16, bf16."""
     return [p for p in PRECISIONS if p in PRECISION_SUPPORT[backend]]
@@ -171,11 +178,47 @@ def backend_rule_violations(config: ExperimentConfig) -> list[tuple[str, str]]:
         found.append(
             (f"backend {backend} applies LoRA adapters per request and cannot merge them", "set lora.merge: false")
         )
-    if backend == "vllm":
+    if backend == "pytorch":
+        found.extend(_pytorch_rules(config))
+    elif backend == "vllm":
         found.extend(_vllm_rules(config))
     elif backend == "tensorrt":
         found.extend(_tensorrt_rules(config))
     return found
+
+
+def _pytorch_rules(config: ExperimentConfig) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    attention = config.pytorch.attn_implementation if config.pytorch is not None else None
+    if attention is not None and config.precision not in ATTENTION_PRECISIONS[attention]:
+        allowed = " or ".join(p for p in PRECISIONS if p in ATTENTION_PRECISIONS[attention])
+        found.append(
+            (f"pytorch.attn_implementation {attention} runs {allowed} only, not {config.precision}",
+             f"set precision: {allowed.split(' or ')[-1]}, or pytorch.attn_implementation: sdpa")
+        )  # fmt: skip
+    return found
+
+
+def required_capabilities(config: ExperimentConfig) -> dict[str, str]:
+    """Optional features `config` needs from the image it runs in: capability → the config field asking for it.
+
+    Capability names are the modules the harness imports (``llenergymeasure.images``
+    maps them to the project extra and the images that carry them).
+    """
+    needs: dict[str, str] = {}
+    if config.energy.backend in ("zeus", "codecarbon"):
+        needs[config.energy.backend] = f"energy.backend: {config.energy.backend}"
+    if config.backend != "pytorch":
+        return needs  # vLLM and TensorRT-LLM apply LoRA and quantisation natively
+    if config.lora is not None:
+        needs["peft"] = "lora"
+    section = config.pytorch
+    if section is not None:
+        if section.load_in_4bit or section.load_in_8bit:
+            needs["bitsandbytes"] = "pytorch.load_in_4bit" if section.load_in_4bit else "pytorch.load_in_8bit"
+        if section.attn_implementation == "flash_attention_2":
+            needs["flash_attn"] = "pytorch.attn_implementation: flash_attention_2"
+    return needs
 
 
 def _vllm_rules(config: ExperimentConfig) -> list[tuple[str, str]]:

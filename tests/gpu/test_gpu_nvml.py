@@ -40,6 +40,7 @@ def test_real_counter_and_instant_power() -> None:
         provider.close()
 
 
+@pytest.mark.cuda
 def test_measured_run_of_the_tiny_model(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from llenergymeasure import run_experiment
 

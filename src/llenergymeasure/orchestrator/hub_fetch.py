@@ -1,0 +1,96 @@
+"""Model snapshots fetched once on the host with the real huggingface_hub client, retried and explained.
+
+``snapshot_download`` into the host cache (the containers then read it
+read-only, offline). Transient answers — 429 and 5xx, a dropped connection —
+are retried with exponential backoff (tenacity); the failures a user must act
+on become a `HubFetchError` naming the repo, the revision and the fix: a gated
+repo without a token that has access, a revision that does not exist, a repo
+that does not exist or is private. ``HF_ENDPOINT`` (a mirror, or a test server)
+is honoured by the client itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+#: HTTP statuses worth another attempt
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class HubFetchError(Exception):
+    """A snapshot could not be fetched for a reason the user must fix (`fix` says how)."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+def is_transient(error: BaseException) -> bool:
+    """A 429/5xx answer or a dropped connection, here or in the cause chain (snapshot_download wraps them)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        status = getattr(getattr(seen, "response", None), "status_code", None)
+        if status is not None:
+            return int(status) in TRANSIENT_STATUS
+        if type(seen).__name__ in {"ConnectError", "ReadTimeout", "ConnectTimeout", "RemoteProtocolError", "ReadError"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def fetch_with_hub(
+    repo_id: str,
+    cache_dir: Path,
+    revision: str | None = None,
+    *,
+    endpoint: str | None = None,
+    token: str | None = None,
+    attempts: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
+    """``snapshot_download(repo_id, revision)`` into `cache_dir`; raises `HubFetchError` for what a user must fix.
+
+    `endpoint` / `token`: the hub (``HF_ENDPOINT``) and token (``HF_TOKEN``) of the caller's environment;
+    None lets huggingface_hub read its own defaults.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    rev = revision or "main"
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.5, max=8),
+        retry=retry_if_exception(is_transient),
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        path = retrying(
+            snapshot_download,
+            repo_id=repo_id,
+            revision=revision,
+            cache_dir=str(cache_dir),
+            endpoint=endpoint,
+            token=token,
+        )
+    except GatedRepoError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) is gated: the hub refused the download without a token that has access",
+            f"accept the model's terms on its hub page, then set HF_TOKEN on this host ({type(e).__name__})",
+        ) from e
+    except RevisionNotFoundError as e:
+        raise HubFetchError(
+            f"revision {rev} of {repo_id} does not exist on the hub",
+            f"use an existing branch, tag or commit of {repo_id}",
+        ) from e
+    except RepositoryNotFoundError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) is not on the hub, or is private",
+            "check the model id, or set HF_TOKEN for a private repo, or pass a local directory",
+        ) from e
+    return Path(path)
