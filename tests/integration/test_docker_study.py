@@ -84,7 +84,7 @@ def test_llem_run_study_end_to_end(cpu_image: str, tiny_model: Path, dataset_cac
     assert (summary.status, summary.runs_total, summary.runs_completed, summary.runs_failed) == ("completed", 6, 6, 0)
     assert summary.runner == "docker"
     assert len(summary.summary) == 3
-    assert all(s.cycles_completed == 2 and s.output_tokens_per_s_std is not None for s in summary.summary)
+    assert all(s.cycles_completed == 2 and s.output_tokens_per_s.std is not None for s in summary.summary)
     assert (study_dir / "study.yaml").is_file()
 
     # the summary table is on stdout, progress on stderr

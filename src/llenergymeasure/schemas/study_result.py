@@ -12,20 +12,49 @@ from llenergymeasure.schemas.manifest import StudyStatus
 from llenergymeasure.schemas.study import SkippedPoint
 
 
+class MetricStats(StrictModel):
+    """One metric of one configuration across its completed cycles (Student t, see docs/methodology.md)."""
+
+    mean: float | None = Field(None, description="Mean across cycles, in the metric's unit; null = unavailable.")
+    std: float | None = Field(None, description="Sample standard deviation (n − 1), metric's unit; null when n < 2.")
+    n: int = Field(0, ge=0, description="Cycles with a value (count).")
+    ci95_low: float | None = Field(
+        None, description="Lower end of the 95 % confidence interval of the mean (Student t), metric's unit."
+    )
+    ci95_high: float | None = Field(
+        None, description="Upper end of the 95 % confidence interval of the mean (Student t), metric's unit."
+    )
+    cv: float | None = Field(None, description="Coefficient of variation std / |mean|, a fraction (0.05 = 5 %).")
+
+
 class ConfigSummary(StrictModel):
-    """One configuration across its completed cycles: mean and spread."""
+    """One configuration across its completed cycles: mean, spread and 95 % CI of each headline metric."""
 
     measurement_config_hash: str = Field(description="Measurement hash.")
     label: str = Field(description="Short label (model · backend · precision ...).")
     cycles_completed: int = Field(description="Completed cycles (count).")
-    energy_per_output_token_j_mean: float | None = Field(None, description="Mean J per output token across cycles.")
-    energy_per_output_token_j_std: float | None = Field(None, description="Sample std of J per output token.")
-    energy_per_output_token_adjusted_j_mean: float | None = Field(
-        None, description="Mean baseline-adjusted J per output token across cycles."
+    energy_per_output_token_j: MetricStats = Field(
+        default_factory=MetricStats, description="J per output token (raw), across cycles."
     )
-    output_tokens_per_s_mean: float | None = Field(None, description="Mean output tokens/s across cycles.")
-    output_tokens_per_s_std: float | None = Field(None, description="Sample std of output tokens/s.")
+    energy_per_output_token_adjusted_j: MetricStats = Field(
+        default_factory=MetricStats, description="J per output token, baseline-adjusted, across cycles."
+    )
+    energy_per_total_token_j: MetricStats = Field(
+        default_factory=MetricStats, description="J per total (input + output) token, across cycles."
+    )
+    output_tokens_per_s: MetricStats = Field(
+        default_factory=MetricStats, description="Output tokens per second, across cycles."
+    )
+    ttft_p50_ms: MetricStats = Field(
+        default_factory=MetricStats, description="Median time to first token, ms, across cycles (where reported)."
+    )
+    itl_p50_ms: MetricStats = Field(
+        default_factory=MetricStats, description="Median inter-token latency, ms, across cycles (where reported)."
+    )
     energy_method: str | None = Field(None, description="How energy was obtained (counter, integrated_power, ...).")
+    warnings: list[str] = Field(
+        default_factory=list, description="Why this configuration's figures need care (e.g. CV above threshold)."
+    )
 
 
 class StudyResult(StrictModel):

@@ -10,7 +10,7 @@ from typing import Literal
 from llenergymeasure.orchestrator.study.layout import STUDY_RESULT_FILE, atomic_write_text, utc_now
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.orchestrator.study.resume import load_valid_result
-from llenergymeasure.orchestrator.study.summary import summarise
+from llenergymeasure.results.summary import summarise
 from llenergymeasure.schemas.job import PROTOCOL_VERSION, RESULT_FILE
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
@@ -47,6 +47,9 @@ def build_study_result(
         result_files.append(rel)
         per_experiment.setdefault(entry.index, []).append(result)
     summary = [summarise(study.experiments[i], results) for i, results in sorted(per_experiment.items())]
+    for config_summary in summary:
+        for warning in config_summary.warnings:
+            logger.warning("%s", warning)
     return StudyResult(
         study_id=manifest.study_id,
         name=manifest.name,
