@@ -209,7 +209,11 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
 
     with events.phase("write"):
         if write_timeseries and sampler is not None:
-            rows = sampler.write_parquet(results_dir / TIMESERIES_FILE, window=(window.t0_s, window.t1_s))
+            rows = sampler.write_parquet(
+                results_dir / TIMESERIES_FILE,
+                window=(window.t0_s, window.t1_s),
+                run_ids=(ctx.study_id, ctx.experiment_id, ctx.cycle),
+            )
             logger.info("power timeline: %d samples → %s", rows, TIMESERIES_FILE)
         write_text_atomic(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
     events.emit(ResultWritten(path=RESULT_FILE))

@@ -9,6 +9,7 @@ unavailable, never zero. Denominators are in the field names.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt
@@ -19,7 +20,7 @@ from llenergymeasure.schemas.config.experiment import ExperimentConfig
 RESULT_SCHEMA_VERSION = "2.0"
 
 EnergyMethod = Literal["counter", "integrated_power", "estimated", "unavailable"]
-EnergySource = Literal["nvml", "zeus", "codecarbon", "none"]
+EnergySource = Literal["nvml", "zeus", "codecarbon", "simulated", "none"]
 BaselineMethod = Literal["measured", "cached", "disabled", "unavailable"]
 Methodology = Literal["total", "steady_state", "windowed"]
 Severity = Literal["info", "warning", "error"]
@@ -227,3 +228,37 @@ class ExperimentResult(StrictModel):
     warnings: list[MeasurementWarning] = Field(default_factory=list, description="Measurement warnings.")
     reproducibility_notes: list[str] = Field(default_factory=list, description="What could make a rerun differ.")
     timeseries_file: str | None = Field(None, description="Power timeline file name, relative to result.json.")
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:
+        """This result as JSON (the ``result.json`` format); also written to `path` when given."""
+        text = self.model_dump_json(indent=indent) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> ExperimentResult:
+        """A result from a JSON string or a ``result.json`` path; tolerant like every reader (any 2.x,
+        unknown fields ignored with a warning, 3.x refused: `llenergymeasure.schemas.reading`)."""
+        import json
+
+        from llenergymeasure.schemas.reading import read_json_tolerant, validate_tolerant
+
+        if isinstance(source, Path) or not str(source).lstrip().startswith("{"):
+            return read_json_tolerant(cls, Path(source))
+        return validate_tolerant(cls, json.loads(str(source)), "<json>")
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write this result as a one-row Parquet table with the columns of ``results.csv``
+        (flattened, dotted names: `llenergymeasure.schemas.flatten`)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from llenergymeasure.schemas.flatten import result_row
+
+        row = result_row(self.model_dump(mode="json"))
+        target = Path(path)
+        pq.write_table(pa.Table.from_pylist([row]), target)
+        return target

@@ -17,6 +17,7 @@ import typer
 
 from llenergymeasure._version import __version__
 from llenergymeasure.orchestrator.cli.config_cmd import config_command
+from llenergymeasure.orchestrator.cli.report_cmd import report_command
 from llenergymeasure.orchestrator.cli.run_cmd import run_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -48,6 +49,9 @@ def _root(
 
 
 app.command("run", help="Run an experiment or a study (YAML file and/or flags).")(run_command)
+app.command("report", help="Write the HTML report (and CSV) of finished studies; needs the [report] extra.")(
+    report_command
+)
 app.command("config", help="Show what is installed and reachable, and the effective user config.")(config_command)
 
 
