@@ -24,6 +24,7 @@ from llenergymeasure.harness.warmup import WarmupOutcome
 from llenergymeasure.harness.window import WindowOutcome
 from llenergymeasure.schemas.job import ExperimentJob
 from llenergymeasure.schemas.results import (
+    CO2Estimate,
     DeviceEnergy,
     EnergyBreakdown,
     EnvironmentSnapshot,
@@ -157,6 +158,7 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         energy_per_output_token_adjusted_j=per_token(adjusted_j, out_tok),
         energy_per_total_token_j=per_token(total_j, in_tok + out_tok),
         energy=breakdown,
+        co2=CO2Estimate.from_energy(total_j, ctx.carbon_intensity_gco2_per_kwh, ctx.datacenter_pue),
         latency=latency_stats([o.latency_s for o in outputs], window.batch.granularity, ttfts, itls),
         flops=flops_estimate(facts.non_embedding_params, in_tok, out_tok),
         memory=facts.memory,

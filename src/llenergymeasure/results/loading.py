@@ -117,7 +117,9 @@ class LoadedStudy:
 
         frame = pq.read_table(path).to_pandas()
         r = run.result
-        for name, value in zip(ID_COLUMNS, (r.study_id, r.experiment_id, r.cycle, r.measurement_config_hash)):
+        for name, value in zip(
+            ID_COLUMNS, (r.study_id, r.experiment_id, r.cycle, r.measurement_config_hash), strict=True
+        ):
             frame[name] = value  # older timelines lack the columns; the result is the authority
         return frame
 

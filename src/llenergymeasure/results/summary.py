@@ -51,4 +51,5 @@ def summarise(config: ExperimentConfig, results: Sequence[ExperimentResult]) -> 
         output_tokens_per_s=metrics["output_tokens_per_s"],
         ttft_p50_ms=metrics["ttft_p50_ms"],
         itl_p50_ms=metrics["itl_p50_ms"],
+        co2_g=metric_stats([r.co2.co2_g if r.co2 is not None else None for r in results]),
     )

@@ -164,6 +164,48 @@ class MeasurementWarning(StrictModel):
     severity: Severity = Field("warning", description="info, warning or error.")
 
 
+#: joules in one kilowatt-hour
+J_PER_KWH = 3.6e6
+#: a grid intensity below this many gCO2e/kWh is almost certainly a value in kg/kWh
+KG_MISTAKE_BELOW_G = 2.0
+
+
+class CO2Estimate(StrictModel):
+    """Operational CO2 of the measured window: an estimate from the GPU energy, a grid carbon intensity
+    and the data-centre PUE (``co2_g = energy_kwh × carbon_intensity_gco2_per_kwh × datacenter_pue``)."""
+
+    co2_g: float = Field(description="Estimated CO2-equivalent of the window, grams (estimated).")
+    method: Literal["estimated"] = Field("estimated", description="Always an estimate, never a measurement.")
+    energy_kwh: float = Field(description="energy_total_j / 3.6e6: the GPU energy it is based on, kWh.")
+    carbon_intensity_gco2_per_kwh: float = Field(description="Grid carbon intensity used, gCO2e/kWh.")
+    datacenter_pue: float = Field(description="Power usage effectiveness used (unitless, ≥ 1).")
+
+    @classmethod
+    def from_energy(
+        cls, energy_j: float | None, carbon_intensity_gco2_per_kwh: float | None, datacenter_pue: float = 1.0
+    ) -> CO2Estimate | None:
+        """The estimate, or None when the energy or the intensity is unknown (never a silent zero)."""
+        if energy_j is None or carbon_intensity_gco2_per_kwh is None:
+            return None
+        kwh = energy_j / J_PER_KWH
+        return cls(
+            co2_g=kwh * carbon_intensity_gco2_per_kwh * datacenter_pue,
+            energy_kwh=kwh,
+            carbon_intensity_gco2_per_kwh=carbon_intensity_gco2_per_kwh,
+            datacenter_pue=datacenter_pue,
+        )
+
+
+def carbon_intensity_warning(value: float | None) -> str | None:
+    """A warning when a carbon intensity looks like kg/kWh rather than g/kWh, else None."""
+    if value is None or value >= KG_MISTAKE_BELOW_G:
+        return None
+    return (
+        f"carbon intensity {value} gCO2e/kWh looks like a value in kg/kWh (grids are ~20-1000 g/kWh); "
+        f"CO2 estimates will be 1000× too small (fix: give grams, e.g. {value * 1000:g})"
+    )
+
+
 class SteadyStateWindow(StrictModel):
     """The part of the run that the energy figures cover, relative to window start."""
 
@@ -218,6 +260,9 @@ class ExperimentResult(StrictModel):
         description="energy_total_j / (input + output tokens), J per total token."
     )
     energy: EnergyBreakdown = Field(description="How the energy figures were obtained.")
+    co2: CO2Estimate | None = Field(
+        None, description="Estimated CO2 of the window with its inputs; null without a carbon intensity or energy."
+    )
 
     latency: LatencyStats | None = Field(None, description="Latency over the window.")
     flops: FlopsResult | None = Field(None, description="Estimated FLOPs.")

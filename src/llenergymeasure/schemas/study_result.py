@@ -51,6 +51,11 @@ class ConfigSummary(StrictModel):
     itl_p50_ms: MetricStats = Field(
         default_factory=MetricStats, description="Median inter-token latency, ms, across cycles (where reported)."
     )
+    co2_g: MetricStats = Field(
+        default_factory=MetricStats,
+        description="Estimated CO2 per run, grams CO2e, across cycles (estimated: GPU energy × grid intensity × "
+        "PUE; null without a carbon intensity).",
+    )
     energy_method: str | None = Field(None, description="How energy was obtained (counter, integrated_power, ...).")
     warnings: list[str] = Field(
         default_factory=list, description="Why this configuration's figures need care (e.g. CV above threshold)."

@@ -64,7 +64,8 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
         sleep=clock.sleep,
         now=lambda: T0 + timedelta(seconds=clock.t),
     )
-    job = ExperimentJob(config=config(model_dir), context=RunContext(device_ids=[0], host_device_ids=[3]))
+    context = RunContext(device_ids=[0], host_device_ids=[3], carbon_intensity_gco2_per_kwh=400.0, datacenter_pue=1.2)
+    job = ExperimentJob(config=config(model_dir), context=context)
     result, events = run(job, tmp_path, deps)
 
     # timeline of the fake clock: baseline 0 → 30 s; warmup 2 × 0.5 s + thermal floor to 2 s → 32 s; window 20 × 0.5 s
@@ -78,6 +79,15 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.energy_adjusted_j == pytest.approx(1900.0, rel=1e-6)
     assert result.energy_per_output_token_j == pytest.approx(2500.0 / 320)
     assert result.energy_per_output_token_adjusted_j == pytest.approx(1900.0 / 320)
+    # CO2 by hand: 2,500 J = 2500 / 3.6e6 kWh = 6.944e-4 kWh × 400 g/kWh × PUE 1.2 = 0.33333 g
+    assert result.co2 is not None
+    assert result.co2.co2_g == pytest.approx(2500 / 3.6e6 * 400 * 1.2, rel=1e-6)
+    assert result.co2.co2_g == pytest.approx(0.333333, rel=1e-5)
+    assert (result.co2.method, result.co2.carbon_intensity_gco2_per_kwh, result.co2.datacenter_pue) == (
+        "estimated",
+        400.0,
+        1.2,
+    )
     assert result.energy_per_total_token_j == pytest.approx(2500.0 / (320 + 160))
     e = result.energy
     assert (e.method, e.source, e.baseline.method, e.baseline.energy_method) == (
@@ -142,6 +152,7 @@ def test_cpu_run_has_null_energy_and_a_warning(tmp_path: Path, model_dir: Path, 
     assert result.energy_total_j is None
     assert result.energy_adjusted_j is None
     assert result.energy_per_output_token_j is None
+    assert result.co2 is None  # no energy, no intensity: no estimate, never a zero
     assert (result.energy.method, result.energy.source, result.energy.baseline.method) == (
         "unavailable",
         "none",

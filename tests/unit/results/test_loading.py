@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
-from fixtures.synthetic_study import write_study
 
+from fixtures.synthetic_study import write_study
 from llenergymeasure.results import load_result, load_study
 from llenergymeasure.results.loading import StudyLoadError
 from llenergymeasure.schemas.reading import SchemaVersionError

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures.synthetic_study import write_study
 
+from fixtures.synthetic_study import write_study
 from llenergymeasure.orchestrator.cli import main
 from llenergymeasure.results.deps import MissingExtraError, require
 from llenergymeasure.results.loading import load_study
@@ -96,8 +96,9 @@ def test_csv_with_the_report(tmp_path: Path) -> None:
     assert [p.name for p in files.csv] == ["results.csv", "summary.csv"]
 
 
-def test_missing_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     with pytest.raises(MissingExtraError, match=r'pip install "llenergymeasure\[report\]"'):
         require("matplotlib", "llem report")

@@ -35,7 +35,7 @@ def test_t_cdf_closed_forms() -> None:
 
 
 def test_quantile_rejects_lower_tail() -> None:
-    with pytest.raises(ValueError, match="0.5 <= p < 1"):
+    with pytest.raises(ValueError, match=r"0\.5 <= p < 1"):
         student_t_quantile(0.1, 3)
 
 

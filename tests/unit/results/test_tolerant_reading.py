@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from unit.orchestrator.orch_factories import make_result, study_of, tiny_config
 
 from llenergymeasure.errors import ExperimentError, StudyError
 from llenergymeasure.orchestrator.runners.collect import read_result
@@ -16,6 +15,7 @@ from llenergymeasure.schemas.job import ExperimentJob, RunContext
 from llenergymeasure.schemas.reading import SchemaVersionError, read_json_tolerant
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study_result import StudyResult
+from unit.orchestrator.orch_factories import make_result, study_of, tiny_config
 
 
 def _result_dict() -> dict[str, object]:
@@ -88,7 +88,7 @@ def test_manifest_2_x_loads_and_3_x_is_refused(tmp_path: Path, caplog: pytest.Lo
     assert sum("entries.0.future" in r.getMessage() for r in caplog.records) == 1
     data["schema_version"] = "3.0"
     path.write_text(json.dumps(data))
-    with pytest.raises(StudyError, match="schema version 3.0"):
+    with pytest.raises(StudyError, match=r"schema version 3\.0"):
         ManifestStore.load(path)
 
 

@@ -77,21 +77,44 @@ def write_report(
 
     sampled = fg.sample_runs(data.runs())
     planned: list[tuple[str, str, Any]] = [
-        ("energy-per-config", "J per output token by configuration, mean with 95 % CI across cycles.",
-         lambda: fg.energy_per_config(data)),
+        (
+            "energy-per-config",
+            "J per output token by configuration, mean with 95 % CI across cycles.",
+            lambda: fg.energy_per_config(data),
+        ),
     ]
     for knob in data.swept:
-        planned.append((f"energy-vs-{_slug(knob)}", f"Mean J per output token against {knob}; one series per "
-                        "value of the other swept settings.", lambda knob=knob: fg.energy_vs_knob(data, knob)))
+        planned.append(
+            (
+                f"energy-vs-{_slug(knob)}",
+                f"Mean J per output token against {knob}; one series per value of the other swept settings.",
+                lambda knob=knob: fg.energy_vs_knob(data, knob),
+            )
+        )
     planned += [
-        ("pareto-throughput", "Energy/throughput trade-off; the Pareto front (no configuration is both cheaper "
-         "and faster) in red, labelled.", lambda: fg.pareto(data, against="throughput")),
-        ("pareto-latency", "Energy/latency trade-off; the Pareto front (no configuration is both cheaper and "
-         "quicker to answer) in red, labelled.", lambda: fg.pareto(data, against="latency")),
-        ("power-timelines", f"Power of {len(sampled)} of {len(data.runs())} runs (evenly sampled); idle baseline "
-         "dashed, measured window shaded.", lambda: fg.power_timelines(data, sampled)),
-        ("cycle-spread", "J per output token of each cycle: the spread shows how repeatable each configuration "
-         "is.", lambda: fg.cycle_spread(data)),
+        (
+            "pareto-throughput",
+            "Energy/throughput trade-off; the Pareto front (no configuration is both cheaper "
+            "and faster) in red, labelled.",
+            lambda: fg.pareto(data, against="throughput"),
+        ),
+        (
+            "pareto-latency",
+            "Energy/latency trade-off; the Pareto front (no configuration is both cheaper and "
+            "quicker to answer) in red, labelled.",
+            lambda: fg.pareto(data, against="latency"),
+        ),
+        (
+            "power-timelines",
+            f"Power of {len(sampled)} of {len(data.runs())} runs (evenly sampled); idle baseline "
+            "dashed, measured window shaded.",
+            lambda: fg.power_timelines(data, sampled),
+        ),
+        (
+            "cycle-spread",
+            "J per output token of each cycle: the spread shows how repeatable each configuration is.",
+            lambda: fg.cycle_spread(data),
+        ),
     ]
     rendered: list[RenderedFigure] = []
     written: list[Path] = []

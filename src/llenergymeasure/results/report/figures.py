@@ -26,9 +26,7 @@ def _figure(width: float = 8.0, height: float = 4.2, *, left_in: float = 0.8) ->
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(
-        left=left_in / width, right=1 - 0.25 / width, top=1 - 0.45 / height, bottom=0.55 / height
-    )
+    fig.subplots_adjust(left=left_in / width, right=1 - 0.25 / width, top=1 - 0.45 / height, bottom=0.55 / height)
     return fig
 
 
@@ -50,7 +48,9 @@ def energy_per_config(data: ReportData) -> Any:
     rows = [r for r in data.rows if any(c.summary.energy_per_output_token_j.mean is not None for c in r.cells.values())]
     title = "J per output token by configuration (mean, 95 % CI across cycles)"
     if not rows:
-        return message_figure(title, "No energy was measured in these runs (energy unavailable), so there is nothing to plot.")
+        return message_figure(
+            title, "No energy was measured in these runs (energy unavailable), so there is nothing to plot."
+        )
     studies = data.study_ids
     height = max(2.4, 0.32 * len(rows) * max(1, len(studies)) + 1.2)
     fig = _figure(8.0, min(height, 60.0), left_in=2.6)
@@ -67,8 +67,16 @@ def energy_per_config(data: ReportData) -> Any:
             means.append(stats.mean)
             lo.append(stats.mean - stats.ci95_low if stats.ci95_low is not None else 0.0)
             hi.append(stats.ci95_high - stats.mean if stats.ci95_high is not None else 0.0)
-        ax.barh(ys, means, height=band * 0.9, xerr=[lo, hi], capsize=3, color=PALETTE[s_idx % len(PALETTE)],
-                label=study_id, error_kw={"elinewidth": 1})
+        ax.barh(
+            ys,
+            means,
+            height=band * 0.9,
+            xerr=[lo, hi],
+            capsize=3,
+            color=PALETTE[s_idx % len(PALETTE)],
+            label=study_id,
+            error_kw={"elinewidth": 1},
+        )
     ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("J per output token")
@@ -106,8 +114,13 @@ def energy_vs_knob(data: ReportData, knob: str) -> Any:
     ax = fig.add_subplot()
     for i, (name, points) in enumerate(sorted(series.items())[: len(PALETTE) * 3]):
         points.sort(key=lambda p: _sortable(p[0]))
-        ax.plot([position[repr(v)] for v, _ in points], [m for _, m in points], marker="o",
-                color=PALETTE[i % len(PALETTE)], label=_short(name, 60))
+        ax.plot(
+            [position[repr(v)] for v, _ in points],
+            [m for _, m in points],
+            marker="o",
+            color=PALETTE[i % len(PALETTE)],
+            label=_short(name, 60),
+        )
     if not numeric:
         ax.set_xticks(range(len(values)), [str(v) for v in values])
     ax.set_xlabel(knob)
@@ -158,8 +171,11 @@ def pareto(data: ReportData, *, against: str) -> Any:
 def cycle_spread(data: ReportData) -> Any:
     """Each cycle's J/output token per configuration: how repeatable the measurement is."""
     title = "Cycle-to-cycle spread of J per output token"
-    rows = [r for r in data.rows if any(run.result.energy_per_output_token_j is not None
-                                        for c in r.cells.values() for run in c.runs)]
+    rows = [
+        r
+        for r in data.rows
+        if any(run.result.energy_per_output_token_j is not None for c in r.cells.values() for run in c.runs)
+    ]
     if not rows:
         return message_figure(title, "No energy was measured in these runs (energy unavailable).")
     fig = _figure(8.0, min(max(2.4, 0.3 * len(rows) + 1.2), 60.0), left_in=2.6)
@@ -206,17 +222,23 @@ def power_timelines(data: ReportData, runs: Sequence[LoadedRun]) -> Any:
     fig = _figure(8.0 if cols == 2 else 7.0, 2.3 * nrows + 0.6, left_in=0.6)
     fig.subplots_adjust(hspace=0.6, wspace=0.25, top=1 - 0.8 / fig.get_figheight())
     axes = fig.subplots(nrows, cols, squeeze=False)
-    for ax, run in zip(axes.flat, runs):
-        table = pq.read_table(run.run_dir / str(run.result.timeseries_file),
-                              columns=["elapsed_s", "device_index", "power_w", "in_window"]).to_pydict()
+    for ax, run in zip(axes.flat, runs, strict=False):  # a 2-column grid may have a spare panel
+        table = pq.read_table(
+            run.run_dir / str(run.result.timeseries_file), columns=["elapsed_s", "device_index", "power_w", "in_window"]
+        ).to_pydict()
         devices = sorted(set(table["device_index"]))
         for d_idx, device in enumerate(devices):
             idx = [i for i, d in enumerate(table["device_index"]) if d == device]
             step = max(1, len(idx) // MAX_TIMELINE_POINTS)
             idx = idx[::step]
-            ax.plot([table["elapsed_s"][i] for i in idx], [table["power_w"][i] for i in idx], linewidth=0.9,
-                    color=PALETTE[d_idx % len(PALETTE)], label=f"GPU {device}")
-        window = [t for t, w in zip(table["elapsed_s"], table["in_window"]) if w]
+            ax.plot(
+                [table["elapsed_s"][i] for i in idx],
+                [table["power_w"][i] for i in idx],
+                linewidth=0.9,
+                color=PALETTE[d_idx % len(PALETTE)],
+                label=f"GPU {device}",
+            )
+        window = [t for t, w in zip(table["elapsed_s"], table["in_window"], strict=True) if w]
         if window:
             ax.axvspan(min(window), max(window), color="#2ca02c", alpha=0.12, label="measured window")
         if run.result.baseline_power_w is not None:
@@ -227,7 +249,7 @@ def power_timelines(data: ReportData, runs: Sequence[LoadedRun]) -> Any:
         ax.set_ylabel("W", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(runs):]:
+    for ax in list(axes.flat)[len(runs) :]:
         ax.set_axis_off()
     axes.flat[0].legend(fontsize=6, loc="lower right")
     fig.suptitle(title, fontsize=11, x=0.01, ha="left")

@@ -62,15 +62,21 @@ def _labels(data: ReportData) -> list[str]:
     unavailable = sum(1 for r in runs if r.result.energy.method == "unavailable")
     out = []
     if simulated:
-        out.append(f'<div class="label simulated">SIMULATED: {simulated} of {len(runs)} runs measured '
-                   "simulated GPUs (an analytic power trace), not real hardware. Their energy figures "
-                   "rehearse the method; they are not measurements.</div>")
+        out.append(
+            f'<div class="label simulated">SIMULATED: {simulated} of {len(runs)} runs measured '
+            "simulated GPUs (an analytic power trace), not real hardware. Their energy figures "
+            "rehearse the method; they are not measurements.</div>"
+        )
     if estimated:
-        out.append(f'<div class="label estimated">ESTIMATED: the energy of {estimated} of {len(runs)} runs is '
-                   "a model estimate (CodeCarbon/TDP), not a measurement.</div>")
+        out.append(
+            f'<div class="label estimated">ESTIMATED: the energy of {estimated} of {len(runs)} runs is '
+            "a model estimate (CodeCarbon/TDP), not a measurement.</div>"
+        )
     if unavailable:
-        out.append(f'<div class="label unavailable">UNAVAILABLE: {unavailable} of {len(runs)} runs have no energy '
-                   "figure (no GPU energy counter or power samples); their J/token cells read n/a.</div>")
+        out.append(
+            f'<div class="label unavailable">UNAVAILABLE: {unavailable} of {len(runs)} runs have no energy '
+            "figure (no GPU energy counter or power samples); their J/token cells read n/a.</div>"
+        )
     return out
 
 
@@ -96,8 +102,11 @@ def _header(data: ReportData) -> str:
         ("llenergymeasure", _distinct([r.environment.llenergymeasure_version for r in runs])),
         ("backend versions", _distinct([r.environment.backend_version for r in runs])),
         ("torch", _distinct([r.environment.torch_version for r in runs])),
-        ("CUDA / driver", f"{_distinct([r.environment.cuda_version for r in runs])} / "
-                          f"{_distinct([r.environment.driver_version for r in runs])}"),
+        (
+            "CUDA / driver",
+            f"{_distinct([r.environment.cuda_version for r in runs])} / "
+            f"{_distinct([r.environment.driver_version for r in runs])}",
+        ),
         ("energy methods", _distinct([r.energy.method for r in runs])),
         ("energy sources", _distinct([str(r.energy.source) for r in runs])),
     ]
@@ -134,6 +143,7 @@ COLUMNS = (
     "TTFT p50 / p99 ms",
     "ITL p50 / p99 ms",
     "energy",
+    "CO2 g/run (estimated)",
     "warnings",
     "runs",
 )
@@ -154,6 +164,7 @@ def _cells(cell: Cell | None, out_dir: Path) -> list[str]:
         f"{_latency(cell, 'ttft_p50_ms')} / {_latency(cell, 'ttft_p99_ms')}",
         f"{_latency(cell, 'itl_p50_ms')} / {_latency(cell, 'itl_p99_ms')}",
         energy,
+        _e(mean_ci(s.co2_g)),
         str(cell.warning_count),
         _links(cell, out_dir),
     ]
