@@ -52,7 +52,7 @@ PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard src tests benchmarks)
 
 .PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
-        test-gpu docker-engine base-image wheelhouse image-cpu images \
+        test-gpu browser docker-engine base-image wheelhouse image-cpu images \
         $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version tiny-model demo bench ci clean distclean
 
 help: ## list the targets
@@ -96,17 +96,25 @@ define pytest
 	exit "$$rc"
 endef
 
-test: $(INSTALLED) docker-engine image-cpu ## THE test command: unit + integration tests (real Docker, CPU image)
+test: $(INSTALLED) docker-engine image-cpu browser ## THE test command: unit + integration tests (real Docker, CPU image)
 	$(call pytest,tests/unit tests/integration)
 
 test-unit: $(INSTALLED) ## unit tests only (no Docker, no GPU)
 	$(call pytest,tests/unit)
 
-test-integration: $(INSTALLED) docker-engine image-cpu ## integration tests (real Docker, CPU image)
+test-integration: $(INSTALLED) docker-engine image-cpu browser ## integration tests (real Docker, CPU image)
 	$(call pytest,tests/integration)
 
 test-gpu: $(INSTALLED) ## tests that need an NVIDIA GPU (self-hosted runner)
 	$(call pytest,-m gpu tests/gpu)
+
+# The report's browser test drives Debian's chromium with the playwright package (browser builds
+# fetched by playwright's own installer are not available on the CI machines).
+browser: ## install Debian's chromium for the report's browser test (only if missing)
+	command -v chromium >/dev/null || { \
+	    [ "$$(id -u)" -eq 0 ] || { echo "error: chromium is missing; install it: apt-get install -y chromium" >&2; exit 1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	chromium --version
 
 # --------------------------------------------------------------------- images
 

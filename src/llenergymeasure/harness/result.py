@@ -134,7 +134,8 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         study_id=ctx.study_id,
         experiment_id=ctx.experiment_id,
         cycle=ctx.cycle,
-        measurement_config_hash=cfg.measurement_config_hash(),
+        # the config as run (container paths): local inputs hash by content, so this equals the host's hash
+        measurement_config_hash=job.config.measurement_config_hash(),
         config=cfg,
         effective_precision=facts.effective_precision,
         device="cuda" if facts.device == "cuda" else "cpu",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -239,9 +240,13 @@ def test_only_the_device_set_is_measured_and_cuda_numbers_it(tmp_path: Path, mod
 
 def test_the_result_records_the_config_as_submitted(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
     ran = config(model_dir, energy={"backend": "auto"}, warmup={"enabled": False})
-    submitted = ran.model_copy(update={"model": "/host/path/to/model"})
+    host_copy = tmp_path / "host" / "path" / "to" / "model"
+    shutil.copytree(model_dir, host_copy)  # the host's directory: same files, another path
+    submitted = ran.model_copy(update={"model": str(host_copy)})
+    results_dir = tmp_path / "out"
+    results_dir.mkdir()
     deps = HarnessDeps(backend_factory=lambda c, ids: FakeBackend(c, None, ids, clock=clock), clock=clock)
     job = ExperimentJob(config=ran, context=RunContext(submitted_config=submitted))
-    result, _ = run(job, tmp_path, deps)
+    result, _ = run(job, results_dir, deps)
     assert result.config == submitted
-    assert result.measurement_config_hash == submitted.measurement_config_hash()
+    assert result.measurement_config_hash == submitted.measurement_config_hash() == ran.measurement_config_hash()

@@ -61,7 +61,9 @@ def test_report_is_self_contained_with_every_figure(tmp_path: Path) -> None:
     # the table: b = 1 fp16 → 6.0 ± 0.149 J/token (see test_loading for the arithmetic)
     assert "6 ± 0.149" in page
     assert "SIMULATED" not in page and "UNAVAILABLE" not in page
-    assert 'href="000_c1_tiny_pytorch_' in page  # links to the run files, relative to the report
+    assert (
+        'href="000_c1_tiny_pytorch_' in page
+    )  # each cycle links to its run directory  # links to the run files, relative to the report
 
 
 def test_labels_for_simulated_and_unavailable_energy(tmp_path: Path) -> None:

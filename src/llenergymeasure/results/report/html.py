@@ -23,8 +23,9 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;bord
 .label.unavailable{background:#fbd5d5;border:1px solid #c0392b}
 table.results{border-collapse:collapse;font-size:.82rem;width:100%}
 table.results th,table.results td{border:1px solid #ddd;padding:.25rem .4rem;text-align:right}
-table.results th{background:#f4f6f8}table.results td.l,table.results th.l{text-align:left}
-figure{margin:1.2rem 0;border:1px solid #eee;padding:.5rem}figure svg{width:100%;height:auto}
+table.results th{background:#f4f6f8}table.results td:last-child{white-space:nowrap}table.results td.l,table.results th.l{text-align:left}
+figure{margin:1.2rem 0;border:1px solid #eee;padding:.5rem}figure svg{max-width:100%;height:auto;display:block;
+margin:0 auto}
 figcaption{font-size:.85rem;color:#444}.note{font-size:.85rem;color:#555}
 a{color:#0b5cad}
 """
@@ -120,15 +121,12 @@ def _header(data: ReportData) -> str:
 
 
 def _links(cell: Cell, out_dir: Path) -> str:
+    """One link per cycle to its run directory (result.json, timeseries.parquet, harness.log)."""
     links = []
     for run in cell.runs:
         rel = os.path.relpath(run.run_dir, out_dir)
-        items = [f'<a href="{_e(rel)}/result.json">c{run.result.cycle}</a>']
-        if run.result.timeseries_file:
-            items.append(f'<a href="{_e(rel)}/{_e(run.result.timeseries_file)}">timeline</a>')
-        items.append(f'<a href="{_e(rel)}/harness.log">log</a>')
-        links.append(" ".join(items))
-    return "<br>".join(links)
+        links.append(f'<a href="{_e(rel)}/" title="{_e(run.run_dir.name)}">c{run.result.cycle}</a>')
+    return " ".join(links)
 
 
 def _latency(cell: Cell, field: str) -> str:
