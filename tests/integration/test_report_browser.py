@@ -102,7 +102,8 @@ def test_report_opens_in_chromium_without_errors(demo_study: Path, tmp_path: Pat
                 assert svg is not None, figure.get_attribute("data-figure")
                 box = svg.bounding_box()
                 elements = svg.evaluate("e => e.querySelectorAll('path, text, use').length")
-                sizes[figure.get_attribute("data-figure")] = (box, elements)
+                words = svg.evaluate("e => e.textContent.trim().length")
+                sizes[figure.get_attribute("data-figure")] = (box, elements, words)
             assert "UNAVAILABLE: 4 of 4 runs" in page.inner_text("body")
             page.screenshot(path=str(ARTIFACTS / "demo-report.png"), full_page=True)
             page.screenshot(path=str(ARTIFACTS / "demo-report-top.png"))
@@ -111,9 +112,10 @@ def test_report_opens_in_chromium_without_errors(demo_study: Path, tmp_path: Pat
     assert errors == []
     assert [u for u in requests if not u.startswith("file://")] == []  # nothing fetched from a network
     assert names == DEMO_FIGURES
-    for name, (box, elements) in sizes.items():
+    for name, (box, elements, words) in sizes.items():
         assert box is not None and box["width"] > 200 and box["height"] > 50, name
-        assert elements > 3, name
+        # at least a frame, a title and a chart or a sentence saying why there is none
+        assert elements >= 3 and words > 20, name
     assert (ARTIFACTS / "demo-report.png").stat().st_size > 10_000
     for name in DEMO_FIGURES:
         assert (demo_study / "figures" / f"{name}.png").stat().st_size > 1000

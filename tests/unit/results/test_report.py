@@ -74,6 +74,7 @@ def test_labels_for_simulated_and_unavailable_energy(tmp_path: Path) -> None:
     page = write_report([cpu]).html.read_text()
     assert "UNAVAILABLE: 12 of 12 runs" in page
     assert "No energy was measured" in page  # the energy figures say so instead of drawing empty axes
+    assert "energy unavailable: output tokens/s shown" in page  # per-config and spread fall back, labelled
     assert set(_figures(page)) == EXPECTED_FIGURES
 
 

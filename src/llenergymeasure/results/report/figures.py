@@ -43,14 +43,23 @@ def _short(label: str, limit: int = 38) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
+UNAVAILABLE_NOTE = " — energy unavailable: output tokens/s shown"
+
+
 def energy_per_config(data: ReportData) -> Any:
-    """J/output token per configuration (mean across cycles, 95 % CI bars), one bar per study."""
-    rows = [r for r in data.rows if any(c.summary.energy_per_output_token_j.mean is not None for c in r.cells.values())]
-    title = "J per output token by configuration (mean, 95 % CI across cycles)"
+    """J/output token per configuration (mean across cycles, 95 % CI bars), one bar per study; output
+    tokens/s instead, said in the title, when no run measured energy (a CPU host)."""
+    if any(c.summary.energy_per_output_token_j.mean is not None for r in data.rows for c in r.cells.values()):
+        return metric_per_config(data, "energy_per_output_token_j", "J per output token", "J per output token")
+    return metric_per_config(data, "output_tokens_per_s", "output tokens/s", "Output tokens/s" + UNAVAILABLE_NOTE)
+
+
+def metric_per_config(data: ReportData, metric: str, xlabel: str, what: str) -> Any:
+    """One `ConfigSummary` metric per configuration: mean bars with 95 % CI whiskers."""
+    title = f"{what} by configuration (mean, 95 % CI across cycles)"
+    rows = [r for r in data.rows if any(getattr(c.summary, metric).mean is not None for c in r.cells.values())]
     if not rows:
-        return message_figure(
-            title, "No energy was measured in these runs (energy unavailable), so there is nothing to plot."
-        )
+        return message_figure(title, "No run has this figure, so there is nothing to plot.")
     studies = data.study_ids
     height = max(2.4, 0.32 * len(rows) * max(1, len(studies)) + 1.2)
     fig = _figure(8.0, min(height, 60.0), left_in=2.6)
@@ -60,7 +69,7 @@ def energy_per_config(data: ReportData) -> Any:
         ys, means, lo, hi = [], [], [], []
         for r_idx, row in enumerate(rows):
             cell = row.cells.get(study_id)
-            stats = cell.summary.energy_per_output_token_j if cell else None
+            stats = getattr(cell.summary, metric) if cell else None
             if stats is None or stats.mean is None:
                 continue
             ys.append(r_idx + (s_idx - (len(studies) - 1) / 2) * band)
@@ -79,8 +88,8 @@ def energy_per_config(data: ReportData) -> Any:
         )
     ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("J per output token")
-    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, loc="left", fontsize=10)
     if len(studies) > 1:
         ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -169,15 +178,19 @@ def pareto(data: ReportData, *, against: str) -> Any:
 
 
 def cycle_spread(data: ReportData) -> Any:
-    """Each cycle's J/output token per configuration: how repeatable the measurement is."""
-    title = "Cycle-to-cycle spread of J per output token"
-    rows = [
-        r
-        for r in data.rows
-        if any(run.result.energy_per_output_token_j is not None for c in r.cells.values() for run in c.runs)
-    ]
+    """Each cycle's J/output token per configuration (output tokens/s when no energy was measured):
+    how repeatable the measurement is."""
+    runs = [run for r in data.rows for c in r.cells.values() for run in c.runs]
+    if any(run.result.energy_per_output_token_j is not None for run in runs):
+        return _spread(data, lambda res: res.energy_per_output_token_j, "J per output token (each cycle)", "")
+    return _spread(data, lambda res: res.output_tokens_per_s, "output tokens/s (each cycle)", UNAVAILABLE_NOTE)
+
+
+def _spread(data: ReportData, get: Any, xlabel: str, note: str) -> Any:
+    title = "Cycle-to-cycle spread" + note
+    rows = [r for r in data.rows if any(get(run.result) is not None for c in r.cells.values() for run in c.runs)]
     if not rows:
-        return message_figure(title, "No energy was measured in these runs (energy unavailable).")
+        return message_figure(title, "No run has this figure, so there is nothing to plot.")
     fig = _figure(8.0, min(max(2.4, 0.3 * len(rows) + 1.2), 60.0), left_in=2.6)
     ax = fig.add_subplot()
     max_cycle = max(run.result.cycle for r in rows for c in r.cells.values() for run in c.runs)
@@ -186,14 +199,15 @@ def cycle_spread(data: ReportData) -> Any:
         for r_idx, row in enumerate(rows):
             for cell in row.cells.values():
                 for run in cell.runs:
-                    if run.result.cycle == cycle and run.result.energy_per_output_token_j is not None:
-                        xs.append(run.result.energy_per_output_token_j)
+                    value = get(run.result)
+                    if run.result.cycle == cycle and value is not None:
+                        xs.append(value)
                         ys.append(r_idx)
         ax.scatter(xs, ys, s=22, color=PALETTE[(cycle - 1) % len(PALETTE)], label=f"cycle {cycle}", alpha=0.85)
     ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("J per output token (each cycle)")
-    ax.set_title(title, loc="left", fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, loc="left", fontsize=10)
     if max_cycle <= 12:
         ax.legend(fontsize=7)
     ax.grid(axis="x", alpha=0.3)
