@@ -79,7 +79,8 @@ def write_report(
     planned: list[tuple[str, str, Any]] = [
         (
             "energy-per-config",
-            "J per output token by configuration, mean with 95 % CI across cycles.",
+            "J per output token by configuration (output tokens/s where no energy was measured), mean with "
+            "95 % CI across cycles.",
             lambda: fg.energy_per_config(data),
         ),
     ]
@@ -112,7 +113,8 @@ def write_report(
         ),
         (
             "cycle-spread",
-            "J per output token of each cycle: the spread shows how repeatable each configuration is.",
+            "Each cycle's J per output token (output tokens/s where no energy was measured): the spread "
+            "shows how repeatable each configuration is.",
             lambda: fg.cycle_spread(data),
         ),
     ]

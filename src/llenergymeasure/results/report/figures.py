@@ -18,6 +18,9 @@ from llenergymeasure.results.report.data import ReportData, pareto_front
 MAX_TIMELINES = 8
 #: each timeline is thinned to at most this many points per device
 MAX_TIMELINE_POINTS = 1500
+#: a J/token-against-setting figure draws at most this many series, with a legend up to MAX_LEGEND
+MAX_SERIES = 27
+MAX_LEGEND = 12
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
 
 
@@ -43,7 +46,7 @@ def _short(label: str, limit: int = 38) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-UNAVAILABLE_NOTE = " — energy unavailable: output tokens/s shown"
+UNAVAILABLE_NOTE = " (energy unavailable: output tokens/s shown)"
 
 
 def energy_per_config(data: ReportData) -> Any:
@@ -51,12 +54,12 @@ def energy_per_config(data: ReportData) -> Any:
     tokens/s instead, said in the title, when no run measured energy (a CPU host)."""
     if any(c.summary.energy_per_output_token_j.mean is not None for r in data.rows for c in r.cells.values()):
         return metric_per_config(data, "energy_per_output_token_j", "J per output token", "J per output token")
-    return metric_per_config(data, "output_tokens_per_s", "output tokens/s", "Output tokens/s" + UNAVAILABLE_NOTE)
+    return metric_per_config(data, "output_tokens_per_s", "output tokens/s", "Output tokens/s", UNAVAILABLE_NOTE)
 
 
-def metric_per_config(data: ReportData, metric: str, xlabel: str, what: str) -> Any:
+def metric_per_config(data: ReportData, metric: str, xlabel: str, what: str, note: str = "") -> Any:
     """One `ConfigSummary` metric per configuration: mean bars with 95 % CI whiskers."""
-    title = f"{what} by configuration (mean, 95 % CI across cycles)"
+    title = f"{what} by configuration, mean and 95 % CI across cycles{note}"
     rows = [r for r in data.rows if any(getattr(c.summary, metric).mean is not None for c in r.cells.values())]
     if not rows:
         return message_figure(title, "No run has this figure, so there is nothing to plot.")
@@ -89,7 +92,7 @@ def metric_per_config(data: ReportData, metric: str, xlabel: str, what: str) -> 
     ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    ax.set_title(title, loc="left", fontsize=10)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     if len(studies) > 1:
         ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -121,7 +124,10 @@ def energy_vs_knob(data: ReportData, knob: str) -> Any:
     position = {repr(v): (float(v) if numeric else i) for i, v in enumerate(values)}
     fig = _figure()
     ax = fig.add_subplot()
-    for i, (name, points) in enumerate(sorted(series.items())[: len(PALETTE) * 3]):
+    shown = sorted(series.items())[:MAX_SERIES]
+    if len(series) > MAX_SERIES:
+        title += f" (first {MAX_SERIES} of {len(series)} series)"
+    for i, (name, points) in enumerate(shown):
         points.sort(key=lambda p: _sortable(p[0]))
         ax.plot(
             [position[repr(v)] for v, _ in points],
@@ -135,7 +141,7 @@ def energy_vs_knob(data: ReportData, knob: str) -> Any:
     ax.set_xlabel(knob)
     ax.set_ylabel("J per output token (mean)")
     ax.set_title(title, loc="left", fontsize=11)
-    if len(series) > 1:
+    if 1 < len(shown) <= MAX_LEGEND:
         ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     return fig
@@ -207,7 +213,7 @@ def _spread(data: ReportData, get: Any, xlabel: str, note: str) -> Any:
     ax.set_yticks(range(len(rows)), [_short(r.label) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    ax.set_title(title, loc="left", fontsize=10)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     if max_cycle <= 12:
         ax.legend(fontsize=7)
     ax.grid(axis="x", alpha=0.3)
