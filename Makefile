@@ -174,8 +174,8 @@ tiny-model: $(TINY_MODEL)/config.json ## a tiny random-weight Llama + tokenizer 
 $(TINY_MODEL)/config.json: | $(INSTALLED)
 	$(BIN)/python scripts/make_tiny_model.py $(TINY_MODEL)
 
-demo: $(INSTALLED) docker-engine image-cpu tiny-model ## llem run examples/demo.yaml: the tiny model on the CPU image
-	$(BIN)/llem run examples/demo.yaml
+demo: $(INSTALLED) docker-engine image-cpu tiny-model ## llem run examples/demo.yaml --report: the tiny model on the CPU image
+	$(BIN)/llem run examples/demo.yaml --report
 
 bench: $(INSTALLED) ## the benchmarks (ratios measured side by side)
 	$(BIN)/python benchmarks/run_all.py
