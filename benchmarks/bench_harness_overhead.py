@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             backend = load_backend(model_dir, device_ids, args.batch_size)
             raw = [Prompt(TEXT, args.max_new_tokens, max_input_tokens=64) for _ in range(args.prompts)]
             prompts = full_length(backend.prepare(raw), args.max_new_tokens)  # fixed length: equal work per arm
-            print(f"\n[{name}] non-embedding params {backend.non_embedding_params():,}")
+            counts = backend.parameter_counts()
+            print(f"\n[{name}] non-embedding params {counts.body if counts else 'unknown'}")
             harness = harness_loop(backend, prompts, None)
             bare = bare_loop(backend, prompts)
             for _ in range(2):  # warm both paths

@@ -10,8 +10,24 @@ A library never calls ``sys.exit``; the CLI maps these classes to exit codes
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control characters, lone surrogates and line or bidi
+    controls are written as escapes (``\\x1b``, ``\\udcff``), so user input cannot move the cursor,
+    recolour the output or fail to encode."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or (ch == " ") or unicodedata.category(ch) in {"Zs", "Mn", "Mc", "Me", "So"}:
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    return "".join(out)
 
 
 class LLEMError(Exception):
@@ -42,9 +58,9 @@ class ConfigIssue:
         where = source or "<config>"
         if self.line is not None:
             where = f"{where}:{self.line}"
-        text = f"{where}: {self.field}: {self.message}"
+        text = f"{printable(where)}: {printable(self.field)}: {printable(self.message)}"
         if self.fix:
-            text += f"\n  fix: {self.fix}"
+            text += f"\n  fix: {printable(self.fix)}"
         return text
 
 
@@ -65,7 +81,7 @@ class ConfigError(LLEMError):
         self.issues: list[ConfigIssue] = list(issues or [])
 
     def render(self) -> str:
-        head = f"{self.source}: {self.message}" if self.source else self.message
+        head = printable(f"{self.source}: {self.message}" if self.source else self.message)
         if not self.issues:
             return head
         lines = [head] + ["  " + i.render(self.source).replace("\n", "\n  ") for i in self.issues]

@@ -74,7 +74,7 @@ def test_dry_run_reports_skipped_points(tmp_path: Path, capsys: pytest.CaptureFi
     )
     assert main(["run", str(study), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "skipped 1 invalid grid point(s)" in out
+    assert "left out 1 point(s)" in out
     assert "backend=vllm, decoder.temperature=2.5" in out
     assert re.search(r"^3 experiments", out, re.M)
 
@@ -82,12 +82,13 @@ def test_dry_run_reports_skipped_points(tmp_path: Path, capsys: pytest.CaptureFi
 def test_llem_config_runs_without_docker_or_gpu_requirements(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "missing.yaml"))
+    monkeypatch.delenv("LLEM_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # the default location, with no file in it
     monkeypatch.setenv("LLEM_RUNNER_VLLM", "local")
     assert main(["config", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert "GPUs" in out and "Docker" in out and "Packages on this host" in out
-    assert f"{tmp_path / 'missing.yaml'} (not found, defaults in use)" in out
+    assert f"{tmp_path / 'llenergymeasure' / 'config.yaml'} (not found, defaults in use)" in out
     assert "runners.vllm = 'local'   [env:LLEM_RUNNER_VLLM]" in out
 
 

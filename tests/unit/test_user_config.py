@@ -11,7 +11,8 @@ from llenergymeasure.orchestrator.user_config import load_user_config
 
 
 def test_missing_file_means_defaults(tmp_path: Path) -> None:
-    eff = load_user_config(env={"LLEM_CONFIG": str(tmp_path / "none.yaml")})
+    # the default location (no LLEM_CONFIG) may hold no file: defaults
+    eff = load_user_config(env={}, path=tmp_path / "none.yaml")
     assert not eff.file_found
     assert eff.runner_for("pytorch") == "docker"
     assert eff.image_for("pytorch", "cpu") == "llenergymeasure/pytorch:2.0.0-cpu"
@@ -48,7 +49,7 @@ def test_env_beats_file_beats_default(tmp_path: Path) -> None:
 
 def test_bad_env_value_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        load_user_config(env={"LLEM_CONFIG": str(tmp_path / "x.yaml"), "LLEM_RUNNER_PYTORCH": "kubernetes"})
+        load_user_config(env={"LLEM_RUNNER_PYTORCH": "kubernetes"}, path=tmp_path / "x.yaml")
     text = info.value.render()
     assert "runners.pytorch" in text and "LLEM_RUNNER_PYTORCH" in text and "fix:" in text
 

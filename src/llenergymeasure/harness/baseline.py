@@ -5,10 +5,19 @@ the state the window will see minus the work: CUDA context up on every device of
 the set, nothing loaded, nothing running. Sleeping is right *here* (idle is what
 we want to measure); it is never used to "cool down" before the window.
 
-A cached baseline from the job (same image and device set, measured by an
-earlier container) is reused when its age is under ``baseline.ttl_seconds``; its
-age is recorded. The baseline is reported as *stale* when, at the end of the
-window, it is older than the TTL (a very long warmup or window).
+A cached baseline from the job (same image, device set and meter, measured by
+an earlier container) is reused when its age is under ``baseline.ttl_seconds``
+and it was taken by the same meter as this run's; its age is recorded. The
+baseline is reported as *stale* when, at the end of the window, it is older than
+the TTL (a very long warmup or window).
+
+Every baseline records the meter that took it, the devices' CUDA state during
+the measurement and the hottest GPU's temperature at its end. Idle power rises
+with temperature (leakage), so a *cached* baseline taken more than
+`COLDER_BASELINE_THRESHOLD_C` below the window's start temperature is reported
+(`cached_baseline_colder`): subtracting it over-states the adjusted energy.
+A baseline measured by this run is taken before warmup by design (idle is what
+it measures) and is not compared.
 
 ``energy_adjusted_j = energy_total_j − baseline_power_w × window_duration_s``.
 """
@@ -24,11 +33,13 @@ from datetime import datetime, timezone
 from llenergymeasure.harness.energy.base import EnergyMeter
 from llenergymeasure.schemas.config.sections import BaselineConfig
 from llenergymeasure.schemas.job import CachedBaseline
-from llenergymeasure.schemas.results import BaselineProvenance, MeasurementWarning
+from llenergymeasure.schemas.results import BaselineProvenance, DeviceState, MeasurementWarning
 
 logger = logging.getLogger(__name__)
 
 UtcNow = Callable[[], datetime]
+#: a cached baseline this many °C colder than the window's start is reported
+COLDER_BASELINE_THRESHOLD_C = 10.0
 
 
 def utc_now() -> datetime:
@@ -60,17 +71,20 @@ def measure_idle(
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: UtcNow = utc_now,
+    device_state: DeviceState | None = None,
+    temperature: Callable[[], float | None] = lambda: None,
 ) -> BaselineOutcome:
     """Idle power over `duration_s` with `meter` (the caller has brought the device context up)."""
     meter.start_window()
     sleep(duration_s)
     window = meter.stop_window()
     measured_at = now()
+    context = {"meter": meter.source, "device_state": device_state, "temperature_c": temperature()}
     if window.energy_j is None or window.duration_s <= 0:
         reason = "; ".join(w.message for w in window.warnings) or "the meter returned no energy"
         return BaselineOutcome(
             BaselineProvenance(
-                method="unavailable", power_w=None, duration_s=window.duration_s, measured_at=measured_at
+                method="unavailable", power_w=None, duration_s=window.duration_s, measured_at=measured_at, **context
             ),
             (MeasurementWarning(code="baseline_unavailable", message=f"idle baseline not measured: {reason}"),),
         )
@@ -83,19 +97,22 @@ def measure_idle(
             duration_s=window.duration_s,
             measured_at=measured_at,
             energy_method=window.method,
+            **context,
         ),
         tuple(w for w in window.warnings if w.code != "integrated_power"),
     )
 
 
 def reusable_cached(
-    cached: CachedBaseline | None, device_set: Sequence[int], ttl_s: float, now: datetime
+    cached: CachedBaseline | None, device_set: Sequence[int], ttl_s: float, now: datetime, meter: str | None = None
 ) -> tuple[bool, str]:
-    """Whether `cached` may be reused for `device_set` now, and why not."""
+    """Whether `cached` may be reused for `device_set` and `meter` now, and why not."""
     if cached is None:
         return False, "no cached baseline"
     if sorted(cached.device_ids) != sorted(device_set):
         return False, f"cached baseline is for devices {cached.device_ids}, this run uses {list(device_set)}"
+    if meter is not None and cached.meter is not None and cached.meter != meter:
+        return False, f"cached baseline was taken with the {cached.meter} meter, this run uses {meter}"
     age_s = (now - _aware(cached.measured_at)).total_seconds()
     if age_s < 0 or age_s >= ttl_s:
         return False, f"cached baseline is {age_s:.0f} s old (ttl {ttl_s:.0f} s)"
@@ -110,14 +127,19 @@ def resolve_baseline(
     *,
     sleep: Callable[[float], None] = time.sleep,
     now: UtcNow = utc_now,
+    device_state: DeviceState | None = None,
+    temperature: Callable[[], float | None] = lambda: None,
 ) -> BaselineOutcome:
-    """Disabled, reused from the cache, or measured now (in that order of preference)."""
+    """Disabled, reused from the cache, or measured now (in that order of preference).
+
+    `device_state` is the devices' CUDA state during the measurement; `temperature` reads the hottest GPU (°C).
+    """
     if not config.enabled:
         return BaselineOutcome(BaselineProvenance(method="disabled", power_w=None))
     if meter.source == "none":  # nothing to measure with; the meter's own warning says why
         return BaselineOutcome(BaselineProvenance(method="unavailable", power_w=None))
     current = now()
-    ok, why = reusable_cached(cached, device_set, config.ttl_seconds, current)
+    ok, why = reusable_cached(cached, device_set, config.ttl_seconds, current, meter.source)
     if ok and cached is not None:
         age_s = (current - _aware(cached.measured_at)).total_seconds()
         logger.info("reusing cached idle baseline %.2f W (age %.0f s)", cached.power_w, age_s)
@@ -130,11 +152,16 @@ def resolve_baseline(
                 age_s=age_s,
                 ttl_s=config.ttl_seconds,
                 energy_method=cached.energy_method,
+                meter=cached.meter,
+                device_state=cached.device_state,
+                temperature_c=cached.temperature_c,
             )
         )
     if cached is not None:
         logger.info("not reusing the cached baseline: %s", why)
-    outcome = measure_idle(meter, config.duration_seconds, sleep=sleep, now=now)
+    outcome = measure_idle(
+        meter, config.duration_seconds, sleep=sleep, now=now, device_state=device_state, temperature=temperature
+    )
     return BaselineOutcome(outcome.provenance.model_copy(update={"ttl_s": config.ttl_seconds}), outcome.warnings)
 
 
@@ -149,6 +176,24 @@ def staleness_warning(provenance: BaselineProvenance, window_end: datetime) -> M
         code="stale_baseline",
         message=f"the idle baseline was {age_s:.0f} s old at the end of the window (ttl {provenance.ttl_s:.0f} s); "
         "idle power may have drifted — rerun, or raise baseline.ttl_seconds if that is expected",
+    )
+
+
+def colder_baseline_warning(
+    provenance: BaselineProvenance, window_start_temperature_c: float | None
+) -> MeasurementWarning | None:
+    """`cached_baseline_colder` when a reused baseline was taken more than the threshold below the window's start."""
+    if provenance.method != "cached" or provenance.temperature_c is None or window_start_temperature_c is None:
+        return None
+    delta_c = window_start_temperature_c - provenance.temperature_c
+    if delta_c <= COLDER_BASELINE_THRESHOLD_C:
+        return None
+    return MeasurementWarning(
+        code="cached_baseline_colder",
+        message=f"the reused idle baseline was taken at {provenance.temperature_c:.0f} °C, {delta_c:.0f} °C colder "
+        f"than the GPUs at the window's start ({window_start_temperature_c:.0f} °C; threshold "
+        f"{COLDER_BASELINE_THRESHOLD_C:.0f} °C): idle power rises with temperature, so the adjusted energy is "
+        "over-stated — lower baseline.ttl_seconds so each run measures its own baseline",
     )
 
 

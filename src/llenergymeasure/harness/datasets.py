@@ -22,10 +22,24 @@ provenance lines (every key starts with ``_``) and blank lines are skipped.
 Synthetic prompts are words drawn from a fixed list with ``random_seed``,
 long enough to be cut to exactly ``input_tokens`` tokens by the tokenizer, and
 generate exactly ``output_tokens`` tokens (min = max new tokens).
+
+**Warmup prompts** (`build_warmup_prompts`) are disjoint from the window's, so
+that no prefix or KV cache primed by warmup can serve the window's prefill
+while ``input_tokens`` and FLOPs still count it. They come from the same
+dataset with the same token limits. For a dataset: the texts the window did
+not select, shuffled with a seed derived from ``random_seed``; for each window
+prompt, the unused one closest to it in length (characters: the tokenizer is
+not loaded yet), so warmup's batches have the window's length distribution
+prompt for prompt. When fewer than ``n`` remain they are cycled through in
+their seeded order. Synthetic warmup prompts are drawn like the window's, from
+a second seeded stream, with the same input and output lengths. When the window uses
+every text of the dataset, no disjoint prompt is left: warmup then uses the
+window's prompts and the result carries a ``warmup_overlaps_window`` warning.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import random
@@ -246,15 +260,21 @@ def synthetic_texts(spec: SyntheticDataset, n: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(_WORDS) for _ in range(n_words)) for _ in range(n)]
 
 
+def select_indices(n_texts: int, n: int, seed: int) -> list[int]:
+    """Indices of `n` texts out of `n_texts`, chosen with `seed` (repeating, shuffled, when n exceeds the set)."""
+    rng = random.Random(seed)
+    if n <= n_texts:
+        return rng.sample(range(n_texts), n)
+    order = list(range(n_texts))
+    rng.shuffle(order)
+    return [order[i % len(order)] for i in range(n)]
+
+
 def select(texts: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:
     """`n` texts chosen with `seed` (repeating, in a shuffled order, when n exceeds the set); plus notes."""
-    rng = random.Random(seed)
-    if n <= len(texts):
-        return [texts[i] for i in rng.sample(range(len(texts)), n)], []
-    order = list(range(len(texts)))
-    rng.shuffle(order)
-    note = f"n={n} exceeds the dataset's {len(texts)} prompts: prompts repeat"
-    return [texts[order[i % len(order)]] for i in range(n)], [note]
+    chosen = [texts[i] for i in select_indices(len(texts), n, seed)]
+    notes = [] if n <= len(texts) else [f"n={n} exceeds the dataset's {len(texts)} prompts: prompts repeat"]
+    return chosen, notes
 
 
 def load_source(config: ExperimentConfig, cache_dir: Path | None, fetch: Fetcher | None = None) -> PromptSource:
@@ -275,13 +295,20 @@ def build_prompts(config: ExperimentConfig, source: PromptSource) -> tuple[list[
     if isinstance(dataset, SyntheticDataset):
         cap = min(dataset.input_tokens, config.max_input_tokens)
         notes = [] if cap == dataset.input_tokens else [f"synthetic input_tokens capped at max_input_tokens={cap}"]
-        prompts = [
-            Prompt(text, dataset.output_tokens, min_new_tokens=dataset.output_tokens, max_input_tokens=cap)
-            for text in source.texts[: config.n]
-        ]
-        return prompts, notes
+        return _prompts(config, source.texts[: config.n]), notes
     texts, notes = select(source.texts, config.n, config.random_seed)
-    prompts = [
+    return _prompts(config, texts), notes
+
+
+def _prompts(config: ExperimentConfig, texts: list[str]) -> list[Prompt]:
+    dataset = config.dataset
+    if isinstance(dataset, SyntheticDataset):
+        cap = min(dataset.input_tokens, config.max_input_tokens)
+        return [
+            Prompt(text, dataset.output_tokens, min_new_tokens=dataset.output_tokens, max_input_tokens=cap)
+            for text in texts
+        ]
+    return [
         Prompt(
             text,
             config.max_output_tokens,
@@ -290,4 +317,56 @@ def build_prompts(config: ExperimentConfig, source: PromptSource) -> tuple[list[
         )
         for text in texts
     ]
-    return prompts, notes
+
+
+@dataclass(frozen=True)
+class WarmupPrompts:
+    """Warmup's prompts, and whether they had to overlap the window's."""
+
+    prompts: list[Prompt]
+    overlaps_window: bool = False
+
+
+def build_warmup_prompts(config: ExperimentConfig, source: PromptSource) -> WarmupPrompts:
+    """`n` warmup prompts from the same dataset, disjoint from the window's (see the module docstring)."""
+    dataset = config.dataset
+    warmup_seed = f"warmup:{config.random_seed}"
+    if isinstance(dataset, SyntheticDataset):
+        rng = random.Random(warmup_seed)
+        n_words = dataset.input_tokens + 16
+        window = set(source.texts[: config.n])
+        texts: list[str] = []
+        while len(texts) < config.n:
+            text = " ".join(rng.choice(_WORDS) for _ in range(n_words))
+            if text not in window:
+                texts.append(text)
+        return WarmupPrompts(_prompts(config, texts))
+    window_indices = select_indices(len(source.texts), config.n, config.random_seed)
+    window_texts = [source.texts[i] for i in window_indices]
+    taken = set(window_texts)
+    remaining = [t for t in source.texts if t not in taken]
+    if not remaining:
+        return WarmupPrompts(_prompts(config, window_texts), overlaps_window=True)
+    pool = [remaining[i] for i in select_indices(len(remaining), len(remaining), hash_seed(warmup_seed))]
+    if len(pool) < config.n:  # too few to match one for one: cycle through them in their seeded order
+        return WarmupPrompts(_prompts(config, [pool[i % len(pool)] for i in range(config.n)]))
+    return WarmupPrompts(_prompts(config, length_matched(window_texts, pool)))
+
+
+def length_matched(targets: list[str], pool: list[str]) -> list[str]:
+    """For each target, in order, the unused text of `pool` closest to it in length (earlier in `pool` on ties)."""
+    by_length = sorted(range(len(pool)), key=lambda i: (len(pool[i]), i))
+    lengths = [len(pool[i]) for i in by_length]
+    out = []
+    for target in targets:
+        at = bisect.bisect_left(lengths, len(target))
+        candidates = [j for j in (at - 1, at) if 0 <= j < len(lengths)]
+        j = min(candidates, key=lambda j: (abs(lengths[j] - len(target)), by_length[j]))
+        out.append(pool[by_length[j]])
+        del lengths[j], by_length[j]
+    return out
+
+
+def hash_seed(text: str) -> int:
+    """A stable integer seed from `text` (``random.Random`` hashes str seeds with SHA-512 the same way)."""
+    return random.Random(text).getrandbits(32)

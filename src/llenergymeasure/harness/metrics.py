@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from llenergymeasure.harness.params import ParameterCounts
 from llenergymeasure.schemas.results import FlopsResult, LatencyStats, MeasurementWarning
 
 #: windows shorter than this (seconds) are flagged short
@@ -45,10 +46,12 @@ def latency_stats(
     ttfts_s: Sequence[float] = (),
     itls_s: Sequence[float] = (),
 ) -> LatencyStats | None:
-    """Latency summary in milliseconds; None without samples."""
+    """Latency summary in milliseconds (mean, linear-interpolation p50/p90/p99); None without samples."""
     if not latencies_s:
         return None
     ms = sorted(v * 1000.0 for v in latencies_s)
+    ttft = _summary_ms(ttfts_s)
+    itl = _summary_ms(itls_s)
     return LatencyStats(
         granularity="request" if granularity == "request" else "batch",
         count=len(ms),
@@ -58,25 +61,44 @@ def latency_stats(
         p99_ms=percentile(ms, 99),
         min_ms=ms[0],
         max_ms=ms[-1],
-        ttft_mean_ms=sum(ttfts_s) * 1000.0 / len(ttfts_s) if ttfts_s else None,
-        itl_mean_ms=sum(itls_s) * 1000.0 / len(itls_s) if itls_s else None,
+        ttft_mean_ms=ttft[0],
+        ttft_p50_ms=ttft[1],
+        ttft_p90_ms=ttft[2],
+        ttft_p99_ms=ttft[3],
+        itl_mean_ms=itl[0],
+        itl_p50_ms=itl[1],
+        itl_p90_ms=itl[2],
+        itl_p99_ms=itl[3],
     )
 
 
-def flops_estimate(non_embedding_params: int | None, input_tokens: int, output_tokens: int) -> FlopsResult:
-    """``2 × non-embedding params × (input + output tokens)`` over the window (warmup excluded).
+def _summary_ms(values_s: Sequence[float]) -> tuple[float | None, float | None, float | None, float | None]:
+    """(mean, p50, p90, p99) in ms; all None without values."""
+    if not values_s:
+        return None, None, None, None
+    ms = sorted(v * 1000.0 for v in values_s)
+    return sum(ms) / len(ms), percentile(ms, 50), percentile(ms, 90), percentile(ms, 99)
 
-    The 2·N rule counts one multiply-add per weight per token; it leaves out
-    attention's context-length term (small for short contexts), hence ``medium``.
+
+def flops_estimate(params: ParameterCounts | None, input_tokens: int, output_tokens: int) -> FlopsResult:
+    """``2 × body × (input + output tokens) + 2 × output projection × output tokens`` over the window.
+
+    One multiply-add per weight per token; the output projection runs only for the
+    positions that sample a token (see `harness.params`). It leaves out attention's
+    context-length term (small for short contexts), hence ``medium``.
     """
-    method = "2 × non-embedding params × (input + output tokens), window only"
-    if non_embedding_params is None:
+    method = (
+        "2 × non-embedding params × (input + output tokens) + 2 × output-projection params × output tokens, window only"
+    )
+    if params is None:
         return FlopsResult(total_flops=None, method=method + " (parameter count unknown)", confidence="low")
-    total = 2.0 * non_embedding_params * (input_tokens + output_tokens)
+    total = 2.0 * params.body * (input_tokens + output_tokens) + 2.0 * params.output_projection * output_tokens
     return FlopsResult(
         total_flops=total,
         flops_per_output_token=total / output_tokens if output_tokens > 0 else None,
-        non_embedding_params=non_embedding_params,
+        non_embedding_params=params.body,
+        output_projection_params=params.output_projection,
+        params_source="model" if params.source == "model" else "config.json",
         method=method,
         confidence="medium",
     )

@@ -8,7 +8,8 @@ whole pipeline with fakes of our own interfaces.
 Order matters for the measurement:
 - the idle baseline is measured after the device context is up and *before* the
   model loads (nothing running, nothing allocated);
-- prompts are read, selected, truncated and tokenised before the window;
+- prompts are read, selected, truncated and tokenised before the window; warmup
+  runs on prompts disjoint from the window's (`datasets.build_warmup_prompts`);
 - the timeline sampler runs from the baseline to the end of the window;
 - ``result.json`` is written last (after ``timeseries.parquet``), atomically, so
   its presence means the run is complete.
@@ -29,7 +30,7 @@ from llenergymeasure.harness.atomic import write_text_atomic
 from llenergymeasure.harness.backends import create_backend
 from llenergymeasure.harness.backends.base import InferenceBackend
 from llenergymeasure.harness.baseline import resolve_baseline, utc_now
-from llenergymeasure.harness.datasets import Fetcher, build_prompts
+from llenergymeasure.harness.datasets import Fetcher, build_prompts, build_warmup_prompts
 from llenergymeasure.harness.devices import cuda_environment, device_set_warnings, resolve_device_set
 from llenergymeasure.harness.energy.base import EnergyMeter
 from llenergymeasure.harness.energy.device import (
@@ -44,6 +45,7 @@ from llenergymeasure.harness.environment import snapshot
 from llenergymeasure.harness.events import EventEmitter, ThrottledProgress
 from llenergymeasure.harness.preflight import run_preflight
 from llenergymeasure.harness.result import RunFacts, build_result
+from llenergymeasure.harness.steady_state import steady_state_of
 from llenergymeasure.harness.warmup import run_warmup
 from llenergymeasure.harness.window import run_window
 from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
@@ -132,6 +134,15 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
     with events.phase("dataset"):
         prompts, notes = build_prompts(config, pre.source)
         notes += pre.source.notes
+        warmup_set = build_warmup_prompts(config, pre.source)
+        if config.warmup.enabled and warmup_set.overlaps_window:
+            warnings.append(
+                MeasurementWarning(
+                    code="warmup_overlaps_window",
+                    message=f"the window uses every prompt of the dataset (n={config.n}), so warmup ran on the "
+                    "window's own prompts: a prefix/KV cache may serve part of the window's prefill — lower n",
+                )
+            )
 
     sampler = PowerSampler(devices, config.energy.sample_interval_ms / 1000.0, clock=deps.clock) if devices else None
     meter = deps.meter_factory(
@@ -144,12 +155,21 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
         with events.phase("baseline"):
             backend.prepare_device()
             baseline = resolve_baseline(
-                config.baseline, ctx.cached_baseline, host_ids, meter, sleep=deps.sleep, now=deps.now
+                config.baseline,
+                ctx.cached_baseline,
+                host_ids,
+                meter,
+                sleep=deps.sleep,
+                now=deps.now,
+                device_state=backend.device_state,
+                temperature=lambda: _hottest(devices),
             )
+            backend.release_device()
 
         with events.phase("load"):
             backend.load()
             prompts = backend.prepare(prompts)
+            warmup_prompts = backend.prepare(warmup_set.prompts) if config.warmup.enabled else []
             notes += backend.reproducibility_notes()
 
         with events.phase("warmup"):
@@ -158,7 +178,12 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
                 events.emit(WarmupProgress(done=done, total=total, cv=cv))
 
             warmup = run_warmup(
-                backend, prompts, config.warmup, config.max_output_tokens, clock=deps.clock, on_progress=warmup_progress
+                backend,
+                warmup_prompts,
+                config.warmup,
+                config.max_output_tokens,
+                clock=deps.clock,
+                on_progress=warmup_progress,
             )
             if warmup is None:
                 warnings.append(MeasurementWarning(code="warmup_disabled", message="warmup is disabled: cold start"))
@@ -172,7 +197,8 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             )
             events.emit(WindowFinished(duration_s=window.duration_s, output_tokens=window.output_tokens))
             temperature_end = _hottest(devices)
-            memory, params = backend.memory_stats(), backend.non_embedding_params()
+            memory, params = backend.memory_stats(), backend.parameter_counts()
+            cache_reuse = backend.cache_reuse()
     finally:
         if sampler is not None:
             sampler.stop()
@@ -192,12 +218,14 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             device=backend.device,
             device_ids=host_ids,
             memory=memory,
-            non_embedding_params=params,
+            parameter_counts=params,
             temperature_start_c=temperature_start,
             temperature_end_c=temperature_end,
             warnings=warnings,
             notes=notes,
+            cache_reuse=cache_reuse,
         )
+        facts.steady_state = steady_state_of(window, sampler, config.energy.sample_interval_ms / 1000.0)
         if sampler is not None:
             facts.timeline_energy_j = timeline_energy_j(sampler, window.t0_s, window.t1_s)
             facts.throttled = throttled_between(sampler, window.t0_s, window.t1_s, THROTTLE_POWER_THERMAL_MASK)

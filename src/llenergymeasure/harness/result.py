@@ -1,7 +1,10 @@
 """Assemble `ExperimentResult` from the phases' outcomes (no measurement happens here).
 
-``measurement_methodology`` is ``total``: the window covers the whole prompt set,
-from the first prompt's submission to the last one's completion.
+The headline figures cover the whole window: the whole prompt set, from the
+first prompt's submission to the last one's completion. ``measurement_methodology``
+is ``steady_state`` when a steady-state sub-window could also be derived
+(`harness.steady_state`: continuous-batching backends with per-request timing),
+else ``total``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from llenergymeasure.harness.baseline import BaselineOutcome, adjusted_energy_j, staleness_warning
+from llenergymeasure.harness.baseline import (
+    BaselineOutcome,
+    adjusted_energy_j,
+    colder_baseline_warning,
+    staleness_warning,
+)
 from llenergymeasure.harness.metrics import (
     adjusted_negative_warning,
     disagreement_warning,
@@ -20,10 +28,12 @@ from llenergymeasure.harness.metrics import (
     short_window_warnings,
     timeline_disagreement_pct,
 )
+from llenergymeasure.harness.params import ParameterCounts
 from llenergymeasure.harness.warmup import WarmupOutcome
 from llenergymeasure.harness.window import WindowOutcome
 from llenergymeasure.schemas.job import ExperimentJob
 from llenergymeasure.schemas.results import (
+    CacheReuse,
     CO2Estimate,
     DeviceEnergy,
     EnergyBreakdown,
@@ -51,7 +61,7 @@ class RunFacts:
     device: str
     device_ids: list[int]
     memory: MemoryStats | None = None
-    non_embedding_params: int | None = None
+    parameter_counts: ParameterCounts | None = None
     temperature_start_c: float | None = None
     temperature_end_c: float | None = None
     throttled: bool | None = None
@@ -59,6 +69,8 @@ class RunFacts:
     timeseries_file: str | None = None
     warnings: list[MeasurementWarning] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cache_reuse: CacheReuse | None = None
+    steady_state: SteadyStateWindow | None = None
 
 
 def collect_warnings(facts: RunFacts) -> list[MeasurementWarning]:
@@ -77,6 +89,16 @@ def collect_warnings(facts: RunFacts) -> list[MeasurementWarning]:
         pct = timeline_disagreement_pct(facts.timeline_energy_j, energy.energy_j)
         found.append(disagreement_warning(pct, cfg.energy.cross_check_tolerance_pct))
     found.append(staleness_warning(facts.baseline.provenance, window.ended_at))
+    found.append(colder_baseline_warning(facts.baseline.provenance, facts.temperature_start_c))
+    if facts.baseline.provenance.power_w is not None and facts.baseline.provenance.device_state == "no_cuda_context":
+        found.append(
+            MeasurementWarning(
+                code="baseline_without_cuda_context",
+                message="the idle baseline was measured without a CUDA context on the GPUs while the window ran "
+                "with one (a context alone raises idle power by several watts per GPU): the adjusted energy "
+                "is over-stated",
+            )
+        )
     if facts.throttled:
         found.append(
             MeasurementWarning(
@@ -110,6 +132,7 @@ def build_result(facts: RunFacts) -> ExperimentResult:
     breakdown = EnergyBreakdown(
         method=energy.method,
         source=energy.source,
+        scope=energy.scope,
         per_device=[
             DeviceEnergy(
                 device_index=d.host_index,
@@ -140,8 +163,8 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         effective_precision=facts.effective_precision,
         device="cuda" if facts.device == "cuda" else "cpu",
         device_ids=facts.device_ids,
-        measurement_methodology="total",
-        steady_state_window=SteadyStateWindow(start_s=0.0, end_s=duration_s),
+        measurement_methodology="steady_state" if facts.steady_state is not None else "total",
+        steady_state_window=facts.steady_state,
         started_at=facts.started_at,
         window_started_at=window.started_at,
         window_ended_at=window.ended_at,
@@ -160,8 +183,9 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         energy_per_total_token_j=per_token(total_j, in_tok + out_tok),
         energy=breakdown,
         co2=CO2Estimate.from_energy(total_j, ctx.carbon_intensity_gco2_per_kwh, ctx.datacenter_pue),
+        cache_reuse=facts.cache_reuse,
         latency=latency_stats([o.latency_s for o in outputs], window.batch.granularity, ttfts, itls),
-        flops=flops_estimate(facts.non_embedding_params, in_tok, out_tok),
+        flops=flops_estimate(facts.parameter_counts, in_tok, out_tok),
         memory=facts.memory,
         warmup=facts.warmup.result if facts.warmup is not None else None,
         thermal=ThermalInfo(

@@ -7,10 +7,13 @@ Rules (the ones every backend's numbers must follow):
   The attention mask, not the pad id, is the truth: many tokenizers use EOS as
   the pad token, and a prompt may legitimately contain it.
 - **output tokens** of a sequence = generated tokens up to and including the
-  first EOS. Padding that a batched ``generate`` appends after a sequence has
-  finished, and anything after EOS, is not counted. Without an EOS, trailing pad
-  tokens (a backend padding finished rows to a common length) are stripped;
-  everything else counts.
+  first *stop* id — exactly the ids the backend stops on, no more: a token the
+  tokenizer calls EOS but the generation config does not is generated, timed
+  and paid for, so it counts, and so does everything after it. Padding that a
+  batched ``generate`` appends after a sequence has stopped is not counted.
+  A row without a stop id ran to the batch's full width and counts whole
+  (pass `pad_token_id` only for a backend that pads rows which stopped for
+  another reason; trailing pad tokens are then stripped).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ def count_input_tokens(attention_mask: Sequence[Sequence[int]]) -> list[int]:
     return [sum(1 for m in row if m) for row in attention_mask]
 
 
-def count_output_tokens(token_ids: Sequence[int], eos_token_ids: Collection[int], pad_token_id: int | None) -> int:
-    """Generated tokens of one sequence (prompt excluded), counted up to and including the first EOS."""
+def count_output_tokens(
+    token_ids: Sequence[int], stop_token_ids: Collection[int], pad_token_id: int | None = None
+) -> int:
+    """Generated tokens of one sequence (prompt excluded), counted up to and including the first stop id."""
     for position, token in enumerate(token_ids):
-        if token in eos_token_ids:
+        if token in stop_token_ids:
             return position + 1
     end = len(token_ids)
     if pad_token_id is not None:
@@ -37,10 +42,10 @@ def count_output_tokens(token_ids: Sequence[int], eos_token_ids: Collection[int]
 
 
 def count_output_tokens_batch(
-    generated: Sequence[Sequence[int]], eos_token_ids: Collection[int], pad_token_id: int | None
+    generated: Sequence[Sequence[int]], stop_token_ids: Collection[int], pad_token_id: int | None = None
 ) -> list[int]:
     """`count_output_tokens` for every row of a batch of generated continuations."""
-    return [count_output_tokens(row, eos_token_ids, pad_token_id) for row in generated]
+    return [count_output_tokens(row, stop_token_ids, pad_token_id) for row in generated]
 
 
 def count_text_tokens(tokenizer: Any, text: str) -> int:

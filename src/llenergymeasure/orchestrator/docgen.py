@@ -51,6 +51,19 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation)).replace("Json", "json ")
 
 
+def _bounds(field: FieldInfo) -> str:
+    """`` (0 < x ≤ 10)``-style range of a field from its constraints, or ""."""
+    low = high = ""
+    for meta in field.metadata:
+        for attr, sign in (("gt", "<"), ("ge", "≤")):
+            if getattr(meta, attr, None) is not None:
+                low = f"{getattr(meta, attr):,} {sign} "
+        for attr, sign in (("lt", "<"), ("le", "≤")):
+            if getattr(meta, attr, None) is not None:
+                high = f" {sign} {getattr(meta, attr):,}"
+    return f" ({low}x{high})" if low or high else ""
+
+
 def _default(field: FieldInfo) -> str:
     if field.default is PydanticUndefined:
         return "*(section)*" if field.default_factory is not None else "**required**"
@@ -67,7 +80,7 @@ def _model_tables(model: type[BaseModel], prefix: str, title: str, out: list[str
         path = f"{prefix}{name}"
         sub = nested_model(field.annotation)
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {desc} |")
+        rows.append(f"| `{path}` | {_type_name(field.annotation)}{_bounds(field)} | {_default(field)} | {desc} |")
         if sub is not None and sub.__name__ not in seen:
             nested.append(
                 (sub, f"{path}.", f"`{path}` — {sub.__doc__.strip().splitlines()[0] if sub.__doc__ else sub.__name__}")

@@ -19,27 +19,37 @@ variable                   setting
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from llenergymeasure._version import __version__
-from llenergymeasure.errors import ConfigError
+from llenergymeasure.errors import ConfigError, ConfigIssue
 from llenergymeasure.schemas._base import StrictModel
-from llenergymeasure.schemas._issues import issues_from_validation
+from llenergymeasure.schemas._issues import issues_from_validation, suggest
 from llenergymeasure.schemas.config.capabilities import BACKENDS
 
 RunnerKind = Literal["docker", "local"]
 APP_NAME = "llenergymeasure"
 
+#: Docker's size syntax (go-units RAMInBytes): a number, an optional unit, optional "i" and "b"
+_SIZE_RE = re.compile(r"^\d+(\.\d+)?\s?[kKmMgGtTpP]?[iI]?[bB]?$")
 
-class OutputSection(StrictModel):
+
+class _Section(StrictModel):
+    """A user-config section: unknown keys are errors, numbers must be finite."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class OutputSection(_Section):
     results_dir: str = Field("results", description="Where study directories are created (relative to the cwd).")
 
 
-class DockerSection(StrictModel):
+class DockerSection(_Section):
     network: Literal["none", "bridge", "host"] | None = Field(
         None, description="Container network; null = 'none' once weights are cached, else 'bridge'."
     )
@@ -48,29 +58,50 @@ class DockerSection(StrictModel):
         default_factory=list, description="More host variables forwarded into containers when set (e.g. secrets)."
     )
 
+    @field_validator("shm_size")
+    @classmethod
+    def _size(cls, v: str | None) -> str | None:
+        if v is not None and not _SIZE_RE.match(v.strip()):
+            raise ValueError(f"not a size: {v!r}; fix: write a number with a unit, e.g. '8g' or '512m'")
+        return v
 
-class RunnersSection(StrictModel):
+
+class RunnersSection(_Section):
     pytorch: RunnerKind = Field("docker", description="How pytorch experiments run.")
     vllm: RunnerKind = Field("docker", description="How vllm experiments run.")
     tensorrt: RunnerKind = Field("docker", description="How tensorrt experiments run.")
     images: dict[str, str] = Field(default_factory=dict, description="Image per backend (overrides the default tag).")
     docker: DockerSection = Field(default_factory=DockerSection, description="Docker runner options.")
 
+    @field_validator("images")
+    @classmethod
+    def _known_backends(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, image in v.items():
+            if name not in BACKENDS:
+                close = suggest(name, BACKENDS)
+                hint = f"did you mean {close!r}?" if close else f"use one of {', '.join(BACKENDS)}"
+                raise ValueError(f"unknown backend {name!r} under runners.images; fix: {hint}")
+            if not image.strip() or any(c.isspace() for c in image):
+                raise ValueError(f"image name {image!r} for {name} is not a valid tag; fix: e.g. org/name:tag")
+        return v
 
-class MeasurementSection(StrictModel):
+
+class MeasurementSection(_Section):
     carbon_intensity_gco2_per_kwh: float | None = Field(
-        None, ge=0, description="Grid carbon intensity for CO2 estimates, gCO2e/kWh."
+        None, ge=0, le=5000, description="Grid carbon intensity for CO2 estimates, gCO2e/kWh."
     )
-    datacenter_pue: float = Field(1.0, ge=1.0, description="Power usage effectiveness multiplier (unitless).")
+    datacenter_pue: float = Field(1.0, ge=1.0, le=10.0, description="Power usage effectiveness multiplier (unitless).")
 
 
-class ExecutionSection(StrictModel):
+class ExecutionSection(_Section):
     no_prompt: bool = Field(False, description="Never ask for confirmation (CI, scripts).")
-    config_gap_seconds: float | None = Field(None, ge=0, description="Default gap between experiments, seconds.")
-    cycle_gap_seconds: float | None = Field(None, ge=0, description="Default gap between cycles, seconds.")
+    config_gap_seconds: float | None = Field(
+        None, ge=0, le=86_400, description="Default gap between experiments, seconds."
+    )
+    cycle_gap_seconds: float | None = Field(None, ge=0, le=86_400, description="Default gap between cycles, seconds.")
 
 
-class UserConfig(StrictModel):
+class UserConfig(_Section):
     """The user config file's content."""
 
     output: OutputSection = Field(default_factory=OutputSection)
@@ -113,17 +144,33 @@ def user_config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(user_config_dir(APP_NAME)) / "config.yaml"
 
 
+def _exists(path: Path) -> bool:
+    """Something is at `path` (a file, or a directory/FIFO that the reader then refuses by name)."""
+    try:
+        os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def load_user_config(env: Mapping[str, str] | None = None, path: Path | None = None) -> EffectiveUserConfig:
     """Read the user config (missing = defaults) and apply environment overrides."""
     env = os.environ if env is None else env
     path = path or user_config_path(env)
     raw: dict[str, object] = {}
     provenance: dict[str, str] = {}
-    found = path.is_file()
+    explicit = bool(env.get("LLEM_CONFIG")) and path == user_config_path(env)
+    found = _exists(path)
+    if explicit and not found:
+        raise ConfigError(
+            "the user config named by LLEM_CONFIG does not exist",
+            source=path,
+            issues=[ConfigIssue("LLEM_CONFIG", f"no file at {path}", "fix the path, or unset LLEM_CONFIG")],
+        )
     if found:
         from llenergymeasure.orchestrator.loader import read_yaml_mapping
 
-        raw, _ = read_yaml_mapping(path)
+        raw, _ = read_yaml_mapping(path, allow_empty=True)
         for section, values in raw.items():
             if isinstance(values, Mapping):
                 for key in values:
@@ -161,7 +208,9 @@ def load_user_config(env: Mapping[str, str] | None = None, path: Path | None = N
     except ValidationError as e:
         issues = issues_from_validation(e, UserConfig)
         for i, issue in enumerate(issues):
-            src = provenance.get(issue.field)
+            src = provenance.get(issue.field) or next(
+                (v for k, v in provenance.items() if k.startswith(issue.field + ".") and v.startswith("env:")), None
+            )
             if src and src.startswith("env:"):
                 issues[i] = type(issue)(issue.field, f"{issue.message} (set by {src[4:]})", issue.fix)
         raise ConfigError("invalid user config", source=path, issues=issues) from None

@@ -7,14 +7,12 @@ from collections.abc import Callable
 from llenergymeasure.schemas.results import ExperimentResult
 
 
-def _latency(field: str) -> Callable[[ExperimentResult], float | None]:
-    def get(r: ExperimentResult) -> float | None:
-        # TTFT/ITL percentiles exist only where the backend reports per-token timing; an older
-        # result without the field reads as unavailable, never as zero
-        value = getattr(r.latency, field, None) if r.latency is not None else None
-        return float(value) if value is not None else None
+def _ttft_p50(r: ExperimentResult) -> float | None:
+    return r.latency.ttft_p50_ms if r.latency is not None else None
 
-    return get
+
+def _itl_p50(r: ExperimentResult) -> float | None:
+    return r.latency.itl_p50_ms if r.latency is not None else None
 
 
 #: metric name (the `ConfigSummary` field) → how to read it from one result; the name carries the unit
@@ -23,6 +21,6 @@ HEADLINE_METRICS: dict[str, Callable[[ExperimentResult], float | None]] = {
     "energy_per_output_token_adjusted_j": lambda r: r.energy_per_output_token_adjusted_j,
     "energy_per_total_token_j": lambda r: r.energy_per_total_token_j,
     "output_tokens_per_s": lambda r: r.output_tokens_per_s,
-    "ttft_p50_ms": _latency("ttft_p50_ms"),
-    "itl_p50_ms": _latency("itl_p50_ms"),
+    "ttft_p50_ms": _ttft_p50,  # null where the backend reports no per-token timing
+    "itl_p50_ms": _itl_p50,
 }

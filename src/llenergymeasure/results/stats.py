@@ -16,6 +16,7 @@ the host does not depend on scipy.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Sequence
@@ -88,8 +89,9 @@ def student_t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+@functools.lru_cache(maxsize=1024)
 def student_t_quantile(p: float, df: float) -> float:
-    """The t with P(T ≤ t) = p, for 0.5 ≤ p < 1 (bisection to ~1e-12)."""
+    """The t with P(T ≤ t) = p, for 0.5 ≤ p < 1 (bisection to ~1e-12; cached: a study asks for few df)."""
     if not 0.5 <= p < 1.0 or df <= 0:
         raise ValueError(f"student_t_quantile needs 0.5 <= p < 1 and df > 0, got p={p}, df={df}")
     lo, hi = 0.0, 1.0

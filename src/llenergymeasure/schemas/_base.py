@@ -19,6 +19,16 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=False)
 
 
+class ConfigModel(StrictModel):
+    """Every input model (experiment, its sections, study execution): strict types, finite numbers.
+
+    Strict: a boolean is never an integer (``n: yes`` is not 1, ``gpus: [true]`` is not [1]) and a
+    string is never a number; ``.inf``/``.nan`` are refused wherever a number is accepted.
+    """
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
 def incompatible(message: str, fix: str) -> PydanticCustomError:
     """An error for a combination of valid values that cannot work together."""
     return PydanticCustomError(INCOMPATIBLE, "{message} (fix: {fix})", {"message": message, "fix": fix})

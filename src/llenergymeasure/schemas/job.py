@@ -14,6 +14,7 @@ from pydantic import Field, NonNegativeFloat
 
 from llenergymeasure.schemas._base import StrictModel
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.results import DeviceState, EnergySource
 
 PROTOCOL_VERSION = 1
 JOB_ENV_VAR = "LLEM_EXPERIMENT"
@@ -36,6 +37,9 @@ class CachedBaseline(StrictModel):
     duration_s: NonNegativeFloat = Field(description="Length of that idle measurement, seconds.")
     device_ids: list[int] = Field(description="Device set it was measured on.")
     energy_method: Literal["counter", "integrated_power"] = Field(description="How its idle energy was read.")
+    meter: EnergySource | None = Field(None, description="Which meter took it (reused only by the same meter).")
+    device_state: DeviceState | None = Field(None, description="CUDA state of the devices while it was measured.")
+    temperature_c: float | None = Field(None, description="Hottest GPU of the set when it was measured, °C.")
 
 
 class RunContext(StrictModel):

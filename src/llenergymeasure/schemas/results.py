@@ -24,6 +24,8 @@ EnergySource = Literal["nvml", "zeus", "codecarbon", "simulated", "none"]
 BaselineMethod = Literal["measured", "cached", "disabled", "unavailable"]
 Methodology = Literal["total", "steady_state", "windowed"]
 Severity = Literal["info", "warning", "error"]
+EnergyScope = Literal["gpus", "host_cpu_ram"]
+DeviceState = Literal["cuda_context", "no_cuda_context", "no_gpu"]
 
 
 class DeviceEnergy(StrictModel):
@@ -48,6 +50,15 @@ class BaselineProvenance(StrictModel):
     age_s: float | None = Field(None, description="Age of a cached baseline when used, in seconds.")
     ttl_s: float | None = Field(None, description="Time-to-live the baseline was checked against, in seconds.")
     energy_method: EnergyMethod | None = Field(None, description="How the idle energy was read.")
+    meter: EnergySource | None = Field(None, description="Which meter took the idle measurement.")
+    device_state: DeviceState | None = Field(
+        None,
+        description="CUDA state of the device set during the idle measurement: cuda_context (a context on every "
+        "device, nothing loaded: the window's state), no_cuda_context, or no_gpu.",
+    )
+    temperature_c: float | None = Field(
+        None, description="Hottest GPU of the set at the end of the idle measurement, °C."
+    )
 
 
 class EnergyBreakdown(StrictModel):
@@ -55,6 +66,11 @@ class EnergyBreakdown(StrictModel):
 
     method: EnergyMethod = Field(description="How energy_total_j was obtained.")
     source: EnergySource = Field(description="Which meter produced it.")
+    scope: EnergyScope = Field(
+        "gpus",
+        description="What energy_total_j covers: gpus (the GPUs of the device set) or host_cpu_ram (CodeCarbon's "
+        "estimate for the whole machine's CPU and RAM on a host without GPUs: every process and idle draw included).",
+    )
     per_device: list[DeviceEnergy] = Field(default_factory=list, description="Per-GPU energy over the window.")
     baseline: BaselineProvenance = Field(description="How baseline_power_w was obtained.")
     baseline_energy_j: float | None = Field(
@@ -81,8 +97,25 @@ class LatencyStats(StrictModel):
     p99_ms: float = Field(description="99th percentile latency, ms.")
     min_ms: float = Field(description="Minimum latency, ms.")
     max_ms: float = Field(description="Maximum latency, ms.")
-    ttft_mean_ms: float | None = Field(None, description="Mean time to first token, ms (where the backend reports it).")
-    itl_mean_ms: float | None = Field(None, description="Mean inter-token latency, ms (where the backend reports it).")
+    percentile_method: Literal["linear"] = Field(
+        "linear",
+        description="How percentiles are computed: linear interpolation between the closest ranks "
+        "(numpy's default), rank = (count − 1) × q / 100.",
+    )
+    ttft_mean_ms: float | None = Field(
+        None,
+        description="Mean time to first token, ms (where the backend reports it; from the request's arrival, so "
+        "under offline batch submission it includes queueing).",
+    )
+    ttft_p50_ms: float | None = Field(None, description="50th percentile time to first token, ms.")
+    ttft_p90_ms: float | None = Field(None, description="90th percentile time to first token, ms.")
+    ttft_p99_ms: float | None = Field(None, description="99th percentile time to first token, ms.")
+    itl_mean_ms: float | None = Field(
+        None, description="Mean inter-token latency, ms: the mean over requests of each request's mean ITL."
+    )
+    itl_p50_ms: float | None = Field(None, description="50th percentile of the requests' mean inter-token latency, ms.")
+    itl_p90_ms: float | None = Field(None, description="90th percentile of the requests' mean inter-token latency, ms.")
+    itl_p99_ms: float | None = Field(None, description="99th percentile of the requests' mean inter-token latency, ms.")
 
 
 class FlopsResult(StrictModel):
@@ -90,8 +123,21 @@ class FlopsResult(StrictModel):
 
     total_flops: float | None = Field(description="FLOPs over the window (estimated), count.")
     flops_per_output_token: float | None = Field(None, description="total_flops / output tokens.")
-    non_embedding_params: NonNegativeInt | None = Field(None, description="Parameters excluding embeddings (count).")
-    method: str = Field(description="How it was computed, e.g. '2 × non-embedding params × (input + output tokens)'.")
+    non_embedding_params: NonNegativeInt | None = Field(
+        None,
+        description="Parameters every token passes through: all but the input embedding and the output projection "
+        "(logical count: packed 4-bit weights counted unpacked).",
+    )
+    output_projection_params: NonNegativeInt | None = Field(
+        None, description="Output projection (lm_head, vocab × hidden) parameters, run once per output token (count)."
+    )
+    params_source: Literal["model", "config.json"] | None = Field(
+        None, description="Where the parameter counts came from: the loaded model, or the model's config.json."
+    )
+    method: str = Field(
+        description="How it was computed: '2 × non-embedding params × (input + output tokens) + "
+        "2 × output-projection params × output tokens'."
+    )
     confidence: Literal["high", "medium", "low"] = Field(description="How much to trust the estimate.")
 
 
@@ -171,12 +217,14 @@ KG_MISTAKE_BELOW_G = 2.0
 
 
 class CO2Estimate(StrictModel):
-    """Operational CO2 of the measured window: an estimate from the GPU energy, a grid carbon intensity
+    """Operational CO2 of the measured window: an estimate from energy_total_j, a grid carbon intensity
     and the data-centre PUE (``co2_g = energy_kwh × carbon_intensity_gco2_per_kwh × datacenter_pue``)."""
 
     co2_g: float = Field(description="Estimated CO2-equivalent of the window, grams (estimated).")
     method: Literal["estimated"] = Field("estimated", description="Always an estimate, never a measurement.")
-    energy_kwh: float = Field(description="energy_total_j / 3.6e6: the GPU energy it is based on, kWh.")
+    energy_kwh: float = Field(
+        description="energy_total_j / 3.6e6: the energy it is based on (what it covers: energy.scope), kWh."
+    )
     carbon_intensity_gco2_per_kwh: float = Field(description="Grid carbon intensity used, gCO2e/kWh.")
     datacenter_pue: float = Field(description="Power usage effectiveness used (unitless, ≥ 1).")
 
@@ -206,11 +254,42 @@ def carbon_intensity_warning(value: float | None) -> str | None:
     )
 
 
-class SteadyStateWindow(StrictModel):
-    """The part of the run that the energy figures cover, relative to window start."""
+class CacheReuse(StrictModel):
+    """An engine's reuse of cached prompt prefixes / KV blocks across requests, as it ran."""
 
-    start_s: NonNegativeFloat = Field(description="Offset of the measured window's start, seconds.")
-    end_s: NonNegativeFloat = Field(description="Offset of the measured window's end, seconds.")
+    mechanism: str = Field(
+        description="What is reused, e.g. 'vLLM prefix caching', 'TensorRT-LLM KV-cache block reuse'."
+    )
+    enabled: bool = Field(description="Reuse on during the window (among the window's own prompts).")
+    configured: bool = Field(description="true: set by the config; false: the engine's default.")
+    emptied_before_window: bool = Field(
+        description="The cache was emptied between warmup and the window (where the engine offers it)."
+    )
+
+
+class SteadyStateWindow(StrictModel):
+    """The steady-state part of a continuous-batching window and its own figures (derived, see methodology)."""
+
+    start_s: NonNegativeFloat = Field(description="Start of the steady-state sub-window, seconds after window start.")
+    end_s: NonNegativeFloat = Field(description="End of the steady-state sub-window, seconds after window start.")
+    duration_s: NonNegativeFloat = Field(description="end_s − start_s, seconds.")
+    method: str = Field(description="How the sub-window, its energy and its tokens were derived.")
+    peak_in_flight: NonNegativeInt = Field(description="Most requests between first and last token at once (count).")
+    plateau_in_flight: NonNegativeInt = Field(
+        description="In-flight requests (count) at or above which the run is in steady state (90 % of the peak)."
+    )
+    output_tokens: NonNegativeInt = Field(
+        description="Output tokens generated inside the sub-window (count; tokens evenly spaced per request)."
+    )
+    output_tokens_per_s: float = Field(description="output_tokens / duration_s, tokens/s.")
+    energy_j: float | None = Field(
+        None,
+        description="GPU energy over the sub-window, joules: the power timeline over it scaled so the timeline over "
+        "the whole window equals energy_total_j (counter-calibrated timeline); null without a timeline.",
+    )
+    energy_per_output_token_j: float | None = Field(
+        None, description="energy_j / output_tokens, J per output token (steady state)."
+    )
 
 
 class ExperimentResult(StrictModel):
@@ -226,9 +305,15 @@ class ExperimentResult(StrictModel):
     device: Literal["cuda", "cpu"] = Field(description="Where the model ran.")
     device_ids: list[int] = Field(default_factory=list, description="Host GPU indices of the measured device set.")
     measurement_methodology: Methodology = Field(
-        description="total: the whole prompt set; steady_state: a window after warmup; windowed: a fixed time window."
+        description="The headline figures always cover the whole window (the whole prompt set). total: that is all; "
+        "steady_state: a steady-state sub-window was also derived from per-request timing (steady_state_window). "
+        "windowed is reserved for fixed time windows."
     )
-    steady_state_window: SteadyStateWindow | None = Field(None, description="Offsets the energy figures cover.")
+    steady_state_window: SteadyStateWindow | None = Field(
+        None,
+        description="Steady-state sub-window of a continuous-batching run and its J/output-token; null for static "
+        "batches (PyTorch) and runs without per-request timing.",
+    )
 
     started_at: datetime = Field(description="Harness start (UTC).")
     window_started_at: datetime = Field(description="Measured window start (UTC).")
@@ -264,6 +349,11 @@ class ExperimentResult(StrictModel):
         None, description="Estimated CO2 of the window with its inputs; null without a carbon intensity or energy."
     )
 
+    cache_reuse: CacheReuse | None = Field(
+        None,
+        description="Cross-request prefix/KV-cache reuse in the engine; null for engines without one "
+        "(transformers generate). Warmup prompts are always disjoint from the window's.",
+    )
     latency: LatencyStats | None = Field(None, description="Latency over the window.")
     flops: FlopsResult | None = Field(None, description="Estimated FLOPs.")
     memory: MemoryStats | None = Field(None, description="Memory use.")

@@ -5,22 +5,31 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveInt, field_validator
 
-from llenergymeasure.schemas._base import StrictModel, sha256_16
+from llenergymeasure.schemas._base import ConfigModel, StrictModel, sha256_16
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
 
 #: `n_cycles` the CLI uses when neither the YAML nor --cycles sets it
 CLI_DEFAULT_N_CYCLES = 3
+#: most grid points a sweep may expand to unless `execution.max_grid_points` raises it (count)
+DEFAULT_MAX_GRID_POINTS = 10_000
+#: upper bounds: far above any real study, low enough to catch a typo or a runaway value
+MAX_CYCLES = 1000
+MAX_GAP_SECONDS = 86_400.0  # one day
+MAX_TIMEOUT_SECONDS = 7 * 86_400  # one week
 
 
-class ExecutionConfig(StrictModel):
+class ExecutionConfig(ConfigModel):
     """How a study runs: cycles, order, gaps, timeouts. Never part of any hash."""
 
     n_cycles: PositiveInt = Field(
-        1, description=f"Repetitions of every experiment (count). The CLI uses {CLI_DEFAULT_N_CYCLES} when unset."
+        1,
+        le=MAX_CYCLES,
+        description=f"Repetitions of every experiment (count). The CLI uses {CLI_DEFAULT_N_CYCLES} when unset.",
     )
     cycle_order: CycleOrder = Field(
         "sequential",
@@ -28,19 +37,29 @@ class ExecutionConfig(StrictModel):
         "seeded from the study design hash.",
     )
     config_gap_seconds: NonNegativeFloat = Field(
-        60.0, description="Pause between two experiments, in seconds (GPU cools down; countdown on stderr)."
+        60.0,
+        le=MAX_GAP_SECONDS,
+        description="Pause between two experiments, in seconds (GPU cools down; countdown on stderr).",
     )
     cycle_gap_seconds: NonNegativeFloat = Field(
-        120.0, description="Pause between two cycles, in seconds (replaces the config gap at a cycle boundary)."
+        120.0,
+        le=MAX_GAP_SECONDS,
+        description="Pause between two cycles, in seconds (replaces the config gap at a cycle boundary).",
     )
     max_consecutive_failures: PositiveInt = Field(
-        3, description="Stop the study after this many failed runs in a row (count)."
+        3, le=10_000, description="Stop the study after this many failed runs in a row (count)."
     )
     experiment_timeout_seconds: PositiveInt = Field(
-        7200, description="Wall-clock limit of one run (container or subprocess), in seconds."
+        7200, le=MAX_TIMEOUT_SECONDS, description="Wall-clock limit of one run (container or subprocess), in seconds."
     )
     silence_timeout_seconds: PositiveInt = Field(
-        600, description="A run that prints nothing for this many seconds is killed (seconds)."
+        600, le=MAX_TIMEOUT_SECONDS, description="A run that prints nothing for this many seconds is killed (seconds)."
+    )
+    max_grid_points: PositiveInt = Field(
+        DEFAULT_MAX_GRID_POINTS,
+        le=1_000_000,
+        description="Refuse a sweep whose grid has more points than this (count), computed before the grid is "
+        "expanded. Raise it for a deliberately large study.",
     )
 
 
@@ -54,13 +73,26 @@ class SkippedPoint(StrictModel):
 class StudyConfig(StrictModel):
     """A resolved study: the experiments to run and how to run them."""
 
-    name: str = Field("study", min_length=1, description="Study name, used in the study directory's name.")
+    name: str = Field(
+        "study",
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="Study name, used in the study directory's name.",
+    )
     description: str | None = Field(None, description="Free text kept with the results.")
     experiments: list[ExperimentConfig] = Field(min_length=1, description="Resolved experiments, in study order.")
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig, description="How the study runs.")
     skipped: list[SkippedPoint] = Field(
         default_factory=list, description="Sweep points that failed validation and were skipped."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _name_text(cls, v: str) -> str:
+        problem = text_problem(v)
+        if problem is not None or not v.strip():
+            raise ValueError(f"the name {problem or 'is blank'}; fix: use letters, digits, '-' or '_'")
+        return v
 
     @property
     def study_design_hash(self) -> str:

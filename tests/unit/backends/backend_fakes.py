@@ -316,3 +316,41 @@ def trt_api(
         lora_request_cls=lora_request,
         version=version,
     )
+
+
+# ------------------------------------------------------------------ CUDA context holder
+
+
+class FakeHolderProcess:
+    """Stands in for the context-holder subprocess: says `first_line`, then waits for stdin to close."""
+
+    def __init__(self, argv: list[str], first_line: str = "ready\n") -> None:
+        import io
+
+        self.argv = argv
+        self.stdout = io.StringIO(first_line)
+        self.stdin = io.StringIO()
+        self.stderr = io.StringIO("" if first_line else "RuntimeError: Found no NVIDIA driver on your system.\n")
+        self.killed = False
+        self.waited = False
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.stdin.closed or self.killed, "waited on the holder before closing its stdin"
+        self.waited = True
+        return 0
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+class FakeSpawner:
+    """Records every holder process it starts (`first_line` = what the helper prints)."""
+
+    def __init__(self, first_line: str = "ready\n") -> None:
+        self.first_line = first_line
+        self.started: list[FakeHolderProcess] = []
+
+    def __call__(self, argv: Any) -> FakeHolderProcess:
+        proc = FakeHolderProcess(list(argv), self.first_line)
+        self.started.append(proc)
+        return proc

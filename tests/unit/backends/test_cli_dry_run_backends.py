@@ -18,7 +18,7 @@ def test_vllm_study_previews(capsys: pytest.CaptureFixture[str]) -> None:
     assert re.search(r"^8 experiments [×x] 3 cycles = 24 runs", out, re.M)
     assert "vllm.engine.max_num_seqs" in out
     assert "vllm.engine.tensor_parallel_size" in out
-    assert "skipped 1 invalid grid point" in out
+    assert "left out 1 point" in out
     assert "temperature=2.5" in out
 
 
@@ -26,7 +26,7 @@ def test_tensorrt_study_previews(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(EXAMPLES / "tensorrt-study.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^8 experiments [×x] 3 cycles = 24 runs", out, re.M)
-    assert "skipped 2 invalid grid point" in out
+    assert "left out 2 point" in out
     assert "fp16/bf16 engines" in out
 
 

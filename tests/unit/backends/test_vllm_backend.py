@@ -170,3 +170,26 @@ def test_reseed_empties_the_prefix_cache_and_close_shuts_the_engine_down() -> No
 def test_preferred_batch_size_is_the_window_concurrency() -> None:
     assert _backend(_cfg(n=50), []).preferred_batch_size == 50
     assert _backend(_cfg(n=50, vllm={"engine": {"max_num_seqs": 16}}), []).preferred_batch_size == 16
+
+
+def test_vllm_request_offsets_come_from_arrival_and_engine_timestamps() -> None:
+    stats = iter(
+        [  # arrival on the wall clock; first-token latency from arrival; decode span on the engine clock
+            FakeRequestStateStats(
+                arrival_time=1000.0, first_token_latency=0.5, first_token_ts=50.0, last_token_ts=52.0
+            ),
+            FakeRequestStateStats(
+                arrival_time=1000.2, first_token_latency=0.4, first_token_ts=50.1, last_token_ts=51.1
+            ),
+        ]
+    )
+    cfg = ExperimentConfig.model_validate({"model": "org/tiny", "backend": "vllm"})
+    created: list[FakeVLLM] = []
+    backend = VLLMBackend(
+        cfg, cfg.vllm, [0], api_loader=vllm_api(lambda ids, kw: ([7, 8, EOS], next(stats), 0), created)
+    )
+    backend.load()
+    a, b = backend.generate([Prompt("x", 4), Prompt("y", 4)]).outputs
+    # request a: first token 0.5 s after the first arrival, last 2 s later; b arrived 0.2 s later: 0.6 and 1.6
+    assert (a.first_token_offset_s, a.end_offset_s) == (pytest.approx(0.5), pytest.approx(2.5))
+    assert (b.first_token_offset_s, b.end_offset_s) == (pytest.approx(0.6), pytest.approx(1.6))

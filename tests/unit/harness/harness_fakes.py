@@ -23,6 +23,7 @@ from llenergymeasure.harness.backends.base import (
     RequestOutput,
 )
 from llenergymeasure.harness.energy.device import MeasuredDevice
+from llenergymeasure.harness.params import ParameterCounts
 
 
 class FakeClock:
@@ -180,6 +181,7 @@ class FakeBackend(InferenceBackend[Any]):
         self.batch_size = batch_size
         self.eos_after = eos_after
         self.calls: list[int] = []  # prompts per generate call
+        self.seen: list[list[str]] = []  # prompt texts per generate call
         self.events: list[str] = []
 
     def load(self) -> None:
@@ -187,9 +189,18 @@ class FakeBackend(InferenceBackend[Any]):
 
     def prepare_device(self) -> None:
         self.events.append("prepare_device")
+        self.context_up = bool(self.device_ids)
+
+    def release_device(self) -> None:
+        self.events.append("release_device")
+
+    @property
+    def device_state(self) -> Any:
+        return "cuda_context" if getattr(self, "context_up", False) else super().device_state
 
     def generate(self, prompts: Sequence[Prompt], on_progress: ProgressCallback | None = None) -> GenerationBatch:
         outputs: list[RequestOutput] = []
+        self.seen.append([p.text for p in prompts])
         for start in range(0, len(prompts), self.batch_size):
             batch = prompts[start : start + self.batch_size]
             n = len(self.calls)
@@ -215,8 +226,8 @@ class FakeBackend(InferenceBackend[Any]):
     def preferred_batch_size(self) -> int:
         return self.batch_size
 
-    def non_embedding_params(self) -> int | None:
-        return 1_000_000
+    def parameter_counts(self) -> ParameterCounts | None:
+        return ParameterCounts(body=1_000_000, output_projection=100_000, source="model")
 
 
 def minimal_result(config: Any, **overrides: Any) -> Any:

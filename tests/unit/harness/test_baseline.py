@@ -7,12 +7,19 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from harness_fakes import FakeClock, FakeNvmlDevice, PowerTrace, measured
 
-from llenergymeasure.harness.baseline import adjusted_energy_j, measure_idle, resolve_baseline, staleness_warning
+from llenergymeasure.harness.baseline import (
+    adjusted_energy_j,
+    colder_baseline_warning,
+    measure_idle,
+    resolve_baseline,
+    staleness_warning,
+)
 from llenergymeasure.harness.energy.null import NullMeter
 from llenergymeasure.harness.energy.nvml import NvmlMeter
 from llenergymeasure.harness.energy.sampler import PowerSampler
 from llenergymeasure.schemas.config.sections import BaselineConfig
 from llenergymeasure.schemas.job import CachedBaseline
+from llenergymeasure.schemas.results import BaselineProvenance
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 # idle at 60 W until t = 35 s, then 250 W of load
@@ -110,3 +117,51 @@ def resolve_like(measured_at: datetime, ttl: float):  # a measured baseline's pr
     from llenergymeasure.schemas.results import BaselineProvenance
 
     return BaselineProvenance(method="measured", power_w=60.0, duration_s=30.0, measured_at=measured_at, ttl_s=ttl)
+
+
+def test_baseline_records_the_meter_the_device_state_and_the_temperature(clock: FakeClock) -> None:
+    clock.t = 0.05
+    outcome = resolve_baseline(
+        BaselineConfig(duration_seconds=30.0),
+        None,
+        [0],
+        meter_for(clock),
+        sleep=clock.sleep,
+        now=lambda: NOW,
+        device_state="cuda_context",
+        temperature=lambda: 41.5,
+    )
+    p = outcome.provenance
+    assert (p.method, p.meter, p.device_state, p.temperature_c) == ("measured", "nvml", "cuda_context", 41.5)
+
+
+def test_cached_baseline_from_another_meter_is_measured_again(clock: FakeClock) -> None:
+    cached = CachedBaseline(
+        power_w=58.5,
+        measured_at=NOW - timedelta(seconds=60),
+        duration_s=30.0,
+        device_ids=[0],
+        energy_method="counter",
+        meter="zeus",
+        temperature_c=35.0,
+    )
+    clock.t = 0.05
+    outcome = resolve_baseline(BaselineConfig(), cached, [0], meter_for(clock), sleep=clock.sleep, now=lambda: NOW)
+    assert outcome.provenance.method == "measured"  # the nvml meter never subtracts a zeus baseline
+    same = cached.model_copy(update={"meter": "nvml"})
+    reused = resolve_baseline(BaselineConfig(), same, [0], meter_for(clock), sleep=clock.sleep, now=lambda: NOW)
+    p = reused.provenance
+    assert (p.method, p.meter, p.temperature_c) == ("cached", "nvml", 35.0)
+
+
+def test_cached_baseline_much_colder_than_the_window_start_is_warned() -> None:
+    cached = BaselineProvenance(method="cached", power_w=60.0, temperature_c=30.0)
+    # threshold 10 °C: 40 °C at window start is exactly 10 °C warmer → no warning; 40.5 °C → warning
+    assert colder_baseline_warning(cached, 40.0) is None
+    warning = colder_baseline_warning(cached, 40.5)
+    assert warning is not None and warning.code == "cached_baseline_colder"
+    assert "30 °C" in warning.message and "10 °C colder" in warning.message
+    # a baseline measured in this run, or a temperature unknown on either side, is not compared
+    assert colder_baseline_warning(cached.model_copy(update={"method": "measured"}), 80.0) is None
+    assert colder_baseline_warning(cached.model_copy(update={"temperature_c": None}), 80.0) is None
+    assert colder_baseline_warning(cached, None) is None

@@ -14,6 +14,8 @@ from llenergymeasure.harness.datasets import (
     AIENERGYSCORE_CACHE_FILE,
     AIENERGYSCORE_REVISION,
     build_prompts,
+    build_warmup_prompts,
+    length_matched,
     load_aienergyscore,
     load_source,
     read_prompt_jsonl,
@@ -134,3 +136,57 @@ def test_build_prompts_from_config(tmp_path: Path) -> None:
     prompts, notes = build_prompts(synth, load_source(synth, None))
     assert {(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in prompts} == {(7, 7, 64)}
     assert notes == ["synthetic input_tokens capped at max_input_tokens=64"]
+
+
+def test_warmup_prompts_are_disjoint_from_the_window_and_seeded(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"p{i}"} for i in range(30)])
+    cfg = ExperimentConfig(model="m", dataset=str(path), n=10, max_input_tokens=64, max_output_tokens=32)
+    source = load_source(cfg, None)
+    window = {p.text for p in build_prompts(cfg, source)[0]}
+    warm = build_warmup_prompts(cfg, source)
+    texts = [p.text for p in warm.prompts]
+    assert len(texts) == 10 and len(set(texts)) == 10  # n prompts drawn without repeats from the 20 left
+    assert window.isdisjoint(texts)
+    assert not warm.overlaps_window
+    assert {(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in warm.prompts} == {(32, None, 64)}
+    assert [p.text for p in build_warmup_prompts(cfg, source).prompts] == texts  # deterministic in the seed
+    other = build_warmup_prompts(cfg.model_copy(update={"random_seed": 7}), source)
+    assert [p.text for p in other.prompts] != texts
+
+
+def test_warmup_cycles_through_few_remaining_prompts_and_flags_a_full_overlap(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"p{i}"} for i in range(12)])
+    cfg = ExperimentConfig(model="m", dataset=str(path), n=10)
+    source = load_source(cfg, None)
+    window = {p.text for p in build_prompts(cfg, source)[0]}
+    warm = [p.text for p in build_warmup_prompts(cfg, source).prompts]
+    assert len(warm) == 10 and set(warm) == {f"p{i}" for i in range(12)} - window  # the 2 left, repeated
+    everything = cfg.model_copy(update={"n": 12})
+    full = build_warmup_prompts(everything, source)
+    assert full.overlaps_window
+
+
+def test_synthetic_warmup_prompts_differ_from_the_window_with_the_same_lengths() -> None:
+    cfg = ExperimentConfig(model="m", dataset={"synthetic": True, "input_tokens": 20, "output_tokens": 7}, n=4)
+    source = load_source(cfg, None)
+    window = build_prompts(cfg, source)[0]
+    warm = build_warmup_prompts(cfg, source).prompts
+    assert {p.text for p in window}.isdisjoint(p.text for p in warm)
+    assert [(p.max_new_tokens, p.min_new_tokens, p.max_input_tokens) for p in warm] == [(7, 7, 20)] * 4
+    assert {len(p.text.split()) for p in warm} == {36}  # input_tokens + 16 words, like the window's
+
+
+def test_warmup_prompts_match_the_window_prompts_length_for_length() -> None:
+    # target 4 chars: 3 and 5 are both 1 away → the earlier in the (seeded) pool, "ccc"; target 2: 1 left at 1 away
+    assert length_matched(["dddd", "bb"], ["a", "ccc", "eeeee", "ffffff"]) == ["ccc", "a"]
+
+
+def test_warmup_length_distribution_follows_the_window(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "x" * k} for k in range(1, 201)])  # lengths 1 … 200
+    cfg = ExperimentConfig(model="m", dataset=str(path), n=8)
+    source = load_source(cfg, None)
+    window = [len(p.text) for p in build_prompts(cfg, source)[0]]
+    warm = [len(p.text) for p in build_warmup_prompts(cfg, source).prompts]
+    # every length but the window's 8 is free, so each warmup prompt is within n characters of its window prompt
+    assert all(abs(w - v) <= 8 for w, v in zip(window, warm, strict=True))
+    assert set(window).isdisjoint(warm)

@@ -70,14 +70,21 @@ class _FakeZeusMonitor:
         self.windows.append(key)
 
     def end_window(self, key: str) -> _Measurement:
-        return _Measurement(time=4.0, gpu_energy={0: 400.0, 1: 380.0}, cpu_energy={0: 50.0})
+        return _Measurement(time=4.0, gpu_energy=dict(_FakeZeusMonitor.energy_j), cpu_energy={0: 50.0})
+
+    energy_j: ClassVar[dict[int, float]] = {0: 400.0, 1: 380.0}  # by zeus index
 
 
-def test_zeus_meter_maps_per_gpu_energy(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+def _install_fake_zeus(monkeypatch: pytest.MonkeyPatch) -> None:
     monitor_module = types.ModuleType("zeus.monitor")
     monitor_module.ZeusMonitor = _FakeZeusMonitor  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "zeus", types.ModuleType("zeus"))
     monkeypatch.setitem(sys.modules, "zeus.monitor", monitor_module)
+
+
+def test_zeus_meter_maps_per_gpu_energy(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    _install_fake_zeus(monkeypatch)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     devices = measured([FakeNvmlDevice(TRACE, clock), FakeNvmlDevice(TRACE, clock, has_counter=False)], 4)
     meter = create_meter(
         "auto", device_ids=[0, 1], devices=devices, sampler=None, clock=clock, is_installed=lambda m: m == "zeus"
@@ -96,7 +103,42 @@ def test_zeus_meter_maps_per_gpu_energy(clock: FakeClock, monkeypatch: pytest.Mo
     assert window.duration_s == 4.0
 
 
+def test_zeus_gets_indices_relative_to_cuda_visible_devices(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    _install_fake_zeus(monkeypatch)
+    from llenergymeasure.harness.energy.zeus import ZeusMeter
+
+    # NVML GPUs 2 and 3 of this process, CUDA_VISIBLE_DEVICES=3,2 → zeus sees them as 1 and 0
+    devices = measured([FakeNvmlDevice(TRACE, clock, uuid="GPU-a"), FakeNvmlDevice(TRACE, clock, uuid="GPU-b")], 6)
+    meter = ZeusMeter([2, 3], devices, clock=clock, environ={"CUDA_VISIBLE_DEVICES": "3,2"})
+    assert _FakeZeusMonitor.instances[-1].gpu_indices == [1, 0]
+    meter.start_window()
+    window = meter.stop_window()
+    assert [(d.host_index, d.energy_j) for d in window.per_device] == [(6, 380.0), (7, 400.0)]
+    # UUID entries are matched too
+    ZeusMeter([2, 3], devices, clock=clock, environ={"CUDA_VISIBLE_DEVICES": "GPU-b,GPU-a"})
+    assert _FakeZeusMonitor.instances[-1].gpu_indices == [1, 0]
+
+
+@pytest.mark.parametrize("delta_j", [0.0, -986_772.0])
+def test_zeus_zero_or_negative_delta_is_unavailable_with_a_warning(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch, delta_j: float
+) -> None:
+    _install_fake_zeus(monkeypatch)
+    monkeypatch.setattr(_FakeZeusMonitor, "energy_j", {0: 400.0, 1: delta_j})
+    from llenergymeasure.harness.energy.zeus import ZeusMeter
+
+    devices = measured([FakeNvmlDevice(TRACE, clock), FakeNvmlDevice(TRACE, clock)])
+    meter = ZeusMeter([0, 1], devices, clock=clock, environ={})
+    meter.start_window()
+    window = meter.stop_window()
+    assert [d.energy_j for d in window.per_device] == [400.0, None]
+    assert (window.energy_j, window.method) == (None, "unavailable")
+    assert [w.code for w in window.warnings] == ["zeus_nonpositive_delta"]
+
+
 class _FakeTracker:
+    gpu_kwh: float = 0.0  # what CodeCarbon reports for GPUs it cannot read
+
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
         self.final_emissions_data: Any = None
@@ -105,7 +147,8 @@ class _FakeTracker:
         pass
 
     def stop(self) -> float:
-        self.final_emissions_data = types.SimpleNamespace(cpu_energy=0.001, ram_energy=0.0005, gpu_energy=0.0)
+        gpu_kwh = self.gpu_kwh
+        self.final_emissions_data = types.SimpleNamespace(cpu_energy=0.001, ram_energy=0.0005, gpu_energy=gpu_kwh)
         return 0.0
 
 
@@ -126,3 +169,30 @@ def test_codecarbon_meter_converts_kwh_and_labels_estimates(clock: FakeClock, mo
     assert window.energy_j == pytest.approx(5400.0)
     assert window.method == "estimated"
     assert "estimated_energy" in [w.code for w in window.warnings]
+    # a whole-machine CPU/RAM estimate is labelled as such, with a warning next to the J/token figures
+    assert window.scope == "host_cpu_ram"
+    (host,) = [w for w in window.warnings if w.code == "whole_host_estimate"]
+    assert host.severity == "warning"
+
+
+def test_codecarbon_zero_kwh_for_gpus_is_unavailable_not_zero_joules(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = types.ModuleType("codecarbon")
+    module.OfflineEmissionsTracker = _FakeTracker  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "codecarbon", module)
+    from llenergymeasure.harness.energy.codecarbon import CodeCarbonMeter
+
+    meter = CodeCarbonMeter([0], clock=clock)
+    meter.start_window()
+    clock.advance(10.0)
+    window = meter.stop_window()
+    assert (window.energy_j, window.method, window.scope) == (None, "unavailable", "gpus")
+    assert "codecarbon_gpu_unavailable" in [w.code for w in window.warnings]
+    assert window.cpu_energy_j == pytest.approx(3600.0)  # CPU/RAM kept in their own fields
+
+    monkeypatch.setattr(_FakeTracker, "gpu_kwh", 0.002)
+    meter.start_window()
+    clock.advance(10.0)
+    window = meter.stop_window()
+    assert (window.energy_j, window.method) == (pytest.approx(7200.0), "estimated")  # 0.002 kWh × 3.6e6 J/kWh

@@ -16,6 +16,7 @@ from llenergymeasure.harness.metrics import (
     short_window_warnings,
     timeline_disagreement_pct,
 )
+from llenergymeasure.harness.params import ParameterCounts
 
 
 def test_percentile_matches_numpy() -> None:
@@ -38,10 +39,14 @@ def test_latency_stats_in_milliseconds() -> None:
     assert latency_stats([], "batch") is None
 
 
-def test_flops_is_two_times_params_times_tokens() -> None:
-    f = flops_estimate(82_240, input_tokens=300, output_tokens=100)
-    assert f.total_flops == 2 * 82_240 * 400
-    assert f.flops_per_output_token == 2 * 82_240 * 400 / 100
+def test_flops_count_the_output_projection_once_per_output_token() -> None:
+    params = ParameterCounts(body=82_240, output_projection=64_000, source="model")
+    f = flops_estimate(params, input_tokens=300, output_tokens=100)
+    # by hand: 2 × 82,240 × 400 = 65,792,000 body; 2 × 64,000 × 100 = 12,800,000 lm_head → 78,592,000
+    assert f.total_flops == 78_592_000
+    assert f.flops_per_output_token == 785_920
+    assert (f.non_embedding_params, f.output_projection_params, f.params_source) == (82_240, 64_000, "model")
+    assert "output-projection" in f.method
     assert f.confidence == "medium"
     unknown = flops_estimate(None, 300, 100)
     assert (unknown.total_flops, unknown.confidence) == (None, "low")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from harness_fakes import FakeBackend, FakeClock, FakeNvmlDevice, FakeProvider, PowerTrace
 
 from llenergymeasure.errors import PreFlightError
+from llenergymeasure.harness.backends.base import GenerationBatch, ProgressCallback, Prompt, RequestOutput
 from llenergymeasure.harness.events import EventEmitter
 from llenergymeasure.harness.pipeline import HarnessDeps, run_job
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -109,7 +111,8 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.warmup is not None
     assert result.warmup.iterations_completed == 4
     assert result.flops is not None
-    assert result.flops.total_flops == 2 * 1_000_000 * 480
+    # 2 × body 1e6 × (160 + 320) tokens + 2 × output projection 1e5 × 320 output tokens
+    assert result.flops.total_flops == 2 * 1_000_000 * 480 + 2 * 100_000 * 320
     assert result.latency is not None
     assert result.latency.p50_ms == pytest.approx(500.0)
     assert result.measurement_methodology == "total"
@@ -118,7 +121,12 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert "stale_baseline" not in codes
     assert result.environment.driver_version == "550.54.15"
     assert [g.uuid for g in result.environment.gpus] == ["GPU-3"]
-    assert backend.events == ["prepare_device", "load"]  # the context came up before the model, baseline between
+    # the context came up before the baseline, what only the baseline needed was released before the model loaded
+    assert backend.events == ["prepare_device", "release_device", "load"]
+    b = e.baseline
+    # the baseline ran from t = 0 to 30 s: the fake GPU is at 40 + t / 100 °C, so 40.3 °C at its end
+    assert (b.meter, b.device_state, b.temperature_c) == ("nvml", "cuda_context", pytest.approx(40.30))
+    assert "baseline_without_cuda_context" not in codes
 
     on_disk = ExperimentResult.model_validate_json((tmp_path / "result.json").read_text())
     assert on_disk == result
@@ -250,3 +258,61 @@ def test_the_result_records_the_config_as_submitted(tmp_path: Path, model_dir: P
     result, _ = run(job, results_dir, deps)
     assert result.config == submitted
     assert result.measurement_config_hash == submitted.measurement_config_hash() == ran.measurement_config_hash()
+
+
+def test_warmup_never_sees_a_window_prompt(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    rows = "".join(json.dumps({"prompt": f"prompt number {i}"}) + "\n" for i in range(50))
+    (tmp_path / "d.jsonl").write_text(rows)
+    cfg = config(
+        model_dir,
+        dataset=str(tmp_path / "d.jsonl"),
+        n=10,
+        warmup={"n_warmup": 3, "thermal_floor_seconds": 0},
+        energy={"backend": "auto"},
+    )
+    backend = FakeBackend(cfg, None, [], clock=clock, batch_size=2)
+    deps = HarnessDeps(nvml=None, backend_factory=lambda c, ids: backend, clock=clock, sleep=clock.sleep)
+    run(ExperimentJob(config=cfg), tmp_path, deps)
+    *warmup_calls, window_call = backend.seen
+    assert len(warmup_calls) == 3 and len(window_call) == 10
+    warmed = {t for call in warmup_calls for t in call}
+    assert warmed and warmed.isdisjoint(window_call)
+
+
+class _ContinuousBatchingBackend(FakeBackend):
+    """One call for all prompts, like vLLM: request i decodes from 0.1·i s to 10 + 0.1·i s, 101 tokens."""
+
+    def generate(self, prompts: Sequence[Prompt], on_progress: ProgressCallback | None = None) -> GenerationBatch:
+        self.clock.advance(10.9 if len(prompts) == 10 else 1.0)
+        outputs = [
+            RequestOutput(8, 101, 10.0, ttft_s=i / 10, itl_s=0.1, first_token_offset_s=i / 10, end_offset_s=10 + i / 10)
+            for i in range(len(prompts))
+        ]
+        return GenerationBatch(outputs, "request")
+
+
+def test_continuous_batching_run_reports_its_steady_state(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    trace = PowerTrace.steps((0.0, IDLE_W), (30.05, LOAD_W))
+    cfg = config(model_dir, n=10)
+    backend = _ContinuousBatchingBackend(cfg, None, [0], clock=clock)
+    deps = HarnessDeps(
+        nvml=FakeProvider([FakeNvmlDevice(trace, clock)]),
+        backend_factory=lambda c, ids: backend,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    result, _ = run(ExperimentJob(config=cfg, context=RunContext(device_ids=[0], host_device_ids=[0])), tmp_path, deps)
+    assert result.measurement_methodology == "steady_state"
+    steady = result.steady_state_window
+    assert steady is not None
+    # plateau ≥ 9 of 10 in flight from 0.8 s to 10.1 s (see test_steady_state); 250 W flat over it → 2,325 J
+    assert (steady.start_s, steady.end_s) == (pytest.approx(0.8), pytest.approx(10.1))
+    assert steady.output_tokens == 938  # the energy over it: test_steady_state (needs samples inside the window)
+    assert result.energy_total_j == pytest.approx(250.0 * 10.9, rel=1e-3)  # the headline stays the whole window
+
+
+def test_static_batches_use_the_whole_window(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
+    backend = FakeBackend(config(model_dir), None, [], clock=clock)
+    deps = HarnessDeps(nvml=None, backend_factory=lambda c, ids: backend, clock=clock, sleep=clock.sleep)
+    result, _ = run(ExperimentJob(config=config(model_dir, energy={"backend": "auto"})), tmp_path, deps)
+    assert (result.measurement_methodology, result.steady_state_window) == ("total", None)

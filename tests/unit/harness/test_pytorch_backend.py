@@ -11,6 +11,7 @@ from fixtures.tiny_model import TINY_NON_EMBEDDING_PARAMS
 from llenergymeasure.harness.backends import create_backend
 from llenergymeasure.harness.backends.base import Prompt
 from llenergymeasure.harness.backends.pytorch import PyTorchBackend
+from llenergymeasure.harness.params import ParameterCounts, counts_from_model_dir
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 
 TEXTS = [
@@ -46,8 +47,17 @@ def test_loads_on_cpu_in_fp32_and_says_so(backend: PyTorchBackend) -> None:
     assert {"torch", "transformers"} <= set(backend.versions())
 
 
-def test_non_embedding_parameters_match_the_hand_count(backend: PyTorchBackend) -> None:
-    assert backend.non_embedding_params() == TINY_NON_EMBEDDING_PARAMS
+def test_parameter_counts_match_the_hand_count_and_include_the_output_projection(
+    backend: PyTorchBackend, tiny_model_dir: Path
+) -> None:
+    counts = backend.parameter_counts()
+    assert counts is not None
+    vocab = backend.model.config.vocab_size
+    assert (counts.body, counts.output_projection) == (TINY_NON_EMBEDDING_PARAMS, vocab * 64)  # lm_head: vocab × 64
+    # the same numbers from config.json alone (what vLLM and TensorRT-LLM runs use)
+    assert counts_from_model_dir(tiny_model_dir) == ParameterCounts(
+        TINY_NON_EMBEDDING_PARAMS, vocab * 64, "config.json"
+    )
 
 
 def test_prepare_tokenises_and_cuts_to_the_exact_cap(backend: PyTorchBackend) -> None:
@@ -139,3 +149,48 @@ def test_preflight_lists_missing_optional_packages(tiny_model_dir: Path) -> None
     messages = " | ".join(f.message for f in failures)
     assert "needs a GPU" in messages
     assert "peft" in messages  # not installed here
+
+
+class _StopConfig:
+    eos_token_id = 6  # the generation config stops on 6 only
+
+
+class _ScriptedModel:
+    """A causal LM stand-in whose ``generate`` appends fixed continuations (padding rows that stopped with 0)."""
+
+    device = "cpu"
+    generation_config = _StopConfig()
+
+    def __init__(self, continuations: list[list[int]]) -> None:
+        self.continuations = continuations
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        return torch.cat([input_ids, torch.tensor(self.continuations)], dim=1)
+
+
+class _Tokenizer:
+    eos_token_id = 5  # the tokenizer's EOS differs from the generation config's
+
+
+def test_output_tokens_count_up_to_the_generation_configs_stop_not_the_tokenizers_eos() -> None:
+    cfg = ExperimentConfig(model="m", pytorch={"batch_size": 2})
+    backend = PyTorchBackend(cfg, cfg.pytorch, [])
+    backend._torch = torch
+    # row 1: 7, tokenizer-EOS 5 (generate goes on), 8, stop 6, then padding → 4 tokens generated and paid for
+    # row 2: never hits 6, runs to the batch's full width of 5 tokens (10 and 0 are real tokens here, not padding)
+    backend.model = _ScriptedModel([[7, 5, 8, 6, 0], [7, 8, 9, 10, 0]])
+    backend.tokenizer = _Tokenizer()
+    prompts = [Prompt("a", 5, token_ids=(1, 20)), Prompt("b", 5, token_ids=(1, 21, 22))]
+    batch = backend.generate(prompts)
+    assert [o.output_tokens for o in batch.outputs] == [4, 5]
+    assert [o.input_tokens for o in batch.outputs] == [2, 3]
+    assert backend.stop_token_ids() == frozenset({6})
+
+
+def test_a_passthrough_dtype_is_what_effective_precision_reports(tiny_model_dir: Path) -> None:
+    cfg = ExperimentConfig(model=str(tiny_model_dir), precision="fp32", passthrough_kwargs={"dtype": "bfloat16"})
+    b = create_backend(cfg, [])
+    b.load()
+    assert b.model.dtype == torch.bfloat16  # type: ignore[attr-defined]
+    assert b.effective_precision == "bf16"
+    assert any("loaded in bf16" in n for n in b.reproducibility_notes())

@@ -72,13 +72,23 @@ def test_baseline_cache_per_image_and_device_set_with_ttl() -> None:
     stored = cache.offer("img:1", [1, 0], measured)
     assert stored is not None
     assert stored.power_w == 40.0
-    assert cache.get("img:1", [0, 1], ttl_s=3600) == stored  # device order does not matter
-    assert cache.get("img:2", [0, 1], ttl_s=3600) is None  # other image
-    assert cache.get("img:1", [0], ttl_s=3600) is None  # other device set
+    assert cache.get("img:1", [0, 1], ttl_s=3600, meter="auto") == stored  # device order does not matter
+    assert cache.get("img:2", [0, 1], ttl_s=3600, meter="auto") is None  # other image
+    assert cache.get("img:1", [0], ttl_s=3600, meter="auto") is None  # other device set
     now[0] = T0 + timedelta(seconds=3599)
-    assert cache.get("img:1", [0, 1], ttl_s=3600) == stored
+    assert cache.get("img:1", [0, 1], ttl_s=3600, meter="auto") == stored
     now[0] = T0 + timedelta(seconds=3600)
-    assert cache.get("img:1", [0, 1], ttl_s=3600) is None  # expired
+    assert cache.get("img:1", [0, 1], ttl_s=3600, meter="auto") is None  # expired
+
+
+def test_baseline_cache_key_includes_the_meter() -> None:
+    cache = BaselineCache(clock=lambda: T0)
+    measured = make_result(_job(), energy_j=50.0, baseline_power_w=40.0, baseline_method="measured", measured_at=T0)
+    assert measured.config.energy.backend == "auto"
+    stored = cache.offer("img", [0], measured)
+    assert stored is not None
+    assert cache.get("img", [0], ttl_s=3600, meter="auto") == stored
+    assert cache.get("img", [0], ttl_s=3600, meter="zeus") is None  # a zeus run never gets an auto/nvml baseline
 
 
 def test_baseline_cache_ignores_reused_or_missing_baselines() -> None:
@@ -86,7 +96,7 @@ def test_baseline_cache_ignores_reused_or_missing_baselines() -> None:
     assert cache.offer("img", [0], make_result(_job(), baseline_method="unavailable")) is None
     reused = make_result(_job(), energy_j=5.0, baseline_power_w=40.0, baseline_method="cached", measured_at=T0)
     assert cache.offer("img", [0], reused) is None
-    assert cache.get("img", [0], 3600) is None
+    assert cache.get("img", [0], 3600, "auto") is None
 
 
 def test_summary_across_cycles() -> None:

@@ -6,6 +6,7 @@
     backend = create_backend(config, devices)   # cheap: no framework import yet
     failures = backend.preflight()               # framework importable, devices usable (reported, not raised)
     backend.prepare_device()                     # CUDA context up, nothing loaded (idle baseline runs now)
+    backend.release_device()                     # after the baseline: drop what only the baseline needed
     backend.load()                               # before the window: weights, engine, CUDA graphs
     prompts = backend.prepare(prompts)           # tokenise / truncate before the window
     backend.generate(warmup_prompts)             # warmup
@@ -30,8 +31,9 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
 from llenergymeasure.errors import PreFlightFailure
+from llenergymeasure.harness.params import ParameterCounts
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
-from llenergymeasure.schemas.results import MemoryStats
+from llenergymeasure.schemas.results import CacheReuse, DeviceState, MemoryStats
 
 SectionT = TypeVar("SectionT")
 
@@ -54,6 +56,10 @@ class RequestOutput:
     ttft_s: float | None = None
     itl_s: float | None = None
     text: str | None = None
+    #: when the request's first / last token came, seconds after the first request of the call arrived
+    #: (≈ the window's start for the window's one call); None when the backend does not time requests
+    first_token_offset_s: float | None = None
+    end_offset_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,19 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
         return []
 
     def prepare_device(self) -> None:
-        """Bring the device context up without loading anything (the idle baseline is measured after this)."""
+        """Bring every device of the set into the window's CUDA state without loading anything.
+
+        The idle baseline is measured after this, so it must leave a CUDA context on each device
+        (see `device_state`).
+        """
+
+    def release_device(self) -> None:
+        """Called right after the baseline, before `load`: release what only the baseline needed."""
+
+    @property
+    def device_state(self) -> DeviceState:
+        """The devices' CUDA state after `prepare_device` (recorded with the baseline)."""
+        return "no_cuda_context" if self.device_ids else "no_gpu"
 
     def prepare(self, prompts: Sequence[Prompt]) -> list[Prompt]:
         """Truncate (and, where the backend can, tokenise) prompts before the window. Runs after `load`.
@@ -135,6 +153,10 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
         """Decisions taken while loading that could make a rerun differ (set after `load`)."""
         return []
 
+    def cache_reuse(self) -> CacheReuse | None:
+        """The engine's cross-request prefix/KV-cache reuse setting (None: the engine has no such cache)."""
+        return None
+
     def synchronize(self) -> None:
         """Block until queued device work is done (``torch.cuda.synchronize``); no-op on CPU."""
 
@@ -142,8 +164,8 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
         """Peak memory since load; None if unknown."""
         return None
 
-    def non_embedding_params(self) -> int | None:
-        """Parameter count excluding embeddings, for the FLOPs estimate; None if unknown."""
+    def parameter_counts(self) -> ParameterCounts | None:
+        """Logical parameter counts for the FLOPs estimate (see `harness.params`); None if unknown."""
         return None
 
     def versions(self) -> dict[str, str]:
@@ -157,15 +179,40 @@ class InferenceBackend(abc.ABC, Generic[SectionT]):
 
     @property
     def effective_precision(self) -> str:
-        """Precision actually used (a CPU run is fp32 whatever was asked)."""
-        return self.config.precision if self.device == "cuda" else "fp32"
+        """Precision actually used: a CPU run is fp32 whatever was asked; a ``dtype`` in ``passthrough_kwargs``
+        overrides the config's precision (it is passed to the engine last)."""
+        if self.device != "cuda":
+            return "fp32"
+        override = (self.config.passthrough_kwargs or {}).get("dtype")
+        if override is None:
+            return self.config.precision
+        return precision_of(override) or str(override)
 
     def close(self) -> None:
         """Release the model and the device memory."""
 
 
-#: (latency_s, ttft_s, itl_s) of one request, as a backend's request metrics give it
-RequestTiming = tuple[float, float, float | None]
+#: dtype spellings (torch, transformers, vLLM, TensorRT-LLM) → our precision names
+_PRECISIONS = {
+    "float32": "fp32",
+    "float": "fp32",
+    "fp32": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "fp16": "fp16",
+    "bfloat16": "bf16",
+    "bf16": "bf16",
+}
+
+
+def precision_of(dtype: object) -> str | None:
+    """``fp32`` / ``fp16`` / ``bf16`` for a dtype (``torch.bfloat16``, ``"half"``, ...); None when not one of them."""
+    return _PRECISIONS.get(str(dtype).removeprefix("torch."))
+
+
+#: (latency_s, ttft_s, itl_s, arrival_s) of one request, as a backend's request metrics give it; arrival_s is on
+#: the backend's request clock (any origin, the same for every request of a call)
+RequestTiming = tuple[float, float, float | None, float]
 
 
 def batch_from_counts(
@@ -177,14 +224,22 @@ def batch_from_counts(
     duration of the whole call (`call_s`) and the granularity says ``batch``: a mix of the two
     would make the latency statistics meaningless.
     """
-    if counted and all(t is not None for t in timings):
+    known = [t for t in timings if t is not None]
+    if counted and len(known) == len(timings):
+        first_arrival = min(t[3] for t in known)
         return GenerationBatch(
             outputs=[
                 RequestOutput(
-                    input_tokens=n_in, output_tokens=n_out, latency_s=t[0], ttft_s=t[1], itl_s=t[2], text=text
+                    input_tokens=n_in,
+                    output_tokens=n_out,
+                    latency_s=latency,
+                    ttft_s=ttft,
+                    itl_s=itl,
+                    text=text,
+                    first_token_offset_s=arrival - first_arrival + ttft,
+                    end_offset_s=arrival - first_arrival + latency,
                 )
-                for (n_in, n_out, text), t in zip(counted, timings, strict=True)
-                if t is not None
+                for (n_in, n_out, text), (latency, ttft, itl, arrival) in zip(counted, known, strict=True)
             ],
             granularity="request",
         )

@@ -7,7 +7,9 @@ Decisions:
 
 - **Precision**: fp32/fp16/bf16 → torch dtype on CUDA; a run without GPUs uses
   fp32 whatever was asked (CPU half precision is slow and numerically
-  different), and says so in the reproducibility notes.
+  different), and says so in the reproducibility notes. ``passthrough_kwargs``
+  go to ``from_pretrained`` last and may override the dtype: `effective_precision`
+  reports the dtype the model actually loaded in.
 - **Placement**: ``pytorch.device_map`` when set; ``"auto"`` over the set's GPUs
   (``max_memory`` limited to them) when the set has several; else the model is
   moved to the set's first GPU. bitsandbytes needs a device map, so quantised
@@ -16,7 +18,10 @@ Decisions:
   a time (default 1), left-padded by hand from pre-tokenised ids (tokenisation
   and truncation happen in `prepare`, before the window).
 - **Counting**: `llenergymeasure.harness.tokens` over the attention mask and the
-  generated ids (no padding, nothing after EOS). Latency is per ``generate``
+  generated ids, up to and including the first id ``generate`` stops on — the
+  generation config's EOS id(s) only (`stop_token_ids`), not the tokenizer's:
+  tokens after a tokenizer-only EOS were generated and are counted. Rows that
+  did not stop ran to the batch's full width (no padding to strip). Latency is per ``generate``
   call (batch granularity; with batch size 1 it is the request's latency).
 - **Seeds**: ``torch.manual_seed(random_seed)`` at load and again by `reseed`
   right before the window, so sampling in the window does not depend on how
@@ -40,7 +45,9 @@ from llenergymeasure.harness.backends.base import (
     ProgressCallback,
     Prompt,
     RequestOutput,
+    precision_of,
 )
+from llenergymeasure.harness.params import ParameterCounts, counts_from_model
 from llenergymeasure.harness.tokens import (
     count_input_tokens,
     count_output_tokens_batch,
@@ -48,7 +55,7 @@ from llenergymeasure.harness.tokens import (
     truncate_text,
 )
 from llenergymeasure.schemas.config.backends import PyTorchConfig
-from llenergymeasure.schemas.results import MemoryStats
+from llenergymeasure.schemas.results import DeviceState, MemoryStats
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,8 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         self._torch: Any = None
         self._pad_id: int = 0
         self._notes: list[str] = []
+        self._context_up = False
+        self._loaded_precision: str | None = None
 
     # ---- checks and set-up, before the window ---------------------------------------------------------------
 
@@ -121,6 +130,11 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         for i in self.device_ids:
             torch.zeros(1, device=f"cuda:{i}")
             torch.cuda.synchronize(i)
+        self._context_up = bool(self.device_ids)
+
+    @property
+    def device_state(self) -> DeviceState:
+        return "cuda_context" if self._context_up else super().device_state
 
     def load(self) -> None:
         try:
@@ -153,6 +167,10 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         if self.options.torch_compile:
             model.forward = torch.compile(model.forward, mode=self.options.torch_compile_mode or "default")
         self.model, self.tokenizer = model, tokenizer
+        self._loaded_precision = precision_of(getattr(model, "dtype", None))
+        asked = "fp32" if not self.device_ids else self.config.precision
+        if self._loaded_precision is not None and self._loaded_precision != asked:
+            self._notes.append(f"the model loaded in {self._loaded_precision} (passthrough_kwargs), not {asked}")
         self._pad_id = int(tokenizer.pad_token_id)
         for i in self.device_ids:
             torch.cuda.reset_peak_memory_stats(i)
@@ -228,7 +246,7 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         batch_size = self.preferred_batch_size
         outputs: list[RequestOutput] = []
         device = model.device
-        eos_ids = self.eos_token_ids()
+        stop_ids = self.stop_token_ids()
         for batch in _batches(prompts, batch_size):
             rows = [list(p.token_ids or ()) for p in batch]
             width = max(len(r) for r in rows)
@@ -242,17 +260,17 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
             self.synchronize()
             latency_s = time.perf_counter() - t0
             generated = sequences[:, width:].tolist()
-            n_out = count_output_tokens_batch(generated, eos_ids, self._pad_id)
+            n_out = count_output_tokens_batch(generated, stop_ids)
             n_in = count_input_tokens(mask)
             outputs.extend(RequestOutput(i, o, latency_s) for i, o in zip(n_in, n_out, strict=True))
             if on_progress is not None:
                 on_progress(len(outputs), len(prompts))
         return GenerationBatch(outputs, "request" if batch_size == 1 else "batch")
 
-    def eos_token_ids(self) -> frozenset[int]:
-        """Every id that ends a sequence: the generation config's EOS id(s) and the tokenizer's."""
-        model, tok = self._require_loaded()
-        return frozenset(_as_ids(model.generation_config.eos_token_id) | _as_ids(tok.eos_token_id))
+    def stop_token_ids(self) -> frozenset[int]:
+        """The ids ``generate`` stops on: the generation config's EOS id(s) (not the tokenizer's)."""
+        model = self._require_loaded()[0]
+        return frozenset(_as_ids(model.generation_config.eos_token_id))
 
     def generation_kwargs(self, prompt: Prompt) -> dict[str, Any]:
         """The ``generate`` keyword arguments for `prompt`'s limits and the decoder config."""
@@ -298,10 +316,8 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
             device_total_mb=sum(cuda.get_device_properties(i).total_memory for i in self.device_ids) / _MIB,
         )
 
-    def non_embedding_params(self) -> int | None:
-        if self.model is None:
-            return None
-        return non_embedding_parameter_count(self.model)
+    def parameter_counts(self) -> ParameterCounts | None:
+        return counts_from_model(self.model) if self.model is not None else None
 
     def versions(self) -> dict[str, str]:
         out = {}
@@ -320,8 +336,8 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
     def effective_precision(self) -> str:
         if self.device_ids and (self.options.load_in_4bit or self.options.load_in_8bit):
             bits = 4 if self.options.load_in_4bit else 8
-            return f"int{bits} (bitsandbytes; compute {self.config.precision})"
-        return super().effective_precision
+            return f"int{bits} (bitsandbytes; compute {self._loaded_precision or self.config.precision})"
+        return self._loaded_precision or super().effective_precision
 
     def reproducibility_notes(self) -> list[str]:
         return list(self._notes)
@@ -335,24 +351,6 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         if self.model is None or self.tokenizer is None:
             raise BackendError("the model is not loaded (call load() first)", backend="pytorch")
         return self.model, self.tokenizer
-
-
-def non_embedding_parameter_count(model: Any) -> int:
-    """Parameters of `model` minus its input and output embedding matrices (tied weights counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += int(p.numel())
-    excluded: set[int] = set()
-    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
-        if module is not None:
-            for p in module.parameters():
-                if id(p) not in excluded:
-                    excluded.add(id(p))
-                    total -= int(p.numel())
-    return total
 
 
 def _as_ids(value: int | list[int] | None) -> set[int]:

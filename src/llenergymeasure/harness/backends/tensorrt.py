@@ -22,12 +22,13 @@ metrics (`tensorrt_mapping.batch_from_trt`).
 
 Other decisions: `prepare` tokenises and truncates before the window and `generate`
 passes token ids; `preferred_batch_size` is the window's concurrency (all prompts,
-capped by ``max_batch_size``); `prepare_device` does nothing (TensorRT-LLM's executor
-and MPI workers own the CUDA contexts). TensorRT-LLM reuses KV-cache blocks across
-requests by default and its LLM API has no call to empty that cache, so warmup
-prompts that recur in the window may be served from it: the harness should warm up
-on prompts distinct from the window's, or set ``tensorrt.enable_kv_cache_reuse:
-false`` (recorded in `reproducibility_notes`).
+capped by ``max_batch_size``); `prepare_device` holds a CUDA context on every device
+of the set in a helper process for the idle baseline and `release_device` ends it
+before the engine starts (TensorRT-LLM's executor and MPI workers own the window's
+contexts). TensorRT-LLM reuses KV-cache blocks across requests by default and its
+LLM API has no call to empty that cache, so the harness warms up on prompts
+disjoint from the window's; reuse among the window's own prompts stays as
+configured (``tensorrt.enable_kv_cache_reuse``) and is recorded in the result.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from llenergymeasure.harness.backends.base import (
     Prompt,
     tokenize_prompts,
 )
+from llenergymeasure.harness.backends.context import CudaContextHolder, Spawner, hold_contexts, spawn
 from llenergymeasure.harness.backends.engine_cache import (
     EngineCache,
     engine_cache_root,
@@ -62,9 +64,12 @@ from llenergymeasure.harness.backends.tensorrt_mapping import (
     sampling_kwargs,
     section_of,
 )
+from llenergymeasure.harness.params import ParameterCounts, counts_from_model_dir
 from llenergymeasure.harness.tokens import count_text_tokens, truncate_text
+from llenergymeasure.harness.weights import locate_model
 from llenergymeasure.schemas.config.backends import TensorRTConfig
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.results import CacheReuse, DeviceState
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +185,11 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         cache: EngineCache | None = None,
         clock: Callable[[], float] = time.perf_counter,
         environ: Mapping[str, str] | None = None,
+        spawner: Spawner = spawn,
     ) -> None:
         super().__init__(config, section, device_ids)
+        self._context = CudaContextHolder(self.device_ids, spawner)
+        self._device_state: DeviceState = super().device_state
         self._api_loader = api_loader
         self._gpu_identity = gpu_identity
         self._cache = cache
@@ -192,8 +200,20 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         self._lora_request: Any = None
         self.engine_info: EngineInfo | None = None
 
+    def prepare_device(self) -> None:
+        """A CUDA context on every device of the set, held by a helper process until `release_device`."""
+        self._device_state = hold_contexts(self._context, self._device_state)
+
+    def release_device(self) -> None:
+        self._context.release()
+
+    @property
+    def device_state(self) -> DeviceState:
+        return self._device_state
+
     def load(self) -> None:
         """Load the prebuilt or cached engine, or build and cache one; all before the window."""
+        self._context.release()
         if not self.device_ids:
             raise BackendError(
                 "TensorRT-LLM needs an NVIDIA GPU and none was given", backend="tensorrt", fix=INSTALL_FIX
@@ -298,6 +318,19 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         """Tokenise (special tokens included) and cut each prompt to its ``max_input_tokens``, before the window."""
         return tokenize_prompts(self._tokenizer(), prompts)
 
+    def cache_reuse(self) -> CacheReuse:
+        """KV-cache block reuse: ``tensorrt.enable_kv_cache_reuse``, else TensorRT-LLM's default (on).
+
+        The LLM API offers no call to empty the cache, so it is never emptied; warmup prompts are disjoint.
+        """
+        configured = section_of(self.config).enable_kv_cache_reuse
+        return CacheReuse(
+            mechanism="TensorRT-LLM KV-cache block reuse",
+            enabled=configured is not False,
+            configured=configured is not None,
+            emptied_before_window=False,
+        )
+
     @property
     def preferred_batch_size(self) -> int:
         cap = section_of(self.config).max_batch_size
@@ -315,10 +348,12 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         else:
             notes.append(f"prebuilt engine from engine_path {info.path}: its build settings are not verified")
         if section_of(self.config).enable_kv_cache_reuse is not False:
-            notes.append(
-                "KV-cache block reuse on (TensorRT-LLM default): prompts repeated from warmup may hit the cache"
-            )
+            notes.append("KV-cache block reuse on: prompts sharing a prefix within the window may hit the cache")
         return notes
+
+    def parameter_counts(self) -> ParameterCounts | None:
+        """From the model's config.json (the weights live in the engine's processes)."""
+        return counts_from_model_dir(locate_model(self.config.model)[0])
 
     def count_tokens(self, text: str) -> int:
         return count_text_tokens(self._tokenizer(), text)
@@ -331,6 +366,7 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
 
     def close(self) -> None:
         """Shut the executor (and its MPI workers) down."""
+        self._context.release()
         llm, self._llm = self._llm, None
         _shutdown(llm)
 

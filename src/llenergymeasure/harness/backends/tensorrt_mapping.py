@@ -176,7 +176,7 @@ def generated_tokens(completion: Any) -> int:
     return n + 1 if ended_on_eos else n
 
 
-def _request_timing(completion: Any, output_tokens: int) -> tuple[float, float, float | None] | None:
+def _request_timing(completion: Any, output_tokens: int) -> RequestTiming | None:
     metrics = getattr(completion, "request_perf_metrics", None)
     timing = getattr(metrics, "timing_metrics", None)
     if timing is None:
@@ -187,7 +187,7 @@ def _request_timing(completion: Any, output_tokens: int) -> tuple[float, float, 
     if first <= 0.0 or last <= 0.0 or first < arrival or last < first:
         return None  # not filled in (a zero timedelta means "not reached")
     itl = (last - first) / (output_tokens - 1) if output_tokens > 1 else None
-    return last - arrival, first - arrival, itl
+    return last - arrival, first - arrival, itl, arrival
 
 
 def batch_from_trt(outputs: Sequence[Any], window_s: float) -> GenerationBatch:

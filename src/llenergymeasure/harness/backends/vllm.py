@@ -27,9 +27,11 @@ Measurement decisions:
   (vLLM enables prefix caching by default).
 - `preferred_batch_size` is the number of prompts the window submits at once,
   capped by ``max_num_seqs`` when set, so warmup runs at the window's concurrency.
-- `prepare_device` does nothing: vLLM's worker processes own the CUDA contexts,
-  and a context in this process would make vLLM fall back to ``spawn`` and hold
-  device memory its profiler counts as foreign.
+- `prepare_device` brings a CUDA context up on every device of the set in a
+  helper process (`context.CudaContextHolder`) for the idle baseline, and
+  `release_device` ends it before the engine starts: vLLM's worker processes own
+  the window's contexts, and a context in this process would make vLLM fall back
+  to ``spawn`` and hold device memory its profiler counts as foreign.
 - Progress is reported once the call returns (vLLM's offline API has no
   per-request callback other than its tqdm hook, which we keep off).
 - Peak memory is not reported: the model lives in another process, so this
@@ -55,6 +57,7 @@ from llenergymeasure.harness.backends.base import (
     Prompt,
     tokenize_prompts,
 )
+from llenergymeasure.harness.backends.context import CudaContextHolder, Spawner, hold_contexts, spawn
 from llenergymeasure.harness.backends.vllm_mapping import (
     batch_from_vllm,
     cached_prompt_tokens,
@@ -63,9 +66,12 @@ from llenergymeasure.harness.backends.vllm_mapping import (
     sampling_kwargs,
     section_of,
 )
+from llenergymeasure.harness.params import ParameterCounts, counts_from_model_dir
 from llenergymeasure.harness.tokens import count_text_tokens, truncate_text
+from llenergymeasure.harness.weights import locate_model
 from llenergymeasure.schemas.config.backends import VLLMConfig
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.results import CacheReuse, DeviceState
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +116,14 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         *,
         api_loader: Callable[[], VLLMApi] = load_vllm,
         clock: Callable[[], float] = time.perf_counter,
+        spawner: Spawner = spawn,
     ) -> None:
         super().__init__(config, section, device_ids)
         self._api_loader = api_loader
         self._clock = clock
+        self._context = CudaContextHolder(self.device_ids, spawner)
+        self._device_state: DeviceState = super().device_state
+        self._prefix_cache_emptied = False
         self._api: VLLMApi | None = None
         self._llm: Any = None
         self._tokenizer: Any = None
@@ -122,8 +132,20 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         self.last_cached_prompt_tokens = 0
         self._notes: list[str] = []
 
+    def prepare_device(self) -> None:
+        """A CUDA context on every device of the set, held by a helper process until `release_device`."""
+        self._device_state = hold_contexts(self._context, self._device_state)
+
+    def release_device(self) -> None:
+        self._context.release()
+
+    @property
+    def device_state(self) -> DeviceState:
+        return self._device_state
+
     def load(self) -> None:
         """Start the engine: weights, KV cache, CUDA graphs, parallel workers."""
+        self._context.release()
         if not self.device_ids:
             raise BackendError("vLLM needs an NVIDIA GPU and none was given", backend="vllm", fix=INSTALL_FIX)
         api = self._api_loader()
@@ -190,8 +212,19 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         reset = getattr(self._llm, "reset_prefix_cache", None)
         if callable(reset):
             reset()
+            self._prefix_cache_emptied = True
         elif self._llm is not None:
             logger.warning("this vLLM has no reset_prefix_cache(): warmup prompts may be served from the prefix cache")
+
+    def cache_reuse(self) -> CacheReuse:
+        """vLLM prefix caching as the engine ran it: config or passthrough, else vLLM's default (on)."""
+        kwargs = engine_kwargs(self.config)
+        return CacheReuse(
+            mechanism="vLLM prefix caching",
+            enabled=bool(kwargs.get("enable_prefix_caching", True)),
+            configured="enable_prefix_caching" in kwargs,
+            emptied_before_window=self._prefix_cache_emptied,
+        )
 
     @property
     def preferred_batch_size(self) -> int:
@@ -200,6 +233,10 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
 
     def reproducibility_notes(self) -> list[str]:
         return list(self._notes)
+
+    def parameter_counts(self) -> ParameterCounts | None:
+        """From the model's config.json (the weights live in the engine's processes)."""
+        return counts_from_model_dir(locate_model(self.config.model)[0])
 
     def count_tokens(self, text: str) -> int:
         return count_text_tokens(self._require_tokenizer(), text)
@@ -212,6 +249,7 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
 
     def close(self) -> None:
         """Shut the engine-core process down and drop the engine."""
+        self._context.release()
         llm, self._llm = self._llm, None
         engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         shutdown = getattr(engine_core, "shutdown", None)

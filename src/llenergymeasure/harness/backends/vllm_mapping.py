@@ -151,8 +151,12 @@ def lora_request_kwargs(config: ExperimentConfig) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- accounting
 
 
-def _request_timing(metrics: Any, output_tokens: int) -> tuple[float, float, float | None] | None:
-    """``(latency_s, ttft_s, itl_s)`` from a request's metrics, or None when they are missing or unusable."""
+def _request_timing(metrics: Any, output_tokens: int) -> RequestTiming | None:
+    """``(latency_s, ttft_s, itl_s, arrival_s)`` from a request's metrics, or None when missing or unusable.
+
+    ``arrival_s`` is the front end's wall-clock arrival time (both engine versions): the requests' offsets from
+    one another are differences on that one clock.
+    """
     if metrics is None:
         return None
     itl_divisor = output_tokens - 1
@@ -171,7 +175,7 @@ def _request_timing(metrics: Any, output_tokens: int) -> tuple[float, float, flo
     else:
         return None
     itl = decode / itl_divisor if itl_divisor > 0 else None
-    return ttft + decode, ttft, itl
+    return ttft + decode, ttft, itl, float(metrics.arrival_time)
 
 
 def batch_from_vllm(outputs: Sequence[Any], window_s: float) -> GenerationBatch:

@@ -13,7 +13,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from llenergymeasure.schemas.results import EnergyMethod, EnergySource, MeasurementWarning
+from llenergymeasure.schemas.results import EnergyMethod, EnergyScope, EnergySource, MeasurementWarning
 
 #: trust order, best first: an aggregate over devices takes the weakest method present
 _METHOD_RANK: dict[str, int] = {"counter": 0, "integrated_power": 1, "estimated": 2, "unavailable": 3}
@@ -53,6 +53,8 @@ class WindowEnergy:
     cpu_energy_j: float | None = None
     ram_energy_j: float | None = None
     warnings: tuple[MeasurementWarning, ...] = field(default_factory=tuple)
+    #: what `energy_j` covers: the device set's GPUs, or the whole host's CPU + RAM (an estimator without GPUs)
+    scope: EnergyScope = "gpus"
 
     @property
     def counter_updates(self) -> int | None:

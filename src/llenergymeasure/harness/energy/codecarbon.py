@@ -5,9 +5,17 @@ power from its size; every figure from it is labelled ``estimated``. A tracker
 measures one start/stop cycle only, so each window gets a fresh
 ``OfflineEmissionsTracker`` (no network: offline mode, no file output).
 
-`energy_j`: the GPUs' energy when the run has GPUs; on a host without GPUs, CPU +
-RAM energy (the devices the model ran on). CPU and RAM energy are always kept in
-their own fields. CodeCarbon reports kWh; we convert (1 kWh = 3.6e6 J).
+`energy_j`: the GPUs' energy when the run has GPUs. CodeCarbon reports 0 kWh for
+GPUs it could not read: that is ``None`` (unavailable) with a
+``codecarbon_gpu_unavailable`` warning, never 0 J.
+
+On a host without GPUs, `energy_j` is CPU + RAM energy — the devices the model
+ran on, but estimated for the *whole machine* (CPU TDP model or RAPL, RAM
+size model): every other process and the idle draw are in it. The result says
+so explicitly: ``energy.scope = "host_cpu_ram"``, method ``estimated``, and a
+``whole_host_estimate`` warning (severity warning) next to the J/token figures.
+CPU and RAM energy are always kept in their own fields. CodeCarbon reports kWh;
+we convert (1 kWh = 3.6e6 J).
 """
 
 from __future__ import annotations
@@ -74,7 +82,34 @@ class CodeCarbonMeter(EnergyMeter):
         ram_j = _joules(getattr(data, "ram_energy", None))
         gpu_j = _joules(getattr(data, "gpu_energy", None))
         host_j = None if cpu_j is None else cpu_j + (ram_j or 0.0)
-        energy_j = gpu_j if self.device_ids else host_j
+        warnings = [
+            MeasurementWarning(
+                code="estimated_energy",
+                message="energy is a CodeCarbon estimate (TDP/RAM models), not a measurement",
+            )
+        ]
+        if self.device_ids:
+            energy_j = gpu_j if gpu_j is not None and gpu_j > 0 else None
+            if energy_j is None:
+                warnings.append(
+                    MeasurementWarning(
+                        code="codecarbon_gpu_unavailable",
+                        message=f"CodeCarbon reported {gpu_j if gpu_j is not None else 'no'} GPU energy for GPUs "
+                        f"{self.device_ids} over a {t1 - t0:.1f} s window (it could not read them): GPU energy is "
+                        "unavailable — use energy.backend: nvml",
+                    )
+                )
+        else:
+            energy_j = host_j
+            if energy_j is not None:
+                warnings.append(
+                    MeasurementWarning(
+                        code="whole_host_estimate",
+                        message="no GPU: energy_total_j and the J/token figures are CodeCarbon's estimate for the "
+                        "whole machine's CPU and RAM over the window (TDP/RAM models; every other process and the "
+                        "idle draw included), not the energy of the inference alone",
+                    )
+                )
         return WindowEnergy(
             source="codecarbon",
             method="estimated" if energy_j is not None else "unavailable",
@@ -82,12 +117,8 @@ class CodeCarbonMeter(EnergyMeter):
             duration_s=t1 - t0,
             cpu_energy_j=cpu_j,
             ram_energy_j=ram_j,
-            warnings=(
-                MeasurementWarning(
-                    code="estimated_energy",
-                    message="energy is a CodeCarbon estimate (TDP/RAM models), not a measurement",
-                ),
-            ),
+            warnings=tuple(warnings),
+            scope="gpus" if self.device_ids else "host_cpu_ram",
         )
 
 

@@ -17,12 +17,20 @@ _ORDERS = ("sequential", "interleaved", "shuffled")
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
     if value is not None and value not in allowed:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=name)
+        from llenergymeasure.errors import printable
+        from llenergymeasure.schemas._issues import suggest_value
+
+        close = suggest_value(value, allowed)
+        fix = f"did you mean {name} {close}?" if close else f"use one of {', '.join(allowed)}"
+        raise typer.BadParameter(
+            f"{printable(repr(value))} is not one of {', '.join(allowed)}\n  fix: {fix}", param_hint=name
+        )
     return value
 
 
 def run_command(
-    config: Path | None = typer.Argument(None, help="Experiment or study YAML. Optional when --model is given."),
+    # a plain string: the loader checks the path (NUL bytes, length, file type) and names the problem
+    config: str | None = typer.Argument(None, help="Experiment or study YAML. Optional when --model is given."),
     model: str | None = typer.Option(None, "--model", "-m", help="Model hub id or local path (overrides the YAML)."),
     backend: str | None = typer.Option(None, "--backend", "-b", help="pytorch, vllm or tensorrt."),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="'aienergyscore' or a path to a JSONL file."),
@@ -63,7 +71,7 @@ def run_command(
         "precision": precision,
         "pytorch.batch_size": batch_size,
     }
-    study = build_study(config, overrides, cycles=cycles, order=order)
+    study = build_study(Path(config) if config is not None else None, overrides, cycles=cycles, order=order)
 
     if dry_run:
         from llenergymeasure.orchestrator.cli.preview import print_preview
@@ -117,22 +125,14 @@ def build_study(
 ) -> StudyConfig:
     """The study the command runs: YAML (if any) + flag overrides + execution defaults."""
     from llenergymeasure.errors import ConfigError, ConfigIssue
-    from llenergymeasure.orchestrator.loader import load_study_config, study_from_mapping
+    from llenergymeasure.orchestrator.loader import load_study_config, study_from_flags
     from llenergymeasure.orchestrator.user_config import load_user_config
     from llenergymeasure.schemas.study import CLI_DEFAULT_N_CYCLES
 
     if config is not None:
-        study = load_study_config(config, overrides)
+        study = load_study_config(config, overrides, check_inputs=True)
     elif overrides.get("model"):
-        raw: dict[str, Any] = {}
-        for key, value in overrides.items():
-            if value is not None:
-                head, _, leaf = key.partition(".")
-                if leaf:
-                    raw.setdefault(head, {})[leaf] = value
-                else:
-                    raw[key] = value
-        study = study_from_mapping(raw, "<command line>")
+        study = study_from_flags(overrides)
     else:
         raise ConfigError(
             "nothing to run",
@@ -155,7 +155,21 @@ def build_study(
         if gap not in explicit and default is not None:
             updates[gap] = default
     if updates:
-        execution = study.execution.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
+        from pydantic import ValidationError
+
+        from llenergymeasure.schemas._issues import issues_from_validation
+        from llenergymeasure.schemas.study import ExecutionConfig
+
+        try:
+            execution = study.execution.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
+        except ValidationError as e:
+            flags = {"n_cycles": "--cycles", "cycle_order": "--order"}
+            issues = [
+                ConfigIssue(flag, i.message, (i.fix or "").replace(i.field, flag))
+                for i in issues_from_validation(e, ExecutionConfig, "execution")
+                for flag in [flags.get(i.field.removeprefix("execution."), i.field)]
+            ]
+            raise ConfigError("invalid execution settings", source="<command line>", issues=issues) from None
         study = study.model_copy(update={"execution": execution})
     return study
 

@@ -1,9 +1,12 @@
-"""Idle baselines cached per (image, device set) for the length of a study, with a TTL.
+"""Idle baselines cached per (image, device set, meter) for the length of a study, with a TTL.
 
 The first run on a device set measures its baseline (the harness reports it in
 ``energy.baseline`` with method ``measured``); later runs on the same image and
-the same GPUs receive it in ``RunContext.cached_baseline`` while it is younger
-than the experiment's ``baseline.ttl_seconds``. The harness re-checks the age and
+the same GPUs with the same ``energy.backend`` receive it in
+``RunContext.cached_baseline`` while it is younger than the experiment's
+``baseline.ttl_seconds``: a baseline taken by one meter is never subtracted from
+another's reading. (``auto`` is a key of its own; the harness also refuses a
+cached baseline whose recorded meter differs from the one it resolved.) The harness re-checks the age and
 records it, so a stale baseline is never used silently.
 
 Decisions: the cache lives in memory (a resumed study measures its first
@@ -20,23 +23,23 @@ from llenergymeasure.orchestrator.study.layout import utc_now
 from llenergymeasure.schemas.job import CachedBaseline
 from llenergymeasure.schemas.results import ExperimentResult
 
-BaselineKey = tuple[str, tuple[int, ...]]
+BaselineKey = tuple[str, tuple[int, ...], str]
 
 
 class BaselineCache:
-    """(image, host device ids) → the latest measured `CachedBaseline`."""
+    """(image, host device ids, energy backend) → the latest measured `CachedBaseline`."""
 
     def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._entries: dict[BaselineKey, CachedBaseline] = {}
 
     @staticmethod
-    def key(image: str, host_device_ids: Sequence[int]) -> BaselineKey:
-        return image, tuple(sorted(host_device_ids))
+    def key(image: str, host_device_ids: Sequence[int], meter: str) -> BaselineKey:
+        return image, tuple(sorted(host_device_ids)), meter
 
-    def get(self, image: str, host_device_ids: Sequence[int], ttl_s: float) -> CachedBaseline | None:
-        """The cached baseline for this device set if it is younger than `ttl_s` seconds."""
-        cached = self._entries.get(self.key(image, host_device_ids))
+    def get(self, image: str, host_device_ids: Sequence[int], ttl_s: float, meter: str) -> CachedBaseline | None:
+        """The cached baseline for this device set and meter (``energy.backend``) if younger than `ttl_s` seconds."""
+        cached = self._entries.get(self.key(image, host_device_ids, meter))
         if cached is None:
             return None
         age_s = (self._clock() - cached.measured_at).total_seconds()
@@ -58,6 +61,9 @@ class BaselineCache:
             duration_s=b.duration_s or 0.0,
             device_ids=list(host_device_ids),
             energy_method=b.energy_method,
+            meter=b.meter,
+            device_state=b.device_state,
+            temperature_c=b.temperature_c,
         )
-        self._entries[self.key(image, host_device_ids)] = cached
+        self._entries[self.key(image, host_device_ids, result.config.energy.backend)] = cached
         return cached

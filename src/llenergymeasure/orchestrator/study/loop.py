@@ -111,7 +111,7 @@ class StudyLoop:
         cached = None
         if config.baseline.enabled:
             cached = self.services.baselines.get(
-                self.services.image_for(config.backend), host_ids, config.baseline.ttl_seconds
+                self.services.image_for(config.backend), host_ids, config.baseline.ttl_seconds, config.energy.backend
             )
         exp_id = experiment_id(index, config)
         context = RunContext(

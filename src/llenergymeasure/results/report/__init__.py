@@ -49,7 +49,7 @@ def _render(fig: Any, name: str, figures_dir: Path) -> tuple[str, tuple[Path, ..
         svg = buf.getvalue()
         svg_path, png_path = figures_dir / f"{name}.svg", figures_dir / f"{name}.png"
         svg_path.write_text(svg, encoding="utf-8")
-        fig.savefig(png_path, format="png", dpi=110, metadata={"Software": None})
+        fig.savefig(png_path, format="png", dpi=100, metadata={"Software": None})
     return _XML_PROLOGUE.sub("", svg, count=1), (png_path, svg_path)
 
 

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from llenergymeasure.results.loading import LoadedRun
-from llenergymeasure.results.report.data import ReportData, pareto_front
+from llenergymeasure.results.report.data import ReportData, Row, pareto_front
 
 #: at most this many runs get a power-timeline panel (evenly spread over the study)
-MAX_TIMELINES = 8
+MAX_TIMELINES = 4
 #: each timeline is thinned to at most this many points per device
-MAX_TIMELINE_POINTS = 1500
+MAX_TIMELINE_POINTS = 600
+#: per-configuration figures show at most this many configurations (the table lists them all)
+MAX_ROWS = 50
 #: a J/token-against-setting figure draws at most this many series, with a legend up to MAX_LEGEND
 MAX_SERIES = 27
 MAX_LEGEND = 12
@@ -63,6 +65,15 @@ def metric_per_config(data: ReportData, metric: str, xlabel: str, what: str, not
     rows = [r for r in data.rows if any(getattr(c.summary, metric).mean is not None for c in r.cells.values())]
     if not rows:
         return message_figure(title, "No run has this figure, so there is nothing to plot.")
+    if len(rows) > MAX_ROWS:  # the best ones: lowest J/token, highest throughput
+
+        def best(row: Row) -> float:
+            means = [getattr(c.summary, metric).mean for c in row.cells.values()]
+            value = float(min(m for m in means if m is not None))
+            return -value if metric == "output_tokens_per_s" else value
+
+        title += f" ({MAX_ROWS} best of {len(rows)})"
+        rows = sorted(rows, key=best)[:MAX_ROWS]
     studies = data.study_ids
     height = max(2.4, 0.32 * len(rows) * max(1, len(studies)) + 1.2)
     fig = _figure(8.0, min(height, 60.0), left_in=2.6)
@@ -197,6 +208,15 @@ def _spread(data: ReportData, get: Any, xlabel: str, note: str) -> Any:
     rows = [r for r in data.rows if any(get(run.result) is not None for c in r.cells.values() for run in c.runs)]
     if not rows:
         return message_figure(title, "No run has this figure, so there is nothing to plot.")
+    if len(rows) > MAX_ROWS:  # the least repeatable ones are the ones to look at
+
+        def spread(row: Row) -> float:
+            values = [v for c in row.cells.values() for run in c.runs if (v := get(run.result)) is not None]
+            mean = sum(values) / len(values)
+            return -(max(values) - min(values)) / abs(mean) if mean else 0.0
+
+        title += f" ({MAX_ROWS} least repeatable of {len(rows)})"
+        rows = sorted(rows, key=spread)[:MAX_ROWS]
     fig = _figure(8.0, min(max(2.4, 0.3 * len(rows) + 1.2), 60.0), left_in=2.6)
     ax = fig.add_subplot()
     max_cycle = max(run.result.cycle for r in rows for c in r.cells.values() for run in c.runs)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from llenergymeasure.schemas._base import StrictModel, incompatible
+from llenergymeasure.schemas._base import ConfigModel, incompatible
 from llenergymeasure.schemas.config.capabilities import (
     TENSORRT_QUANT_NEEDS_CALIBRATION,
     VLLM_LORA_RANKS,
@@ -21,12 +21,20 @@ from llenergymeasure.schemas.config.capabilities import (
     VLLM_SPECULATIVE_MODEL_FREE,
     VLLM_SPECULATIVE_NEEDS_MODEL,
 )
+from llenergymeasure.schemas.config.text import check_path
+
+#: upper bounds on counts in backend sections: far above any real use, low enough to catch a runaway value
+MAX_BATCH = 65_536  # sequences
+MAX_PARALLEL = 1024  # GPUs or stages
+MAX_SECTION_TOKENS = 16_777_216  # tokens
 
 
-class PyTorchConfig(StrictModel):
+class PyTorchConfig(ConfigModel):
     """HF transformers on PyTorch."""
 
-    batch_size: PositiveInt | None = Field(None, description="Prompts per generate() call (count); null = 1.")
+    batch_size: PositiveInt | None = Field(
+        None, le=MAX_BATCH, description="Prompts per generate() call (count); null = 1."
+    )
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(
         None, description="Attention kernel passed to from_pretrained; null = transformers' default."
     )
@@ -49,17 +57,25 @@ class PyTorchConfig(StrictModel):
         return self
 
 
-class VLLMEngineConfig(StrictModel):
+class VLLMEngineConfig(ConfigModel):
     """vLLM ``LLM(...)`` engine arguments (checked against vLLM 0.12 and 0.33 ``EngineArgs``)."""
 
-    tensor_parallel_size: PositiveInt | None = Field(None, description="GPUs to shard each layer over (count).")
-    pipeline_parallel_size: PositiveInt | None = Field(None, description="Pipeline stages (count).")
+    tensor_parallel_size: PositiveInt | None = Field(
+        None, le=MAX_PARALLEL, description="GPUs to shard each layer over (count)."
+    )
+    pipeline_parallel_size: PositiveInt | None = Field(None, le=MAX_PARALLEL, description="Pipeline stages (count).")
     gpu_memory_utilization: float | None = Field(
         None, gt=0.0, le=1.0, description="Fraction of each GPU's memory vLLM may use; null = vLLM's default."
     )
-    max_num_seqs: PositiveInt | None = Field(None, description="Maximum sequences batched per step (count).")
-    max_num_batched_tokens: PositiveInt | None = Field(None, description="Token budget per scheduler step (tokens).")
-    max_model_len: PositiveInt | None = Field(None, description="Context length cap (tokens); null = the model's.")
+    max_num_seqs: PositiveInt | None = Field(
+        None, le=MAX_BATCH, description="Maximum sequences batched per step (count)."
+    )
+    max_num_batched_tokens: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Token budget per scheduler step (tokens)."
+    )
+    max_model_len: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Context length cap (tokens); null = the model's."
+    )
     enforce_eager: bool | None = Field(None, description="Disable CUDA graphs.")
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] | None = Field(
         None, description="KV cache storage type."
@@ -74,6 +90,7 @@ class VLLMEngineConfig(StrictModel):
     swap_space: float | None = Field(
         None,
         ge=0.0,
+        le=4096.0,
         description="CPU swap space per GPU, in GiB. vLLM 0.12 (the image's default) takes it; vLLM >= 0.22 "
         "removed it and refuses the engine start when it is set.",
     )
@@ -83,10 +100,17 @@ class VLLMEngineConfig(StrictModel):
         description="Speculative decoding method; null with speculative_model = vLLM infers it from the draft model. "
         "ngram, suffix and mtp need no draft model.",
     )
-    num_speculative_tokens: PositiveInt | None = Field(None, description="Tokens proposed per speculative step.")
+    num_speculative_tokens: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Tokens proposed per speculative step."
+    )
     max_lora_rank: PositiveInt | None = Field(
         None, description=f"Largest LoRA rank the engine reserves room for; one of {list(VLLM_LORA_RANKS)}."
     )
+
+    @field_validator("speculative_model")
+    @classmethod
+    def _speculative_path(cls, v: str | None) -> str | None:
+        return check_path(v, "speculative_model") if v is not None else None
 
     @field_validator("quantization")
     @classmethod
@@ -122,7 +146,7 @@ class VLLMEngineConfig(StrictModel):
         return self
 
 
-class VLLMSamplingConfig(StrictModel):
+class VLLMSamplingConfig(ConfigModel):
     """vLLM ``SamplingParams`` beyond what `decoder` maps."""
 
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0, description="Presence penalty (unitless).")
@@ -130,7 +154,7 @@ class VLLMSamplingConfig(StrictModel):
     ignore_eos: bool | None = Field(None, description="Keep generating past EOS up to max_output_tokens.")
 
 
-class VLLMConfig(StrictModel):
+class VLLMConfig(ConfigModel):
     """vLLM offline engine."""
 
     engine: VLLMEngineConfig = Field(default_factory=VLLMEngineConfig, description="Engine arguments.")
@@ -149,23 +173,29 @@ TENSORRT_BUILD_FIELDS: tuple[str, ...] = (
 )
 
 
-class TensorRTConfig(StrictModel):
+class TensorRTConfig(ConfigModel):
     """TensorRT-LLM through its LLM API, TensorRT-engine flow (checked against TensorRT-LLM 1.2 ``TrtLlmArgs``).
 
     Engines are built before the measured window and cached by a hash of the
     build-affecting fields; ``engine_path`` uses a prebuilt engine instead.
     """
 
-    max_batch_size: PositiveInt | None = Field(None, description="Engine's maximum batch size (count).")
-    tp_size: PositiveInt | None = Field(None, description="Tensor-parallel GPUs (count).")
-    pp_size: PositiveInt | None = Field(None, description="Pipeline-parallel stages (count).")
+    max_batch_size: PositiveInt | None = Field(None, le=MAX_BATCH, description="Engine's maximum batch size (count).")
+    tp_size: PositiveInt | None = Field(None, le=MAX_PARALLEL, description="Tensor-parallel GPUs (count).")
+    pp_size: PositiveInt | None = Field(None, le=MAX_PARALLEL, description="Pipeline-parallel stages (count).")
     max_input_len: PositiveInt | None = Field(
-        None, description="Engine's maximum input length (tokens); null = the experiment's input length + 16."
+        None,
+        le=MAX_SECTION_TOKENS,
+        description="Engine's maximum input length (tokens); null = the experiment's input length + 16.",
     )
     max_seq_len: PositiveInt | None = Field(
-        None, description="Engine's maximum input + output length (tokens); null = max_input_len + output length."
+        None,
+        le=MAX_SECTION_TOKENS,
+        description="Engine's maximum input + output length (tokens); null = max_input_len + output length.",
     )
-    max_num_tokens: PositiveInt | None = Field(None, description="Engine's token budget per step (tokens).")
+    max_num_tokens: PositiveInt | None = Field(
+        None, le=MAX_SECTION_TOKENS, description="Engine's token budget per step (tokens)."
+    )
     quantization: Literal["fp8", "int8_sq", "int4_awq", "w4a16", "w8a16", "nvfp4"] | None = Field(
         None, description="Quantisation applied at engine build time."
     )
@@ -187,6 +217,11 @@ class TensorRTConfig(StrictModel):
     engine_path: str | None = Field(
         None, description="Directory of a prebuilt engine to use instead of building one (host path)."
     )
+
+    @field_validator("engine_path", "calibration_dataset")
+    @classmethod
+    def _paths(cls, v: str | None) -> str | None:
+        return check_path(v, "the path") if v is not None else None
 
     @model_validator(mode="after")
     def _engine_limits(self) -> TensorRTConfig:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, JsonValue, PositiveInt, field_validator, model_validator
 
-from llenergymeasure.schemas._base import StrictModel, incompatible
+from llenergymeasure.schemas._base import ConfigModel, incompatible
 from llenergymeasure.schemas.config.backends import PyTorchConfig, TensorRTConfig, VLLMConfig
 from llenergymeasure.schemas.config.capabilities import (
     BACKENDS,
@@ -22,6 +22,7 @@ from llenergymeasure.schemas.config.capabilities import (
     supported_precisions,
 )
 from llenergymeasure.schemas.config.sections import (
+    MAX_TOKENS,
     BaselineConfig,
     DecoderConfig,
     EnergyConfig,
@@ -29,6 +30,7 @@ from llenergymeasure.schemas.config.sections import (
     SyntheticDataset,
     WarmupConfig,
 )
+from llenergymeasure.schemas.config.text import check_path
 
 #: built-in dataset names (anything else must be a path to a JSONL file)
 BUILTIN_DATASETS: tuple[str, ...] = ("aienergyscore",)
@@ -44,11 +46,18 @@ def looks_like_path(value: str) -> bool:
     return value.startswith(("/", "./", "../", "~")) or value in {".", ".."} or value.count("/") > 1
 
 
+#: largest `n` (prompts per window, count)
+MAX_PROMPTS = 1_000_000
+#: largest `random_seed`: torch.manual_seed accepts up to 2**64 - 1
+MAX_SEED = 2**64 - 1
+#: largest GPU index in `gpus`
+MAX_GPU_INDEX = 1023
+
 #: fields that do not change what is measured: left out of `measurement_config_hash`
 OPERATIONAL_FIELDS: frozenset[str] = frozenset({"gpus"})
 
 
-class ExperimentConfig(StrictModel):
+class ExperimentConfig(ConfigModel):
     """One experiment: a model, a backend and everything that defines the measurement."""
 
     model: str = Field(min_length=1, description="Hub id (org/name) or local directory of the model.")
@@ -61,10 +70,15 @@ class ExperimentConfig(StrictModel):
         description="Prompt source: 'aienergyscore' (built-in), a path to a JSONL file of {\"prompt\": ...} rows, "
         "or {synthetic: true, input_tokens: N, output_tokens: M}.",
     )
-    n: PositiveInt = Field(100, description="Number of prompts in the measured window (count).")
-    random_seed: int = Field(42, ge=0, description="Seed for prompt selection and sampling.")
-    max_input_tokens: PositiveInt = Field(512, description="Prompts are truncated to this many tokens.")
-    max_output_tokens: PositiveInt = Field(128, description="Maximum new tokens generated per prompt.")
+    n: PositiveInt = Field(100, le=MAX_PROMPTS, description="Number of prompts in the measured window (count).")
+    random_seed: int = Field(
+        42,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed for prompt selection and sampling; 0 to 2**64 - 1, the range torch.manual_seed accepts.",
+    )
+    max_input_tokens: PositiveInt = Field(512, le=MAX_TOKENS, description="Prompts are truncated to this many tokens.")
+    max_output_tokens: PositiveInt = Field(128, le=MAX_TOKENS, description="Maximum new tokens generated per prompt.")
     decoder: DecoderConfig = Field(default_factory=DecoderConfig, description="Decoding settings.")
     warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="Warmup before the window.")
     baseline: BaselineConfig = Field(default_factory=BaselineConfig, description="Idle baseline power.")
@@ -82,9 +96,16 @@ class ExperimentConfig(StrictModel):
         "Operational: not part of the measurement hash.",
     )
 
+    @field_validator("model")
+    @classmethod
+    def _model_path(cls, v: str) -> str:
+        return check_path(v, "model")
+
     @field_validator("dataset")
     @classmethod
     def _dataset_name_or_path(cls, v: str | SyntheticDataset) -> str | SyntheticDataset:
+        if isinstance(v, str):
+            check_path(v, "dataset")
         if isinstance(v, str) and v not in BUILTIN_DATASETS and not v.endswith((".jsonl", ".json")):
             raise ValueError(
                 f"unknown dataset {v!r}; fix: use one of {list(BUILTIN_DATASETS)}, a path ending in .jsonl, "
@@ -98,8 +119,8 @@ class ExperimentConfig(StrictModel):
         if v is not None:
             if not v:
                 raise ValueError("gpus is an empty list; fix: leave it out or list GPU indices like [0, 1]")
-            if len(set(v)) != len(v) or min(v) < 0:
-                raise ValueError("gpus must be distinct non-negative indices; fix: e.g. gpus: [0, 1]")
+            if len(set(v)) != len(v) or min(v) < 0 or max(v) > MAX_GPU_INDEX:
+                raise ValueError(f"gpus must be distinct indices from 0 to {MAX_GPU_INDEX}; fix: e.g. gpus: [0, 1]")
         return v
 
     @model_validator(mode="after")

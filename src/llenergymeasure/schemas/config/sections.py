@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from llenergymeasure.schemas._base import StrictModel
+from llenergymeasure.schemas._base import ConfigModel
+from llenergymeasure.schemas.config.text import check_path
+
+#: upper bounds: far above any real use, low enough to catch a typo or a runaway value
+MAX_TOKENS = 1_048_576  # tokens per prompt (input or output)
+MAX_WARMUP_PROMPTS = 10_000  # count
+MAX_SECONDS_SHORT = 3600.0  # one hour
+MAX_BASELINE_TTL_SECONDS = 30 * 86_400.0  # thirty days
 
 DecoderPreset = Literal["deterministic", "standard", "creative", "factual"]
 
@@ -19,7 +26,7 @@ DECODER_PRESETS: dict[str, dict[str, object]] = {
 }
 
 
-class DecoderConfig(StrictModel):
+class DecoderConfig(ConfigModel):
     """How output tokens are chosen. Greedy (deterministic) by default, for reproducible token counts."""
 
     preset: DecoderPreset | None = Field(
@@ -30,22 +37,27 @@ class DecoderConfig(StrictModel):
     temperature: float = Field(
         1.0, ge=0.0, le=10.0, description="Softmax temperature (unitless); 0 means greedy whatever do_sample says."
     )
-    top_k: int = Field(50, ge=0, description="Sample among the k most likely tokens; 0 disables top-k.")
+    top_k: int = Field(50, ge=0, le=1_000_000, description="Sample among the k most likely tokens; 0 disables top-k.")
     top_p: float = Field(
         1.0, gt=0.0, le=1.0, description="Nucleus sampling: smallest set with this cumulative probability."
     )
     min_p: float | None = Field(
         None, ge=0.0, le=1.0, description="Drop tokens below min_p × the top token's probability; null = off."
     )
-    repetition_penalty: float = Field(1.0, gt=0.0, description="Penalty factor for repeated tokens; 1.0 = none.")
+    repetition_penalty: float = Field(
+        1.0, gt=0.0, le=100.0, description="Penalty factor for repeated tokens; 1.0 = none."
+    )
     min_new_tokens: int | None = Field(
-        None, ge=0, description="Minimum number of output tokens before EOS may end a sequence; null = backend default."
+        None,
+        ge=0,
+        le=MAX_TOKENS,
+        description="Minimum number of output tokens before EOS may end a sequence; null = backend default.",
     )
 
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("preset") in DECODER_PRESETS:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str) and data["preset"] in DECODER_PRESETS:
             merged = dict(DECODER_PRESETS[str(data["preset"])])
             merged.update(data)
             return merged
@@ -57,14 +69,15 @@ class DecoderConfig(StrictModel):
         return "sampling" if self.do_sample and self.temperature > 0 else "greedy"
 
 
-class WarmupConfig(StrictModel):
+class WarmupConfig(ConfigModel):
     """Warm the GPU and the backend up before the measured window."""
 
     enabled: bool = Field(True, description="Run warmup prompts before the measured window.")
-    n_warmup: int = Field(5, ge=0, description="Number of full-length warmup prompts (count).")
+    n_warmup: int = Field(5, ge=0, le=MAX_WARMUP_PROMPTS, description="Number of full-length warmup prompts (count).")
     thermal_floor_seconds: float = Field(
         60.0,
         ge=0.0,
+        le=MAX_SECONDS_SHORT,
         description="Minimum seconds of warm load before the window opens (keeps generating; never an idle sleep). "
         "0 is allowed and recorded as a warning.",
     )
@@ -75,9 +88,15 @@ class WarmupConfig(StrictModel):
     cv_threshold: float = Field(
         0.05, gt=0.0, le=1.0, description="Target coefficient of variation (unitless fraction)."
     )
-    window_size: PositiveInt = Field(5, description="Number of most recent warmup latencies the CV is computed over.")
-    min_prompts: PositiveInt = Field(5, description="Minimum warmup prompts before convergence may be declared.")
-    max_prompts: PositiveInt = Field(50, description="Maximum warmup prompts when convergence detection is on.")
+    window_size: PositiveInt = Field(
+        5, le=MAX_WARMUP_PROMPTS, description="Number of most recent warmup latencies the CV is computed over."
+    )
+    min_prompts: PositiveInt = Field(
+        5, le=MAX_WARMUP_PROMPTS, description="Minimum warmup prompts before convergence may be declared."
+    )
+    max_prompts: PositiveInt = Field(
+        50, le=MAX_WARMUP_PROMPTS, description="Maximum warmup prompts when convergence detection is on."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> WarmupConfig:
@@ -89,20 +108,25 @@ class WarmupConfig(StrictModel):
         return self
 
 
-class BaselineConfig(StrictModel):
+class BaselineConfig(ConfigModel):
     """Idle power measured before the model loads, subtracted to give adjusted energy."""
 
     enabled: bool = Field(True, description="Measure (or reuse) the idle baseline power.")
-    duration_seconds: float = Field(30.0, gt=0.0, description="Length of the idle measurement, in seconds.")
+    duration_seconds: float = Field(
+        30.0, gt=0.0, le=MAX_SECONDS_SHORT, description="Length of the idle measurement, in seconds."
+    )
     ttl_seconds: float = Field(
-        3600.0, gt=0.0, description="A cached baseline older than this (seconds) is re-measured."
+        3600.0,
+        gt=0.0,
+        le=MAX_BASELINE_TTL_SECONDS,
+        description="A cached baseline older than this (seconds) is re-measured.",
     )
 
 
 EnergyBackendName = Literal["auto", "nvml", "zeus", "codecarbon", "null"]
 
 
-class EnergyConfig(StrictModel):
+class EnergyConfig(ConfigModel):
     """Which energy meter reads the GPU, and the power timeline sampler."""
 
     backend: EnergyBackendName = Field(
@@ -117,22 +141,30 @@ class EnergyConfig(StrictModel):
     cross_check_tolerance_pct: float = Field(
         10.0,
         gt=0.0,
+        le=1000.0,
         description="Warn when the timeline's integrated energy differs from the counter delta by more than this (%).",
     )
 
 
-class SyntheticDataset(StrictModel):
+class SyntheticDataset(ConfigModel):
     """Generated prompts of a fixed token length, for controlled input/output sizes."""
 
     synthetic: Literal[True] = Field(True, description="Marks the dataset as synthetic.")
-    input_tokens: PositiveInt = Field(128, description="Length of every prompt, in tokens.")
+    input_tokens: PositiveInt = Field(128, le=MAX_TOKENS, description="Length of every prompt, in tokens.")
     output_tokens: PositiveInt = Field(
-        128, description="Output length per prompt, in tokens (min and max new tokens are both set to it)."
+        128,
+        le=MAX_TOKENS,
+        description="Output length per prompt, in tokens (min and max new tokens are both set to it).",
     )
 
 
-class LoRAConfig(StrictModel):
+class LoRAConfig(ConfigModel):
     """A LoRA adapter applied to the base model."""
 
-    adapter: str = Field(description="Hub id or local path of the adapter.")
+    adapter: str = Field(min_length=1, description="Hub id or local path of the adapter.")
     merge: bool = Field(False, description="Merge the adapter into the base weights before measuring.")
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter_path(cls, v: str) -> str:
+        return check_path(v, "lora.adapter")
