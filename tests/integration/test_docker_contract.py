@@ -115,5 +115,5 @@ def test_run_experiment_in_docker_leaves_nothing_without_output_dir(
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     result = run_experiment(tiny_experiment(tiny_model))
     assert result.output_tokens > 0
-    assert result.environment.image == cpu_image
+    assert result.environment_snapshot.image == cpu_image
     assert list(tmp_path.iterdir()) == []

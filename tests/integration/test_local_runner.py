@@ -60,7 +60,7 @@ def test_run_experiment_on_cpu_returns_a_real_result_and_leaves_nothing(tiny_mod
     assert result.energy_total_j is None  # never a silent 0
     assert result.energy_per_output_token_j is None
     assert result.energy.method == "unavailable"
-    assert "no_energy_meter" in [w.code for w in result.warnings]
+    assert "no_energy_meter" in [w.code for w in result.measurement_warnings]
     assert any("fp32" in note for note in result.reproducibility_notes)
     assert result.latency is not None
     assert result.latency.count == 6
@@ -68,7 +68,7 @@ def test_run_experiment_on_cpu_returns_a_real_result_and_leaves_nothing(tiny_mod
     assert result.warmup.iterations_completed >= 2
     assert result.flops is not None
     assert result.flops.non_embedding_params == 82_240
-    assert result.environment.transformers_version
+    assert result.environment_snapshot.transformers_version
     assert result.timeseries_file is None
 
     kinds = {type(e) for e in events}

@@ -232,7 +232,7 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
         write_timeseries = sampler is not None and ctx.timeseries and config.energy.timeseries
         facts.timeseries_file = TIMESERIES_FILE if write_timeseries else None
         result = build_result(facts)
-        for w in result.warnings:
+        for w in result.measurement_warnings:
             events.warning(w.code, w.message)
 
     with events.phase("write"):

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
 
 from llenergymeasure.schemas._base import StrictModel
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -292,6 +292,14 @@ class SteadyStateWindow(StrictModel):
     )
 
 
+#: the first reproducibility note of every result
+NVML_ACCURACY_NOTE = (
+    "Energy comes from NVIDIA's board-level counters and power sensors, which NVIDIA documents as accurate to "
+    "about ±5 % of the reading (the counter) and which cover the GPU board only; compare figures measured on "
+    "the same GPU model, driver and power settings, and read small differences with that uncertainty in mind."
+)
+
+
 class ExperimentResult(StrictModel):
     """One (experiment, cycle) run: energy, throughput, latency and the context to trust them."""
 
@@ -345,6 +353,14 @@ class ExperimentResult(StrictModel):
         description="energy_total_j / (input + output tokens), J per total token."
     )
     energy: EnergyBreakdown = Field(description="How the energy figures were obtained.")
+    energy_per_device_j: list[float | None] = Field(
+        default_factory=list,
+        description="Energy of each GPU of the device set over the window, joules, in device-set order "
+        "(energy.per_device has the detail); null = unavailable for that GPU.",
+    )
+    warmup_excluded_samples: NonNegativeInt = Field(
+        0, description="Prompts run in warmup before the window and excluded from every figure (count)."
+    )
     co2: CO2Estimate | None = Field(
         None, description="Estimated CO2 of the window with its inputs; null without a carbon intensity or energy."
     )
@@ -359,10 +375,22 @@ class ExperimentResult(StrictModel):
     memory: MemoryStats | None = Field(None, description="Memory use.")
     warmup: WarmupResult | None = Field(None, description="Warmup outcome; null if warmup was disabled.")
     thermal: ThermalInfo = Field(default_factory=ThermalInfo, description="Temperatures around the window.")
-    environment: EnvironmentSnapshot = Field(description="Software and hardware snapshot.")
-    warnings: list[MeasurementWarning] = Field(default_factory=list, description="Measurement warnings.")
-    reproducibility_notes: list[str] = Field(default_factory=list, description="What could make a rerun differ.")
+    environment_snapshot: EnvironmentSnapshot = Field(description="Software and hardware snapshot.")
+    measurement_warnings: list[MeasurementWarning] = Field(
+        default_factory=list, description="What weakens this measurement: {code, message, severity} items."
+    )
+    reproducibility_notes: list[str] = Field(
+        default_factory=lambda: [NVML_ACCURACY_NOTE],
+        description="What could make a rerun differ; always starts with the NVML accuracy disclaimer.",
+    )
     timeseries_file: str | None = Field(None, description="Power timeline file name, relative to result.json.")
+
+    @model_validator(mode="after")
+    def _disclaimer_first(self) -> ExperimentResult:
+        notes = self.reproducibility_notes
+        if not notes or notes[0] != NVML_ACCURACY_NOTE:
+            self.reproducibility_notes = [NVML_ACCURACY_NOTE, *(n for n in notes if n != NVML_ACCURACY_NOTE)]
+        return self
 
     # -- persistence ---------------------------------------------------------------------------
 

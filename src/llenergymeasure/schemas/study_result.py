@@ -8,8 +8,9 @@ from typing import Literal
 from pydantic import Field
 
 from llenergymeasure.schemas._base import StrictModel
+from llenergymeasure.schemas.config.sections import BaselineConfig, WarmupConfig
 from llenergymeasure.schemas.manifest import StudyStatus
-from llenergymeasure.schemas.study import SkippedPoint
+from llenergymeasure.schemas.study import CycleOrder, SkippedPoint
 
 
 class MetricStats(StrictModel):
@@ -62,6 +63,33 @@ class ConfigSummary(StrictModel):
     )
 
 
+class StudySummary(StrictModel):
+    """Every configuration across its cycles, and what to be careful about."""
+
+    configurations: list[ConfigSummary] = Field(
+        default_factory=list, description="One entry per configuration, in study order."
+    )
+    cv_warning_threshold: float = Field(
+        0.05, description="CV of J/output token across cycles above which a configuration is flagged (fraction)."
+    )
+    warnings: list[str] = Field(default_factory=list, description="Every configuration's warnings, in order.")
+
+
+class MeasurementProtocol(StrictModel):
+    """The settings that make two studies' numbers comparable: cycles, order, gaps, warmup, baseline."""
+
+    n_cycles: int = Field(description="Repetitions of every experiment (count).")
+    cycle_order: CycleOrder = Field(description="sequential, interleaved or shuffled.")
+    config_gap_seconds: float = Field(description="Pause between two experiments, seconds.")
+    cycle_gap_seconds: float = Field(description="Pause between two cycles, seconds.")
+    warmup: list[WarmupConfig] = Field(
+        default_factory=list, description="The distinct warmup settings of the experiments (one when all share it)."
+    )
+    baseline: list[BaselineConfig] = Field(
+        default_factory=list, description="The distinct idle-baseline settings of the experiments."
+    )
+
+
 class StudyResult(StrictModel):
     """What a study produced: paths to every result, and a summary per configuration."""
 
@@ -79,5 +107,8 @@ class StudyResult(StrictModel):
     runs_failed: int = Field(description="Failed runs (count).")
     result_files: list[str] = Field(default_factory=list, description="result.json paths, relative to study_dir.")
     skipped: list[SkippedPoint] = Field(default_factory=list, description="Sweep points skipped at resolution.")
-    summary: list[ConfigSummary] = Field(default_factory=list, description="Per-configuration summary.")
+    measurement_protocol: MeasurementProtocol | None = Field(
+        None, description="Warmup, baseline, gap and cycle settings that define comparability."
+    )
+    summary: StudySummary = Field(default_factory=StudySummary, description="Per-configuration summary.")
     runner: Literal["docker", "local", "mixed"] | None = Field(None, description="How runs were launched.")

@@ -116,11 +116,11 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.latency is not None
     assert result.latency.p50_ms == pytest.approx(500.0)
     assert result.measurement_methodology == "total"
-    codes = {w.code for w in result.warnings}
+    codes = {w.code for w in result.measurement_warnings}
     assert {"persistence_mode_off", "foreign_processes", "short_window"} <= codes  # 1 counter update seen, < 100
     assert "stale_baseline" not in codes
-    assert result.environment.driver_version == "550.54.15"
-    assert [g.uuid for g in result.environment.gpus] == ["GPU-3"]
+    assert result.environment_snapshot.driver_version == "550.54.15"
+    assert [g.uuid for g in result.environment_snapshot.gpus] == ["GPU-3"]
     # the context came up before the baseline, what only the baseline needed was released before the model loaded
     assert backend.events == ["prepare_device", "release_device", "load"]
     b = e.baseline
@@ -167,7 +167,7 @@ def test_cpu_run_has_null_energy_and_a_warning(tmp_path: Path, model_dir: Path, 
         "none",
         "unavailable",
     )
-    assert "no_energy_meter" in [w.code for w in result.warnings]
+    assert "no_energy_meter" in [w.code for w in result.measurement_warnings]
     assert result.timeseries_file is None
     assert not (tmp_path / "timeseries.parquet").exists()
     assert json.loads((tmp_path / "result.json").read_text())["energy_total_j"] is None
@@ -243,7 +243,7 @@ def test_only_the_device_set_is_measured_and_cuda_numbers_it(tmp_path: Path, mod
     assert given == [[0]]  # CUDA ordinal 0 is that GPU once CUDA_VISIBLE_DEVICES lists only it
     assert result.device_ids == [5]
     assert [(d.device_index, d.device_uuid) for d in result.energy.per_device] == [(5, "GPU-1")]
-    assert "unused_gpus" in [w.code for w in result.warnings]
+    assert "unused_gpus" in [w.code for w in result.measurement_warnings]
 
 
 def test_the_result_records_the_config_as_submitted(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:

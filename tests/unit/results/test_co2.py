@@ -60,9 +60,9 @@ def test_intensity_from_the_environment_reaches_every_run_and_the_summary(
     contexts = [r.job.context for r in runner.requests]
     assert [(c.carbon_intensity_gco2_per_kwh, c.datacenter_pue) for c in contexts] == [(0.5, 1.5), (0.5, 1.5)]
     assert any("looks like a value in kg/kWh" in r.getMessage() for r in caplog.records)
-    assert len(result.summary) == 1
+    assert len(result.summary.configurations) == 1
     # ScriptedRunner's results carry no co2 (it does not run the harness): the summary says n = 0, not 0 g
-    assert result.summary[0].co2_g.n == 0
+    assert result.summary.configurations[0].co2_g.n == 0
 
 
 def test_summary_carries_co2_across_cycles() -> None:

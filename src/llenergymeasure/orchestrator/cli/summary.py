@@ -28,7 +28,7 @@ def print_study_summary(result: StudyResult) -> None:
             mean_ci(s.output_tokens_per_s),
             s.energy_method or "n/a",
         ]
-        for s in result.summary
+        for s in result.summary.configurations
     ]
     headers = [
         "configuration",
@@ -40,7 +40,7 @@ def print_study_summary(result: StudyResult) -> None:
         "energy",
     ]
     typer.echo(render_table(headers, rows, right=frozenset({2})))
-    warnings = [w for s in result.summary for w in s.warnings]
+    warnings = result.summary.warnings
     for warning in warnings:
         typer.echo(f"warning: {warning}")
     typer.echo(

@@ -33,7 +33,7 @@ class Cell:
 
     @property
     def warning_count(self) -> int:
-        return sum(len(r.result.warnings) for r in self.runs) + len(self.summary.warnings)
+        return sum(len(r.result.measurement_warnings) for r in self.runs) + len(self.summary.warnings)
 
 
 @dataclass

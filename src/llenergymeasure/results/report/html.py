@@ -88,7 +88,7 @@ def _distinct(values: Sequence[str | None]) -> str:
 
 def _header(data: ReportData) -> str:
     runs = [r.result for r in data.runs()]
-    gpus = _distinct([f"{g.name}" for r in runs for g in r.environment.gpus]) if runs else "n/a"
+    gpus = _distinct([f"{g.name}" for r in runs for g in r.environment_snapshot.gpus]) if runs else "n/a"
     parts = []
     for study in data.studies:
         m = study.manifest
@@ -99,14 +99,14 @@ def _header(data: ReportData) -> str:
         )
     env = [
         ("GPUs", gpus if gpus != "n/a" else "none (CPU)"),
-        ("images", _distinct([r.environment.image for r in runs])),
-        ("llenergymeasure", _distinct([r.environment.llenergymeasure_version for r in runs])),
-        ("backend versions", _distinct([r.environment.backend_version for r in runs])),
-        ("torch", _distinct([r.environment.torch_version for r in runs])),
+        ("images", _distinct([r.environment_snapshot.image for r in runs])),
+        ("llenergymeasure", _distinct([r.environment_snapshot.llenergymeasure_version for r in runs])),
+        ("backend versions", _distinct([r.environment_snapshot.backend_version for r in runs])),
+        ("torch", _distinct([r.environment_snapshot.torch_version for r in runs])),
         (
             "CUDA / driver",
-            f"{_distinct([r.environment.cuda_version for r in runs])} / "
-            f"{_distinct([r.environment.driver_version for r in runs])}",
+            f"{_distinct([r.environment_snapshot.cuda_version for r in runs])} / "
+            f"{_distinct([r.environment_snapshot.driver_version for r in runs])}",
         ),
         ("energy methods", _distinct([r.energy.method for r in runs])),
         ("energy sources", _distinct([str(r.energy.source) for r in runs])),
