@@ -65,19 +65,11 @@ class PythonFakeDevice:
     def _work(self) -> int:
         return sum(range(200))  # ~5 µs of interpreter time, GIL held
 
+    def power_and_energy(self) -> tuple[int | None, int | None]:
+        return self._work(), 1  # one driver call in NVML: one unit of work here
 
-class CtypesFakeDevice(PythonFakeDevice):
-    """Each reading is a 20 µs foreign call through ctypes (which releases the GIL), as pynvml's are."""
-
-    def __init__(self) -> None:
-        import ctypes
-        import ctypes.util
-
-        self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
-
-    def _work(self) -> int:
-        self._libc.usleep(20)
-        return 1
+    def read_failures(self) -> dict[str, int]:
+        return {}
 
     def energy_mj(self) -> int | None:
         return self._work()
@@ -114,6 +106,23 @@ class CtypesFakeDevice(PythonFakeDevice):
 
     def compute_pids(self) -> list[int] | None:
         return []
+
+
+class CtypesFakeDevice(PythonFakeDevice):
+    """Each reading is a 20 µs foreign call through ctypes (which releases the GIL), as pynvml's are."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c"))
+
+    def _work(self) -> int:
+        self._libc.usleep(20)
+        return 1
+
+    def power_and_energy(self) -> tuple[int | None, int | None]:
+        return self._work(), 1  # one foreign call, like nvmlDeviceGetFieldValues
 
 
 def load_backend(model_dir: Path, device_ids: list[int], batch_size: int) -> PyTorchBackend:
@@ -168,12 +177,17 @@ def harness_threads(sampler: PowerSampler | None, emitter: EventEmitter) -> Iter
                 sampler.stop()
 
 
-def harness_loop(backend: PyTorchBackend, prompts: list[Prompt], sampler_devices: list[MeasuredDevice] | None) -> Arm:
+def harness_loop(
+    backend: PyTorchBackend,
+    prompts: list[Prompt],
+    sampler_devices: list[MeasuredDevice] | None,
+    sampler_type: type[PowerSampler] = PowerSampler,
+) -> Arm:
     """A closure running the harness's measured window: (output tokens, wall s, CPU s)."""
     emitter = EventEmitter(io.StringIO())
 
     def run() -> tuple[int, float, float]:
-        sampler = PowerSampler(sampler_devices, 0.1) if sampler_devices else None
+        sampler = sampler_type(sampler_devices, 0.1) if sampler_devices else None
         meter = NullMeter("benchmark")
         with harness_threads(sampler, emitter):
             c0 = time.process_time()

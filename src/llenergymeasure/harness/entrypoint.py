@@ -164,8 +164,9 @@ def run(environ: Mapping[str, str], events: EventEmitter, deps: HarnessDeps | No
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         if deps is None:
-            nvml = open_nvml() if job.context.device_ids else None
-            deps = HarnessDeps(nvml=nvml, apply_cuda_env=os.environ.update)
+            nvml = open_nvml(environ) if job.context.device_ids else None
+            simulated = nvml is not None and nvml.simulated
+            deps = HarnessDeps(nvml=nvml, apply_cuda_env=os.environ.update, simulated_gpus=simulated)
         with Heartbeat(events, job.context.heartbeat_seconds):
             run_job(job, results_dir, events, deps)
         return EXIT_OK

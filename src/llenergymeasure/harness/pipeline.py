@@ -43,8 +43,9 @@ from llenergymeasure.harness.energy.factory import create_meter
 from llenergymeasure.harness.energy.sampler import PowerSampler, throttled_between, timeline_energy_j
 from llenergymeasure.harness.environment import snapshot
 from llenergymeasure.harness.events import EventEmitter, ThrottledProgress
-from llenergymeasure.harness.preflight import run_preflight
+from llenergymeasure.harness.preflight import compute_pids, new_process_warnings, run_preflight
 from llenergymeasure.harness.result import RunFacts, build_result
+from llenergymeasure.harness.simulated import SIMULATED_GPU_WARNING, simulated_gpu_failures
 from llenergymeasure.harness.steady_state import steady_state_of
 from llenergymeasure.harness.warmup import run_warmup
 from llenergymeasure.harness.window import run_window
@@ -76,6 +77,9 @@ class HarnessDeps:
     #: sets CUDA_VISIBLE_DEVICES / CUDA_DEVICE_ORDER for the set before any CUDA initialisation; the process
     #: entrypoint passes ``os.environ.update``; None (tests, embedding) leaves the environment alone
     apply_cuda_env: Callable[[Mapping[str, str]], None] | None = None
+    #: `nvml` is the simulated driver (LLEM_SIMULATE_GPUS): the devices are measured from it while the
+    #: backend computes on CPU; results are labelled simulated
+    simulated_gpus: bool = False
 
 
 def _cuda_indices(device_ids: list[int], deps: HarnessDeps) -> list[int]:
@@ -108,9 +112,13 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             device_warnings = device_set_warnings(device_set)
             if deps.nvml is not None and device_ids:
                 devices = measured_devices(deps.nvml, device_ids, host_ids)
-            if deps.apply_cuda_env is not None and device_ids:
-                deps.apply_cuda_env(cuda_environment(device_set))
-            backend = deps.backend_factory(config, _cuda_indices(device_ids, deps))
+            if deps.simulated_gpus:  # simulated devices are not CUDA devices: the model computes on CPU
+                failures += simulated_gpu_failures(config)
+                backend = deps.backend_factory(config, [])
+            else:
+                if deps.apply_cuda_env is not None and device_ids:
+                    deps.apply_cuda_env(cuda_environment(device_set))
+                backend = deps.backend_factory(config, _cuda_indices(device_ids, deps))
         except PreFlightError as e:  # a device set that cannot hold the experiment: reported with the rest
             failures += e.failures
         except BackendError as e:  # the backend's module is missing from this image: reported with the rest
@@ -121,6 +129,8 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
         )
         assert backend is not None  # run_preflight raised otherwise
     warnings = [*deps.extra_warnings, *device_warnings, *pre.warnings]
+    if deps.simulated_gpus:
+        warnings.append(SIMULATED_GPU_WARNING)
 
     with events.phase("environment"):
         driver = deps.nvml.driver_version() if deps.nvml is not None else None
@@ -145,8 +155,9 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             )
 
     sampler = PowerSampler(devices, config.energy.sample_interval_ms / 1000.0, clock=deps.clock) if devices else None
+    simulated = {"simulated": True} if deps.simulated_gpus else {}
     meter = deps.meter_factory(
-        config.energy.backend, device_ids=device_ids, devices=devices, sampler=sampler, clock=deps.clock
+        config.energy.backend, device_ids=device_ids, devices=devices, sampler=sampler, clock=deps.clock, **simulated
     )
     logger.info("energy meter: %s", meter.describe())
     try:
@@ -190,6 +201,7 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
 
         with events.phase("measure"):
             temperature_start = _hottest(devices)
+            pids_before = compute_pids(devices)
             backend.reseed(config.random_seed)
             events.emit(WindowStarted(n_prompts=len(prompts)))
             window = run_window(
@@ -197,6 +209,7 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             )
             events.emit(WindowFinished(duration_s=window.duration_s, output_tokens=window.output_tokens))
             temperature_end = _hottest(devices)
+            warnings += new_process_warnings(pids_before, compute_pids(devices))
             memory, params = backend.memory_stats(), backend.parameter_counts()
             cache_reuse = backend.cache_reuse()
     finally:

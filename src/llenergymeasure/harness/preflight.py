@@ -65,6 +65,29 @@ def device_warnings(devices: Sequence[MeasuredDevice]) -> list[MeasurementWarnin
     return out
 
 
+def compute_pids(devices: Sequence[MeasuredDevice]) -> dict[int, set[int]]:
+    """Compute processes on each measured GPU now (host index → pids; devices that cannot tell are left out)."""
+    return {d.host_index: set(pids) for d in devices if (pids := d.device.compute_pids()) is not None}
+
+
+def new_process_warnings(before: dict[int, set[int]], after: dict[int, set[int]]) -> list[MeasurementWarning]:
+    """`foreign_processes` for compute processes that appeared on a measured GPU during the window.
+
+    Both snapshots are taken outside the window (after warmup, and after the window closed), when every
+    process of this run already holds its context, so a new pid is another job's.
+    """
+    new = {i: sorted(pids - before.get(i, set())) for i, pids in after.items() if pids - before.get(i, set())}
+    if not new:
+        return []
+    return [
+        MeasurementWarning(
+            code="foreign_processes",
+            message=f"compute processes started on the measured GPUs during the window {new}: their energy is "
+            "counted too",
+        )
+    ]
+
+
 def check_memory(
     config: ExperimentConfig, model_dir: Path | None, devices: Sequence[MeasuredDevice], precision: str
 ) -> list[PreFlightFailure]:

@@ -6,7 +6,8 @@ all with a fix each, so a user fixes the host once instead of once per run.
 Checks (each one only where it applies):
 - docker: the daemon answers (``ping``); with GPUs asked for, the NVIDIA runtime
   is usable (daemon lists an ``nvidia`` runtime, or the NVIDIA container hook is
-  installed — the two ways device requests reach the driver);
+  installed — the two ways device requests reach the driver) — except on
+  simulated GPUs (``LLEM_SIMULATE_GPUS``), which need none;
 - images: each present, with label ``io.llenergymeasure.protocol`` equal to this
   host's `PROTOCOL_VERSION`;
 - GPUs: asked-for indices exist on the host; none of them runs a foreign compute
@@ -37,6 +38,7 @@ from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import PROTOCOL_LABEL, PROTOCOL_VERSION
+from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +94,8 @@ def run_preflight(plan: PreflightPlan, services: HostServices) -> None:
     """Run every applicable check; raise `PreFlightError` listing all failures."""
     failures: list[PreFlightFailure] = []
     uses_docker = any(k == "docker" for k in plan.runner_kinds.values())
-    wants_gpus = any(ids for ids in plan.host_device_ids)
+    # simulated GPUs (LLEM_SIMULATE_GPUS) need no NVIDIA runtime: the containers get no device request
+    wants_gpus = any(ids for ids in plan.host_device_ids) and not services.env.get(SIMULATE_GPUS_ENV_VAR)
     if uses_docker:
         failures += _check_docker(plan, services, wants_gpus)
     failures += _check_gpus(plan, services)

@@ -33,10 +33,17 @@ def cv_warning(label: str, stats: MetricStats, threshold: float = CV_WARNING_THR
     )
 
 
+def _one_or_mixed(sources: Sequence[str]) -> str | None:
+    if len(sources) <= 1:
+        return sources[0] if sources else None
+    return "mixed, incl. simulated" if "simulated" in sources else "mixed"
+
+
 def summarise(config: ExperimentConfig, results: Sequence[ExperimentResult]) -> ConfigSummary:
     """One `ConfigSummary` for `config` over its completed `results` (one per cycle)."""
     metrics = {name: metric_stats([get(r) for r in results]) for name, get in HEADLINE_METRICS.items()}
     methods = sorted({r.energy.method for r in results})
+    sources = sorted({str(r.energy.source) for r in results})
     label = config.label()
     warning = cv_warning(label, metrics["energy_per_output_token_j"])
     return ConfigSummary(
@@ -44,6 +51,7 @@ def summarise(config: ExperimentConfig, results: Sequence[ExperimentResult]) -> 
         label=label,
         cycles_completed=len(results),
         energy_method=(methods[0] if len(methods) == 1 else "mixed") if methods else None,
+        energy_source=_one_or_mixed(sources),
         warnings=[warning] if warning else [],
         energy_per_output_token_j=metrics["energy_per_output_token_j"],
         energy_per_output_token_adjusted_j=metrics["energy_per_output_token_adjusted_j"],

@@ -36,7 +36,10 @@ class DeviceEnergy(StrictModel):
     energy_j: float | None = Field(description="Energy over the window, in joules; null if unavailable.")
     method: EnergyMethod = Field(description="How energy_j was obtained.")
     counter_updates: NonNegativeInt | None = Field(
-        None, description="Distinct counter values seen during the window (count); low = coarse measurement."
+        None,
+        description="Energy-counter updates seen during the window: changes of the counter's value between "
+        "consecutive reads (window edges and timeline samples), i.e. distinct values read minus one (count). A lower "
+        "bound when the counter updates faster than it is read; low with repeated values = coarse measurement.",
     )
 
 
@@ -65,7 +68,9 @@ class EnergyBreakdown(StrictModel):
     """Provenance and detail behind the headline energy figures."""
 
     method: EnergyMethod = Field(description="How energy_total_j was obtained.")
-    source: EnergySource = Field(description="Which meter produced it.")
+    source: EnergySource = Field(
+        description="Which meter produced it; simulated = simulated GPUs (LLEM_SIMULATE_GPUS): not a measurement."
+    )
     scope: EnergyScope = Field(
         "gpus",
         description="What energy_total_j covers: gpus (the GPUs of the device set) or host_cpu_ram (CodeCarbon's "

@@ -58,6 +58,11 @@ class ConfigSummary(StrictModel):
         "PUE; null without a carbon intensity).",
     )
     energy_method: str | None = Field(None, description="How energy was obtained (counter, integrated_power, ...).")
+    energy_source: str | None = Field(
+        None,
+        description="Which meter produced the energy (nvml, zeus, codecarbon, simulated, none; 'mixed' or 'mixed, "
+        "incl. simulated' when cycles differ); simulated = simulated GPUs, not a measurement.",
+    )
     warnings: list[str] = Field(
         default_factory=list, description="Why this configuration's figures need care (e.g. CV above threshold)."
     )

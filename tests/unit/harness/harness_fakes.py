@@ -133,6 +133,12 @@ class FakeNvmlDevice:
     def compute_pids(self) -> list[int] | None:
         return list(self.pids)
 
+    def power_and_energy(self) -> tuple[int | None, int | None]:
+        return self.power_instant_mw(), self.energy_mj()
+
+    def read_failures(self) -> dict[str, int]:
+        return {}
+
 
 class FakeProvider:
     """An `NvmlProvider` over fake devices."""

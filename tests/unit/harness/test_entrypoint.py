@@ -124,3 +124,15 @@ def test_choosing_a_backend_imports_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_bad_simulated_gpu_spec_is_a_clear_job_error(tmp_path: Path) -> None:
+    spec = tmp_path / "gpus.json"
+    spec.write_text('{"devices": [{"power": {"kind": "sawtooth", "watts": 1}}]}')
+    cfg = ExperimentConfig(model=str(tmp_path), dataset={"synthetic": True})
+    job = ExperimentJob(config=cfg, context=RunContext(device_ids=[0]))
+    proc = harness(tmp_path / "out", {**to_env(job), "LLEM_SIMULATE_GPUS": str(spec)})
+    assert proc.returncode == 1
+    doc = ErrorDocument.model_validate_json((tmp_path / "out" / "error.json").read_text())
+    assert doc.type == "ConfigError"
+    assert str(spec) in doc.message and "devices[0].power" in doc.message and "fix: power.kind is one of" in doc.message

@@ -117,7 +117,10 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.latency.p50_ms == pytest.approx(500.0)
     assert result.measurement_methodology == "total"
     codes = {w.code for w in result.measurement_warnings}
-    assert {"persistence_mode_off", "foreign_processes", "short_window"} <= codes  # 1 counter update seen, < 100
+    assert {"persistence_mode_off", "foreign_processes"} <= codes
+    # the counter changed between the only two reads (the edges; the fake clock stands still for the sampler):
+    # the reads, not the counter, limited the count, so a 10 s window is not flagged as coarse
+    assert "short_window" not in codes
     assert "stale_baseline" not in codes
     assert result.environment_snapshot.driver_version == "550.54.15"
     assert [g.uuid for g in result.environment_snapshot.gpus] == ["GPU-3"]

@@ -255,3 +255,18 @@ def test_pytorch_runs_get_no_engine_cache(tmp_path: Path) -> None:
     spec = _spec(tmp_path, cfg, DockerOptions(trt_engine_cache_dir=tmp_path / "trt-cache"))
     assert "LLEM_TRT_ENGINE_CACHE" not in spec.environment
     assert not (tmp_path / "trt-cache").exists()
+
+
+def test_simulated_gpus_mount_the_spec_read_only_and_request_no_gpu(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path)
+    gpus = tmp_path / "gpus.json"
+    gpus.write_text('{"devices": []}')
+    cfg = ExperimentConfig(model=str(model), dataset={"synthetic": True}, gpus=[1, 2])
+    spec = _spec(tmp_path, cfg, env={"LLEM_SIMULATE_GPUS": "gpus.json"}, host_ids=[1, 2])  # relative to cwd
+    assert spec.device_request is None  # no device request: no NVIDIA runtime needed
+    assert spec.volumes[str(gpus)] == {"bind": "/llem/simulated-gpus.json", "mode": "ro"}
+    assert spec.environment["LLEM_SIMULATE_GPUS"] == "/llem/simulated-gpus.json"
+    # unpinned: the container sees every simulated device, so it opens them by their host index
+    assert spec.job.context.device_ids == [1, 2]
+    assert spec.job.context.host_device_ids == [1, 2]
+    assert "device_requests" not in spec.create_kwargs()

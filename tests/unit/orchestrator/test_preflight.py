@@ -189,3 +189,15 @@ def test_device_sets() -> None:
     assert device_ids_for(tiny_config(), 0) == []
     assert device_ids_for(tiny_config(), 4) == [0]
     assert device_ids_for(tiny_config(gpus=[2, 3]), 4) == [2, 3]
+
+
+def test_simulated_gpus_need_no_nvidia_runtime(tmp_path: Path) -> None:
+    cache = _cache_with(tmp_path / "hub", "org/tiny")
+    client = _good_client()  # its `docker info` lists no nvidia runtime
+    plan = _plan(tmp_path, [tiny_config()], host_ids=[[0]], cache=cache)
+    services = HostServices(gpus=FakeGpus(1), docker_client=client, which=lambda name: None)
+    with pytest.raises(PreFlightError) as info:
+        run_preflight(plan, services)
+    assert [f.check for f in info.value.failures] == ["nvidia runtime"]
+    services.env = {"LLEM_SIMULATE_GPUS": str(tmp_path / "gpus.json")}
+    run_preflight(plan, services)

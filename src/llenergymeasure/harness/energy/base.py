@@ -35,6 +35,8 @@ class DeviceWindowEnergy:
     energy_j: float | None
     method: EnergyMethod
     counter_updates: int | None = None
+    #: True when the counter (not the reads) limited `counter_updates`: some consecutive reads were equal
+    counter_limited: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,9 @@ class WindowEnergy:
 
     @property
     def counter_updates(self) -> int | None:
-        """Fewest counter updates seen on any device of the set (None when no device reported them)."""
-        counts = [d.counter_updates for d in self.per_device if d.counter_updates is not None]
+        """Fewest counter updates seen on any device of the set whose counter limited the count (None when no
+        such device: a count limited by how often the counter was read says nothing about its resolution)."""
+        counts = [d.counter_updates for d in self.per_device if d.counter_updates is not None and d.counter_limited]
         return min(counts) if counts else None
 
 

@@ -3,9 +3,13 @@
 Everything the harness reads from a GPU goes through `NvmlDevice`, so tests hand
 the meters and the sampler a fake device (a known power trace, a counter that
 ticks every 100 ms) instead of patching pynvml. Each method returns ``None`` when
-the device does not support the reading; a driver error on an expected call is
-logged once and reported as ``None`` — the caller decides what a missing value
-means (the energy meter falls back or marks the figure unavailable).
+the device does not support the reading or the read failed (see `PynvmlDevice`
+for transient errors) — the caller decides what a missing value means (the
+energy meter retries, falls back or marks the figure unavailable).
+
+`PynvmlProvider` takes the pynvml module — or the simulated driver
+(``llenergymeasure.simgpu``, chosen by ``LLEM_SIMULATE_GPUS``), which answers the
+same functions from analytic power traces, so this adapter runs unchanged on it.
 
 `nvmlDeviceGetPowerUsage` is deliberately absent: it is a one-second average on
 Hopper and most Ampere parts and must never be integrated as if instantaneous.
@@ -15,7 +19,8 @@ Instant power comes from the field ``NVML_FI_DEV_POWER_INSTANT``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 #: throttle-reason bits that mean the GPU was slowed by power or heat (not idle / app clocks / sync boost)
 THROTTLE_POWER_THERMAL_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+#: failed reads in a row after which a reading is given up for the rest of the run
+MAX_CONSECUTIVE_FAILURES = 5
+#: immediate attempts at the energy counter (a window edge cannot be re-read later)
+ENERGY_READ_ATTEMPTS = 3
 
 
 class NvmlDevice(Protocol):
@@ -66,6 +75,14 @@ class NvmlDevice(Protocol):
         """PIDs of compute processes on the device (host PID namespace)."""
         ...
 
+    def power_and_energy(self) -> tuple[int | None, int | None]:
+        """(instant power mW, energy counter mJ) in one driver call (the sampler's per-tick read)."""
+        ...
+
+    def read_failures(self) -> dict[str, int]:
+        """Reads that failed with a driver error so far, per reading (count); unsupported readings excluded."""
+        ...
+
 
 class NvmlProvider(Protocol):
     """Opens devices by the index this process sees (inside a container: after pinning)."""
@@ -104,24 +121,84 @@ T = TypeVar("T")
 
 
 class PynvmlDevice:
-    """`NvmlDevice` over pynvml (nvidia-ml-py). Vendor errors become ``None`` (logged once per reading)."""
+    """`NvmlDevice` over pynvml (nvidia-ml-py), or anything with its functions (the simulated driver).
+
+    Vendor errors become ``None``. A reading the device does not support (NOT_SUPPORTED,
+    no permission, function missing — before it ever succeeded) is not asked again.
+    Any other error is transient: that read is ``None``, counted in `read_failures`, and
+    the next read tries again; only `MAX_CONSECUTIVE_FAILURES` failures in a row switch
+    the reading off for the rest of the run (logged as a warning). The energy counter
+    is retried at once (`ENERGY_READ_ATTEMPTS`), since a window edge cannot be re-read later.
+    """
 
     def __init__(self, nvml: Any, handle: Any) -> None:
         self._nvml = nvml
         self._handle = handle
-        self._failed: set[str] = set()
+        self._off: set[str] = set()
+        self._ok: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._in_a_row: dict[str, int] = {}
+        self._success = nvml.NVML_SUCCESS
+        self._members = _value_members(nvml)
         self._uuid = self._read("uuid", lambda: _text(nvml.nvmlDeviceGetUUID(handle))) or "unknown"
         self._name = self._read("name", lambda: _text(nvml.nvmlDeviceGetName(handle))) or "unknown"
 
-    def _read(self, what: str, fn: Callable[[], T]) -> T | None:
-        if what in self._failed:
-            return None
-        try:
-            return fn()
-        except self._nvml.NVMLError as e:
-            self._failed.add(what)
-            logger.debug("NVML %s unavailable: %s", what, e)
-            return None
+    def _permanent(self, what: str, code: int) -> bool:
+        nvml = self._nvml
+        absent = {nvml.NVML_ERROR_NOT_SUPPORTED, nvml.NVML_ERROR_NO_PERMISSION, nvml.NVML_ERROR_FUNCTION_NOT_FOUND}
+        return code in absent and what not in self._ok
+
+    def _failed(self, what: str, code: int, error: object) -> None:
+        if self._permanent(what, code):
+            self._off.add(what)
+            logger.debug("NVML %s unavailable: %s", what, error)
+            return
+        self._failures[what] = self._failures.get(what, 0) + 1
+        self._in_a_row[what] = self._in_a_row.get(what, 0) + 1
+        if self._in_a_row[what] >= MAX_CONSECUTIVE_FAILURES:
+            self._off.add(what)
+            logger.warning("NVML %s failed %d times in a row (%s): not read again", what, self._in_a_row[what], error)
+        else:
+            logger.debug("NVML %s read failed (%s): retried on the next read", what, error)
+
+    def _succeeded(self, what: str) -> None:
+        self._ok.add(what)
+        self._in_a_row[what] = 0
+
+    def _read(self, what: str, fn: Callable[[], T], attempts: int = 1) -> T | None:
+        for _ in range(attempts):
+            if what in self._off:
+                return None
+            try:
+                value = fn()
+            except self._nvml.NVMLError as e:
+                self._failed(what, int(getattr(e, "value", -1)), e)
+                continue
+            self._succeeded(what)
+            return value
+        return None
+
+    def read_failures(self) -> dict[str, int]:
+        return dict(self._failures)
+
+    def _fields(self, readings: Sequence[tuple[str, int]]) -> list[int | None]:
+        """Field values by (reading name, field id) in ONE call; each field's own return code is honoured."""
+        wanted = [(what, fid) for what, fid in readings if what not in self._off]
+        out: dict[str, int | None] = {what: None for what, _ in readings}
+        if wanted:
+            try:
+                values = self._nvml.nvmlDeviceGetFieldValues(self._handle, [fid for _, fid in wanted])
+            except self._nvml.NVMLError as e:
+                for what, _ in wanted:
+                    self._failed(what, int(getattr(e, "value", -1)), e)
+                values = None
+            for (what, _), value in zip(wanted, values or (), strict=False):
+                if value.nvmlReturn == self._success:
+                    self._succeeded(what)
+                    out[what] = int(getattr(value.value, self._members.get(value.valueType, "dVal")))
+                else:
+                    self._failed(what, int(value.nvmlReturn), f"field return code {value.nvmlReturn}")
+        return [out[what] for what, _ in readings]
 
     @property
     def uuid(self) -> str:
@@ -132,16 +209,27 @@ class PynvmlDevice:
         return self._name
 
     def energy_mj(self) -> int | None:
-        return self._read("energy", lambda: int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)))
+        return self._read(
+            "energy",
+            lambda: int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)),
+            attempts=ENERGY_READ_ATTEMPTS,
+        )
 
     def power_instant_mw(self) -> int | None:
-        def read() -> int | None:
-            (value,) = self._nvml.nvmlDeviceGetFieldValues(self._handle, [self._nvml.NVML_FI_DEV_POWER_INSTANT])
-            if value.nvmlReturn != self._nvml.NVML_SUCCESS:
-                raise self._nvml.NVMLError(value.nvmlReturn)
-            return int(value.value.uiVal)
+        (power,) = self._fields([("power_instant", self._nvml.NVML_FI_DEV_POWER_INSTANT)])
+        return power
 
-        return self._read("power_instant", read)
+    def power_and_energy(self) -> tuple[int | None, int | None]:
+        nvml = self._nvml
+        # the counter's field is tracked apart from nvmlDeviceGetTotalEnergyConsumption: a driver lacking the
+        # field must not switch off the function the window edges read
+        power, energy = self._fields(
+            [
+                ("power_instant", nvml.NVML_FI_DEV_POWER_INSTANT),
+                ("energy_field", nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION),
+            ]
+        )
+        return power, energy
 
     def temperature_c(self) -> float | None:
         nvml = self._nvml
@@ -190,11 +278,16 @@ class PynvmlDevice:
 
 
 class PynvmlProvider:
-    """`NvmlProvider` over pynvml; `open_nvml` constructs it."""
+    """`NvmlProvider` over pynvml (or the simulated driver); `open_nvml` constructs it."""
 
     def __init__(self, nvml: Any) -> None:
         self._nvml = nvml
         self._closed = False
+
+    @property
+    def simulated(self) -> bool:
+        """True when the devices are simulated (``LLEM_SIMULATE_GPUS``), not read from a real driver."""
+        return bool(getattr(self._nvml, "simulated", False))
 
     def device_count(self) -> int:
         return int(self._nvml.nvmlDeviceGetCount())
@@ -217,8 +310,18 @@ class PynvmlProvider:
                 logger.debug("nvmlShutdown failed: %s", e)
 
 
-def open_nvml() -> PynvmlProvider | None:
-    """NVML if the library and a driver are present, else None (a host without NVIDIA GPUs)."""
+def open_nvml(environ: Mapping[str, str] | None = None) -> PynvmlProvider | None:
+    """NVML if the library and a driver are present, else None (a host without NVIDIA GPUs).
+
+    With ``LLEM_SIMULATE_GPUS`` set in `environ` (default: this process's environment), the
+    simulated driver instead; a bad spec raises `ConfigError`.
+    """
+    from llenergymeasure.simgpu import simulated_nvml
+
+    simulated = simulated_nvml(os.environ if environ is None else environ)
+    if simulated is not None:
+        logger.info("simulated GPUs (%d device(s)): energy figures are simulated", len(simulated.spec.devices))
+        return PynvmlProvider(simulated)
     try:
         import pynvml
     except ImportError:
@@ -230,6 +333,18 @@ def open_nvml() -> PynvmlProvider | None:
         logger.info("NVML unavailable (%s): no GPU telemetry", e)
         return None
     return PynvmlProvider(pynvml)
+
+
+def _value_members(nvml: Any) -> dict[int, str]:
+    """``c_nvmlFieldValue_t.valueType`` → the member of its value union holding the number."""
+    return {
+        nvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
+        nvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
+        nvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
+        nvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
+        nvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
+        nvml.NVML_VALUE_TYPE_UNSIGNED_SHORT: "usVal",
+    }
 
 
 def _text(value: str | bytes) -> str:

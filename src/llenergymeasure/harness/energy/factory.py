@@ -18,7 +18,7 @@ from llenergymeasure.errors import BackendError
 from llenergymeasure.harness.energy.base import EnergyMeter
 from llenergymeasure.harness.energy.device import MeasuredDevice
 from llenergymeasure.harness.energy.null import NullMeter
-from llenergymeasure.harness.energy.nvml import NvmlMeter
+from llenergymeasure.harness.energy.nvml import NvmlMeter, SimulatedNvmlMeter
 from llenergymeasure.harness.energy.sampler import PowerSampler
 
 logger = logging.getLogger(__name__)
@@ -48,13 +48,23 @@ def create_meter(
     sampler: PowerSampler | None,
     clock: Callable[[], float] = time.monotonic,
     is_installed: Callable[[str], bool] = installed,
+    simulated: bool = False,
 ) -> EnergyMeter:
     """The meter `name` (auto, nvml, zeus, codecarbon, null) for this device set.
 
     `is_installed` answers "can this optional package be imported?" (injectable for tests).
+    `simulated`: the devices come from the simulated driver; only the nvml meter reads them
+    (``auto`` → nvml, labelled ``simulated``); zeus and codecarbon would read real hardware.
     """
     if name == "null":
         return NullMeter("energy.backend is null", clock=clock)
+    if simulated:
+        if name not in ("auto", "nvml") or not devices:
+            raise BackendError(
+                f"energy.backend {name} cannot read simulated GPUs",
+                fix="use energy.backend auto or nvml with LLEM_SIMULATE_GPUS (or unset it)",
+            )
+        return SimulatedNvmlMeter(devices, sampler or PowerSampler(devices, clock=clock), clock=clock)
     if name != "auto":
         problem = meter_problem(name, devices, is_installed)
         if problem:

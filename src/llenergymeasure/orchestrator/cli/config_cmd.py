@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any
 
 import typer
+
+from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
 
 
 @dataclass
@@ -85,6 +88,14 @@ def _docker_checks(images: dict[str, str]) -> list[Check]:
 
 
 def _gpu_checks() -> tuple[list[Check], bool]:
+    if os.environ.get(SIMULATE_GPUS_ENV_VAR):
+        from llenergymeasure.simgpu import simulated_nvml
+
+        sim = simulated_nvml(os.environ)
+        assert sim is not None
+        devices = [f"{i}: {d.name} ({d.power.kind})" for i, d in enumerate(sim.spec.devices)]
+        note = f"{SIMULATE_GPUS_ENV_VAR}: results are labelled simulated — {', '.join(devices)}"
+        return [Check("simulated GPUs", True, note)], True
     try:
         import pynvml
     except ImportError:

@@ -17,6 +17,12 @@ def mean_ci(stats: MetricStats, fmt: str = ".4g") -> str:
     return f"{format(stats.mean, fmt)} ± {format(stats.ci95_high - stats.mean, fmt)}"
 
 
+def _energy_cell(method: str | None, source: str | None) -> str:
+    """How the energy was obtained; rows made on simulated GPUs say so, so they cannot pass for measurements."""
+    cell = method or "n/a"
+    return f"{cell} [SIMULATED]" if source and "simulated" in source else cell
+
+
 def print_study_summary(result: StudyResult) -> None:
     rows = [
         [
@@ -26,7 +32,7 @@ def print_study_summary(result: StudyResult) -> None:
             mean_ci(s.energy_per_output_token_j),
             mean_ci(s.energy_per_output_token_adjusted_j),
             mean_ci(s.output_tokens_per_s),
-            s.energy_method or "n/a",
+            _energy_cell(s.energy_method, s.energy_source),
         ]
         for s in result.summary.configurations
     ]

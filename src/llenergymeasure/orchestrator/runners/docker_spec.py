@@ -20,6 +20,10 @@ Decisions:
   ``repr`` masks them; nothing in this module writes files.
 - GPUs: one device request with the host ids; inside the container they are
   renumbered 0..n-1, which is what the job's ``device_ids`` carry.
+- Simulated GPUs (``LLEM_SIMULATE_GPUS`` on the host): the spec file is mounted
+  read-only at ``/llem/simulated-gpus.json`` and the variable points there; no
+  device request, no NVIDIA runtime; ``device_ids`` are the host indices (the
+  container sees every simulated device, unpinned).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
 from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
 from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR, ExperimentJob, to_env
+from llenergymeasure.schemas.simulated_gpus import CONTAINER_SIMULATED_GPUS_SPEC, SIMULATE_GPUS_ENV_VAR
 
 #: environment variables forwarded from the host when set there — nothing else is
 SECRET_ENV_ALLOWLIST: tuple[str, ...] = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -247,11 +252,15 @@ def build_spec(
     job = request.job
     mounts = plan_mounts(job.config, request.run_dir, options, cwd)
     host_ids = list(request.host_device_ids)
+    simulated_spec = simulated_gpu_spec(host_env, cwd)
+    if simulated_spec is not None:
+        mounts.volumes[str(simulated_spec)] = {"bind": CONTAINER_SIMULATED_GPUS_SPEC, "mode": "ro"}
     context = job.context.model_copy(
         update={
             "image": image,
             "host_device_ids": host_ids,
-            "device_ids": list(range(len(host_ids))),
+            # simulated GPUs are not pinned: the container sees every device of the spec, by its host index
+            "device_ids": host_ids if simulated_spec is not None else list(range(len(host_ids))),
             "dataset_cache_dir": CONTAINER_DATASET_CACHE if CONTAINER_DATASET_CACHE in _binds(mounts.volumes) else None,
             "submitted_config": job.config if mounts.config is not job.config else None,
         }
@@ -266,6 +275,8 @@ def build_spec(
         env["HF_HUB_OFFLINE"] = "1"
     if CONTAINER_TRT_ENGINE_CACHE in _binds(mounts.volumes):
         env[TRT_ENGINE_CACHE_ENV_VAR] = CONTAINER_TRT_ENGINE_CACHE
+    if simulated_spec is not None:
+        env[SIMULATE_GPUS_ENV_VAR] = CONTAINER_SIMULATED_GPUS_SPEC
     secrets = {k: host_env[k] for k in options.secret_env_allowlist if host_env.get(k)}
     env.update(secrets)
     env.update(to_env(sent))
@@ -289,10 +300,19 @@ def build_spec(
         shm_size=shm,
         ipc_mode=ipc,
         mem_limit=options.mem_limit,
-        device_request=DeviceRequestSpec(tuple(str(i) for i in host_ids)) if host_ids else None,
+        device_request=DeviceRequestSpec(tuple(str(i) for i in host_ids)) if host_ids and not simulated_spec else None,
         job=sent,
         secret_names=frozenset(secrets),
     )
+
+
+def simulated_gpu_spec(host_env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
+    """The host's simulated-GPU spec file (absolute) when ``LLEM_SIMULATE_GPUS`` is set, else None."""
+    value = host_env.get(SIMULATE_GPUS_ENV_VAR, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else ((cwd or Path.cwd()) / path).resolve()
 
 
 def _binds(volumes: Mapping[str, Mapping[str, str]]) -> set[str]:

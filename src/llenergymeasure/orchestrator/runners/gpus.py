@@ -3,11 +3,15 @@
 One small interface (`GpuProbe`), a probing factory (`probe_gpus`) and a null
 object (`NoGpus`), in the zeus style. pynvml is imported lazily, only here; a
 host without the NVIDIA driver gets `NoGpus` (a CPU host), never an exception.
+``LLEM_SIMULATE_GPUS=spec.json`` puts the simulated driver (``llenergymeasure.simgpu``)
+under the same `NvmlGpus`, so pre-flight and device assignment see its devices.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,11 @@ class NvmlGpus:
     def __init__(self, nvml: Any) -> None:
         self._nvml = nvml
 
+    @property
+    def simulated(self) -> bool:
+        """True for the simulated driver (LLEM_SIMULATE_GPUS)."""
+        return bool(getattr(self._nvml, "simulated", False))
+
     def device_count(self) -> int:
         return int(self._nvml.nvmlDeviceGetCount())
 
@@ -48,8 +57,17 @@ class NvmlGpus:
         return sorted({int(p.pid) for p in procs} - set(own_pids))
 
 
-def probe_gpus() -> GpuProbe:
-    """`NvmlGpus` when NVML initialises and reports at least one device, else `NoGpus`."""
+def probe_gpus(environ: Mapping[str, str] | None = None) -> GpuProbe:
+    """`NvmlGpus` when NVML initialises and reports at least one device, else `NoGpus`.
+
+    With ``LLEM_SIMULATE_GPUS`` set in `environ` (default: this process's environment), the simulated
+    driver's devices instead; a missing or invalid spec raises `ConfigError` (exit 2) before anything runs.
+    """
+    from llenergymeasure.simgpu import simulated_nvml
+
+    simulated = simulated_nvml(os.environ if environ is None else environ)
+    if simulated is not None:
+        return NvmlGpus(simulated)
     try:
         import pynvml
 

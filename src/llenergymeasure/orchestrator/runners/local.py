@@ -14,7 +14,8 @@ The backend must be installed in that Python (default: this interpreter).
 - GPUs: the harness sees the host's GPUs directly, so the job's ``device_ids``
   are host indices (``CUDA_DEVICE_ORDER=PCI_BUS_ID`` makes torch's order NVML's).
 - The child inherits this process's environment (it is the same user on the
-  same host), plus the job variables.
+  same host), plus the job variables; ``LLEM_SIMULATE_GPUS`` is passed on as an
+  absolute path (simulated GPUs: the harness reads the same spec).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import IO
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure
@@ -35,6 +37,7 @@ from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
 from llenergymeasure.schemas.job import RESULTS_DIR_ENV_VAR, to_env
 from llenergymeasure.schemas.results import ExperimentResult
+from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +93,9 @@ class LocalRunner(Runner):
         env = dict(os.environ)
         env.update(self.extra_env)
         env.update(to_env(job))
+        spec = env.get(SIMULATE_GPUS_ENV_VAR, "").strip()
+        if spec:  # simulated GPUs: the child reads the same spec, wherever it starts
+            env[SIMULATE_GPUS_ENV_VAR] = str(Path(spec).expanduser().resolve())
         env[RESULTS_DIR_ENV_VAR] = str(request.run_dir)
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")

@@ -120,7 +120,7 @@ def as_study(config: StudyInput) -> StudyConfig:
 def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     study = as_study(config)
     user = opts.user_config or load_user_config(opts.env)
-    gpus = opts.gpu_probe or probe_gpus()
+    gpus = opts.gpu_probe or probe_gpus(opts.env)
     gpu_count = gpus.device_count()
     output_dir = Path(opts.output_dir if opts.output_dir is not None else user.config.output.results_dir)
     hf_cache = host_hf_cache(opts.env)
