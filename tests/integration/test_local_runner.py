@@ -23,7 +23,8 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 @pytest.fixture(autouse=True)
 def local_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LLEM_RUNNER_PYTORCH", "local")
-    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "no-user-config.yaml"))
+    (tmp_path / "empty-user-config.yaml").write_text("{}\n")  # LLEM_CONFIG must name an existing file
+    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "empty-user-config.yaml"))
 
 
 def small(model: Path, **overrides: object) -> dict[str, object]:
