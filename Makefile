@@ -55,7 +55,7 @@ PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard src tests benchmarks)
 
 .PHONY: help install lint typecheck schema-check docs test test-unit test-integration \
-        test-gpu gpu-check docker-engine base-image wheelhouse image-cpu images image-ref \
+        test-gpu gpu-check browser docker-engine base-image wheelhouse image-cpu images image-ref \
         $(GPU_BACKENDS:%=image-%) $(GPU_BACKENDS:%=push-image-%) version tiny-model demo bench mutation ci clean distclean
 
 help: ## list the targets
@@ -100,13 +100,13 @@ define pytest
 	exit "$$rc"
 endef
 
-test: $(INSTALLED) docker-engine image-cpu ## THE test command: unit + integration tests (real Docker, CPU image)
+test: $(INSTALLED) docker-engine image-cpu browser ## THE test command: unit + integration tests (real Docker, CPU image)
 	$(call pytest,tests/unit tests/integration)
 
 test-unit: $(INSTALLED) ## unit tests only (no Docker, no GPU)
 	$(call pytest,tests/unit)
 
-test-integration: $(INSTALLED) docker-engine image-cpu ## integration tests (real Docker, CPU image)
+test-integration: $(INSTALLED) docker-engine image-cpu browser ## integration tests (real Docker, CPU image)
 	$(call pytest,tests/integration)
 
 # Without a GPU visible to NVML both GPU targets stop at once with one line and
@@ -125,6 +125,14 @@ gpu-check: $(INSTALLED) ## validate a GPU host: images, GPU tests, counter phase
 	rc=0; LLEM_REQUIRE_GPU=1 $(BIN)/python -m pytest -m gpu tests/gpu --junitxml=$(GPU_CHECK_DIR)/gpu-tests.xml $(PYTEST_ARGS) || rc=$$?; \
 	$(BIN)/llem self-test --gpu --output $(GPU_CHECK_DIR) --tests-junit $(GPU_CHECK_DIR)/gpu-tests.xml --project-wheel || rc=$$?; \
 	exit "$$rc"
+
+# The report's browser test drives Debian's chromium with the playwright package (browser builds
+# fetched by playwright's own installer are not available on the CI machines).
+browser: ## install Debian's chromium for the report's browser test (only if missing)
+	command -v chromium >/dev/null || { \
+	    [ "$$(id -u)" -eq 0 ] || { echo "error: chromium is missing; install it: apt-get install -y chromium" >&2; exit 1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	chromium --version
 
 # --------------------------------------------------------------------- images
 
@@ -180,8 +188,8 @@ tiny-model: $(TINY_MODEL)/config.json ## a tiny random-weight Llama + tokenizer 
 $(TINY_MODEL)/config.json: | $(INSTALLED)
 	$(BIN)/python scripts/make_tiny_model.py $(TINY_MODEL)
 
-demo: $(INSTALLED) docker-engine image-cpu tiny-model ## llem run examples/demo.yaml: the tiny model on the CPU image
-	$(BIN)/llem run examples/demo.yaml
+demo: $(INSTALLED) docker-engine image-cpu tiny-model ## llem run examples/demo.yaml --report: the tiny model on the CPU image
+	$(BIN)/llem run examples/demo.yaml --report
 
 bench: $(INSTALLED) ## the benchmarks (ratios measured side by side)
 	$(BIN)/python benchmarks/run_all.py

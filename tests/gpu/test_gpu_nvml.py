@@ -67,9 +67,11 @@ def test_measured_run_of_the_tiny_model(tiny_model_dir: Path, tmp_path: Path, mo
     assert result.energy_per_output_token_j == pytest.approx(result.energy_total_j / result.output_tokens)
     assert result.memory is not None
     assert result.memory.peak_allocated_mb is not None
-    assert result.environment.gpus
+    assert result.environment_snapshot.gpus
     assert result.thermal.temperature_start_c is not None
     (run_dir,) = (tmp_path / "out").iterdir()
     table = pq.read_table(run_dir / "timeseries.parquet")
     assert table.num_rows > 0
-    print(f"tiny model on {result.environment.gpus[0].name}: {result.energy_per_output_token_j:.4g} J/output token")
+    print(
+        f"tiny model on {result.environment_snapshot.gpus[0].name}: {result.energy_per_output_token_j:.4g} J/output token"
+    )

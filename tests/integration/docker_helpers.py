@@ -46,7 +46,9 @@ def files_containing(root: Path, needle: str) -> list[Path]:
 def llem_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for a `llem` subprocess: an empty user config, no stray runner/image overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLEM_RUNNER_", "LLEM_IMAGE_", "LLEM_OUTPUT_DIR"))}
-    env["LLEM_CONFIG"] = str(tmp_path / "no-user-config.yaml")
+    user_config = tmp_path / "empty-user-config.yaml"  # LLEM_CONFIG must name a file that exists
+    user_config.write_text("{}\n")
+    env["LLEM_CONFIG"] = str(user_config)
     env["PYTHONUNBUFFERED"] = "1"
     if os.environ.get("IMAGE_CPU"):  # a checkout-specific CPU image (see conftest.CPU_IMAGE)
         env["LLEM_IMAGE_PYTORCH"] = os.environ["IMAGE_CPU"]

@@ -106,7 +106,8 @@ def test_run_experiment_in_docker_leaves_nothing_without_output_dir(
 ) -> None:
     from llenergymeasure import run_experiment
 
-    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "no-user-config.yaml"))
+    (tmp_path / "empty-user-config.yaml").write_text("{}\n")  # LLEM_CONFIG must name an existing file
+    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "empty-user-config.yaml"))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.delenv("LLEM_RUNNER_PYTORCH", raising=False)
     monkeypatch.delenv("LLEM_IMAGE_PYTORCH", raising=False)
@@ -119,5 +120,5 @@ def test_run_experiment_in_docker_leaves_nothing_without_output_dir(
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     result = run_experiment(tiny_experiment(tiny_model))
     assert result.output_tokens > 0
-    assert result.environment.image == cpu_image
+    assert result.environment_snapshot.image == cpu_image
     assert list(tmp_path.iterdir()) == []

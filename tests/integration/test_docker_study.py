@@ -75,7 +75,7 @@ def test_llem_run_study_end_to_end(cpu_image: str, tiny_model: Path, dataset_cac
         assert result.output_tokens_per_s == pytest.approx(result.output_tokens / result.window_duration_s)
         assert result.energy_total_j is None  # no GPU here: unavailable, never a silent zero
         assert result.config.dataset == "aienergyscore"
-        assert result.environment.image == cpu_image
+        assert result.environment_snapshot.image == cpu_image
         assert (run_dir / "harness.log").is_file()
         seen.add((result.experiment_id, result.cycle))
     assert len(seen) == 6
@@ -83,8 +83,10 @@ def test_llem_run_study_end_to_end(cpu_image: str, tiny_model: Path, dataset_cac
     summary = StudyResult.model_validate_json((study_dir / "study_result.json").read_text())
     assert (summary.status, summary.runs_total, summary.runs_completed, summary.runs_failed) == ("completed", 6, 6, 0)
     assert summary.runner == "docker"
-    assert len(summary.summary) == 3
-    assert all(s.cycles_completed == 2 and s.output_tokens_per_s_std is not None for s in summary.summary)
+    assert len(summary.summary.configurations) == 3
+    assert all(
+        s.cycles_completed == 2 and s.output_tokens_per_s.std is not None for s in summary.summary.configurations
+    )
     assert (study_dir / "study.yaml").is_file()
 
     # the summary table is on stdout, progress on stderr

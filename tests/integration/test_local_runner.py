@@ -23,7 +23,8 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 @pytest.fixture(autouse=True)
 def local_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LLEM_RUNNER_PYTORCH", "local")
-    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "no-user-config.yaml"))
+    (tmp_path / "empty-user-config.yaml").write_text("{}\n")  # LLEM_CONFIG must name an existing file
+    monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "empty-user-config.yaml"))
 
 
 def small(model: Path, **overrides: object) -> dict[str, object]:
@@ -60,7 +61,7 @@ def test_run_experiment_on_cpu_returns_a_real_result_and_leaves_nothing(tiny_mod
     assert result.energy_total_j is None  # never a silent 0
     assert result.energy_per_output_token_j is None
     assert result.energy.method == "unavailable"
-    assert "no_energy_meter" in [w.code for w in result.warnings]
+    assert "no_energy_meter" in [w.code for w in result.measurement_warnings]
     assert any("fp32" in note for note in result.reproducibility_notes)
     assert result.latency is not None
     assert result.latency.count == 6
@@ -68,7 +69,7 @@ def test_run_experiment_on_cpu_returns_a_real_result_and_leaves_nothing(tiny_mod
     assert result.warmup.iterations_completed >= 2
     assert result.flops is not None
     assert result.flops.non_embedding_params == 82_240
-    assert result.environment.transformers_version
+    assert result.environment_snapshot.transformers_version
     assert result.timeseries_file is None
 
     kinds = {type(e) for e in events}

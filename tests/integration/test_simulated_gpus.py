@@ -127,7 +127,7 @@ def check_simulated_study(study_dir: Path, stdout: str) -> ExperimentResult:
     # labels: simulated, on CPU in fp32, never passed off as a measurement
     assert e.source == "simulated"
     assert (result.device, result.effective_precision) == ("cpu", "fp32")
-    codes = [w.code for w in result.warnings]
+    codes = [w.code for w in result.measurement_warnings]
     assert "simulated_gpu" in codes
     assert [(d.device_index, d.method) for d in e.per_device] == [
         (0, "counter"),  # the transient error did not move it off the counter
@@ -136,14 +136,14 @@ def check_simulated_study(study_dir: Path, stdout: str) -> ExperimentResult:
         (3, "integrated_power"),
     ]
     assert e.method == "integrated_power"  # the weakest method of the set
-    (read_errors,) = [w for w in result.warnings if w.code == "nvml_read_errors"]
+    (read_errors,) = [w for w in result.measurement_warnings if w.code == "nvml_read_errors"]
     assert read_errors.message.startswith("GPU 0: 1 NVML read(s) failed")
-    (integrated,) = [w for w in result.warnings if w.code == "integrated_power"]
+    (integrated,) = [w for w in result.measurement_warnings if w.code == "integrated_power"]
     assert integrated.severity == "warning" and integrated.message.startswith("GPU 3 has no total-energy counter")
-    assert [d.device_uuid for d in e.per_device] == [d.uuid for d in result.environment.gpus]
-    assert [g.name for g in result.environment.gpus] == [d["name"] for d in SPEC["devices"]]
+    assert [d.device_uuid for d in e.per_device] == [d.uuid for d in result.environment_snapshot.gpus]
+    assert [g.name for g in result.environment_snapshot.gpus] == [d["name"] for d in SPEC["devices"]]
     summary = StudyResult.model_validate_json((study_dir / "study_result.json").read_text()).summary
-    assert [s.energy_source for s in summary] == ["simulated"]
+    assert [s.energy_source for s in summary.configurations] == ["simulated"]
     assert "[SIMULATED]" in stdout
 
     # the timeline: every row is the trace at its own time; counters climb; device 3 has none
@@ -215,7 +215,7 @@ def test_simulated_gpu_study_in_containers(cpu_image: str, tiny_model: Path, tmp
     spec.chmod(0o644)
     study_dir, stdout = run_llem(tmp_path, config, spec)
     result = check_simulated_study(study_dir, stdout)
-    assert result.environment.image == cpu_image
+    assert result.environment_snapshot.image == cpu_image
 
 
 def test_simulated_gpu_study_with_the_local_runner(tiny_model: Path, tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_import_llenergymeasure_loads_no_framework() -> None:
         "import sys, llenergymeasure\n"
         "from llenergymeasure import ExperimentConfig, StudyConfig, ExperimentResult, StudyResult, run_experiment\n"
         "import llenergymeasure.orchestrator.cli, llenergymeasure.orchestrator.loader\n"
-        "heavy = {'torch','transformers','vllm','tensorrt_llm','zeus','codecarbon','docker','pyarrow','pynvml','huggingface_hub'}\n"
+        "heavy = {'torch','transformers','vllm','tensorrt_llm','zeus','codecarbon','docker','pyarrow','pynvml','huggingface_hub','pandas','matplotlib','numpy'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

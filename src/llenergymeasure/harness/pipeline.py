@@ -245,12 +245,16 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
         write_timeseries = sampler is not None and ctx.timeseries and config.energy.timeseries
         facts.timeseries_file = TIMESERIES_FILE if write_timeseries else None
         result = build_result(facts)
-        for w in result.warnings:
+        for w in result.measurement_warnings:
             events.warning(w.code, w.message)
 
     with events.phase("write"):
         if write_timeseries and sampler is not None:
-            rows = sampler.write_parquet(results_dir / TIMESERIES_FILE, window=(window.t0_s, window.t1_s))
+            rows = sampler.write_parquet(
+                results_dir / TIMESERIES_FILE,
+                window=(window.t0_s, window.t1_s),
+                run_ids=(ctx.study_id, ctx.experiment_id, ctx.cycle),
+            )
             logger.info("power timeline: %d samples → %s", rows, TIMESERIES_FILE)
         write_text_atomic(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
     events.emit(ResultWritten(path=RESULT_FILE))

@@ -34,6 +34,7 @@ from llenergymeasure.harness.window import WindowOutcome
 from llenergymeasure.schemas.job import ExperimentJob
 from llenergymeasure.schemas.results import (
     CacheReuse,
+    CO2Estimate,
     DeviceEnergy,
     EnergyBreakdown,
     EnvironmentSnapshot,
@@ -156,7 +157,8 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         study_id=ctx.study_id,
         experiment_id=ctx.experiment_id,
         cycle=ctx.cycle,
-        measurement_config_hash=cfg.measurement_config_hash(),
+        # the config as run (container paths): local inputs hash by content, so this equals the host's hash
+        measurement_config_hash=job.config.measurement_config_hash(),
         config=cfg,
         effective_precision=facts.effective_precision,
         device="cuda" if facts.device == "cuda" else "cpu",
@@ -180,6 +182,9 @@ def build_result(facts: RunFacts) -> ExperimentResult:
         energy_per_output_token_adjusted_j=per_token(adjusted_j, out_tok),
         energy_per_total_token_j=per_token(total_j, in_tok + out_tok),
         energy=breakdown,
+        energy_per_device_j=[d.energy_j for d in energy.per_device],
+        warmup_excluded_samples=facts.warmup.result.iterations_completed if facts.warmup is not None else 0,
+        co2=CO2Estimate.from_energy(total_j, ctx.carbon_intensity_gco2_per_kwh, ctx.datacenter_pue),
         cache_reuse=facts.cache_reuse,
         latency=latency_stats([o.latency_s for o in outputs], window.batch.granularity, ttfts, itls),
         flops=flops_estimate(facts.parameter_counts, in_tok, out_tok),
@@ -191,8 +196,8 @@ def build_result(facts: RunFacts) -> ExperimentResult:
             thermal_floor_s=facts.warmup.thermal_floor_s if facts.warmup is not None else 0.0,
             throttled=facts.throttled,
         ),
-        environment=facts.environment,
-        warnings=collect_warnings(facts),
+        environment_snapshot=facts.environment,
+        measurement_warnings=collect_warnings(facts),
         reproducibility_notes=list(facts.notes),
         timeseries_file=facts.timeseries_file,
     )

@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
-from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
 from llenergymeasure.images import CAPABILITIES_LABEL, CAPABILITY_EXTRAS, images_with, parse_capabilities
 from llenergymeasure.orchestrator.hub_fetch import HubFetchError, fetch_with_hub
+from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot

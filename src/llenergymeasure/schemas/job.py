@@ -58,6 +58,10 @@ class RunContext(StrictModel):
     image: str | None = Field(None, description="Image the harness runs in (recorded in the environment snapshot).")
     dataset_cache_dir: str | None = Field(None, description="Directory holding cached datasets (read-only is fine).")
     heartbeat_seconds: float = Field(10.0, gt=0, description="Interval of heartbeat events, seconds.")
+    carbon_intensity_gco2_per_kwh: float | None = Field(
+        None, ge=0, description="Grid carbon intensity for the CO2 estimate, gCO2e/kWh (host user config)."
+    )
+    datacenter_pue: float = Field(1.0, ge=1.0, description="Power usage effectiveness for the CO2 estimate.")
     submitted_config: ExperimentConfig | None = Field(
         None,
         description="The config as the user wrote it (host paths), when the runner rewrote local paths for the "

@@ -9,9 +9,10 @@ unavailable, never zero. Denominators are in the field names.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
 
 from llenergymeasure.schemas._base import StrictModel
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -214,6 +215,50 @@ class MeasurementWarning(StrictModel):
     severity: Severity = Field("warning", description="info, warning or error.")
 
 
+#: joules in one kilowatt-hour
+J_PER_KWH = 3.6e6
+#: a grid intensity below this many gCO2e/kWh is almost certainly a value in kg/kWh
+KG_MISTAKE_BELOW_G = 2.0
+
+
+class CO2Estimate(StrictModel):
+    """Operational CO2 of the measured window: an estimate from energy_total_j, a grid carbon intensity
+    and the data-centre PUE (``co2_g = energy_kwh × carbon_intensity_gco2_per_kwh × datacenter_pue``)."""
+
+    co2_g: float = Field(description="Estimated CO2-equivalent of the window, grams (estimated).")
+    method: Literal["estimated"] = Field("estimated", description="Always an estimate, never a measurement.")
+    energy_kwh: float = Field(
+        description="energy_total_j / 3.6e6: the energy it is based on (what it covers: energy.scope), kWh."
+    )
+    carbon_intensity_gco2_per_kwh: float = Field(description="Grid carbon intensity used, gCO2e/kWh.")
+    datacenter_pue: float = Field(description="Power usage effectiveness used (unitless, ≥ 1).")
+
+    @classmethod
+    def from_energy(
+        cls, energy_j: float | None, carbon_intensity_gco2_per_kwh: float | None, datacenter_pue: float = 1.0
+    ) -> CO2Estimate | None:
+        """The estimate, or None when the energy or the intensity is unknown (never a silent zero)."""
+        if energy_j is None or carbon_intensity_gco2_per_kwh is None:
+            return None
+        kwh = energy_j / J_PER_KWH
+        return cls(
+            co2_g=kwh * carbon_intensity_gco2_per_kwh * datacenter_pue,
+            energy_kwh=kwh,
+            carbon_intensity_gco2_per_kwh=carbon_intensity_gco2_per_kwh,
+            datacenter_pue=datacenter_pue,
+        )
+
+
+def carbon_intensity_warning(value: float | None) -> str | None:
+    """A warning when a carbon intensity looks like kg/kWh rather than g/kWh, else None."""
+    if value is None or value >= KG_MISTAKE_BELOW_G:
+        return None
+    return (
+        f"carbon intensity {value} gCO2e/kWh looks like a value in kg/kWh (grids are ~20-1000 g/kWh); "
+        f"CO2 estimates will be 1000× too small (fix: give grams, e.g. {value * 1000:g})"
+    )
+
+
 class CacheReuse(StrictModel):
     """An engine's reuse of cached prompt prefixes / KV blocks across requests, as it ran."""
 
@@ -250,6 +295,14 @@ class SteadyStateWindow(StrictModel):
     energy_per_output_token_j: float | None = Field(
         None, description="energy_j / output_tokens, J per output token (steady state)."
     )
+
+
+#: the first reproducibility note of every result
+NVML_ACCURACY_NOTE = (
+    "Energy comes from NVIDIA's board-level counters and power sensors, which NVIDIA documents as accurate to "
+    "about ±5 % of the reading (the counter) and which cover the GPU board only; compare figures measured on "
+    "the same GPU model, driver and power settings, and read small differences with that uncertainty in mind."
+)
 
 
 class ExperimentResult(StrictModel):
@@ -311,6 +364,17 @@ class ExperimentResult(StrictModel):
         description="energy_total_j / (input + output tokens), J per total token."
     )
     energy: EnergyBreakdown = Field(description="How the energy figures were obtained.")
+    energy_per_device_j: list[float | None] = Field(
+        default_factory=list,
+        description="Energy of each GPU of the device set over the window, joules, in device-set order "
+        "(energy.per_device has the detail); null = unavailable for that GPU.",
+    )
+    warmup_excluded_samples: NonNegativeInt = Field(
+        0, description="Prompts run in warmup before the window and excluded from every figure (count)."
+    )
+    co2: CO2Estimate | None = Field(
+        None, description="Estimated CO2 of the window with its inputs; null without a carbon intensity or energy."
+    )
 
     cache_reuse: CacheReuse | None = Field(
         None,
@@ -322,7 +386,53 @@ class ExperimentResult(StrictModel):
     memory: MemoryStats | None = Field(None, description="Memory use.")
     warmup: WarmupResult | None = Field(None, description="Warmup outcome; null if warmup was disabled.")
     thermal: ThermalInfo = Field(default_factory=ThermalInfo, description="Temperatures around the window.")
-    environment: EnvironmentSnapshot = Field(description="Software and hardware snapshot.")
-    warnings: list[MeasurementWarning] = Field(default_factory=list, description="Measurement warnings.")
-    reproducibility_notes: list[str] = Field(default_factory=list, description="What could make a rerun differ.")
+    environment_snapshot: EnvironmentSnapshot = Field(description="Software and hardware snapshot.")
+    measurement_warnings: list[MeasurementWarning] = Field(
+        default_factory=list, description="What weakens this measurement: {code, message, severity} items."
+    )
+    reproducibility_notes: list[str] = Field(
+        default_factory=lambda: [NVML_ACCURACY_NOTE],
+        description="What could make a rerun differ; always starts with the NVML accuracy disclaimer.",
+    )
     timeseries_file: str | None = Field(None, description="Power timeline file name, relative to result.json.")
+
+    @model_validator(mode="after")
+    def _disclaimer_first(self) -> ExperimentResult:
+        notes = self.reproducibility_notes
+        if not notes or notes[0] != NVML_ACCURACY_NOTE:
+            self.reproducibility_notes = [NVML_ACCURACY_NOTE, *(n for n in notes if n != NVML_ACCURACY_NOTE)]
+        return self
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:
+        """This result as JSON (the ``result.json`` format); also written to `path` when given."""
+        text = self.model_dump_json(indent=indent) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> ExperimentResult:
+        """A result from a JSON string or a ``result.json`` path; tolerant like every reader (any 2.x,
+        unknown fields ignored with a warning, 3.x refused: `llenergymeasure.schemas.reading`)."""
+        import json
+
+        from llenergymeasure.schemas.reading import read_json_tolerant, validate_tolerant
+
+        if isinstance(source, Path) or not str(source).lstrip().startswith("{"):
+            return read_json_tolerant(cls, Path(source))
+        return validate_tolerant(cls, json.loads(str(source)), "<json>")
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write this result as a one-row Parquet table with the columns of ``results.csv``
+        (flattened, dotted names: `llenergymeasure.schemas.flatten`)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from llenergymeasure.schemas.flatten import result_row
+
+        row = result_row(self.model_dump(mode="json"))
+        target = Path(path)
+        pq.write_table(pa.Table.from_pylist([row]), target)
+        return target

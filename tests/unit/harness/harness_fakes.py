@@ -274,7 +274,9 @@ def minimal_result(config: Any, **overrides: Any) -> Any:
         "energy": EnergyBreakdown(
             method="unavailable", source="none", baseline=BaselineProvenance(method="unavailable", power_w=None)
         ),
-        "environment": EnvironmentSnapshot(llenergymeasure_version="2.0.0", python_version="3.11", platform="linux"),
+        "environment_snapshot": EnvironmentSnapshot(
+            llenergymeasure_version="2.0.0", python_version="3.11", platform="linux"
+        ),
     }
     data.update(overrides)
     return ExperimentResult(**data)

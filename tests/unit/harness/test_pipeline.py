@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -66,7 +67,8 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
         sleep=clock.sleep,
         now=lambda: T0 + timedelta(seconds=clock.t),
     )
-    job = ExperimentJob(config=config(model_dir), context=RunContext(device_ids=[0], host_device_ids=[3]))
+    context = RunContext(device_ids=[0], host_device_ids=[3], carbon_intensity_gco2_per_kwh=400.0, datacenter_pue=1.2)
+    job = ExperimentJob(config=config(model_dir), context=context)
     result, events = run(job, tmp_path, deps)
 
     # timeline of the fake clock: baseline 0 → 30 s; warmup 2 × 0.5 s + thermal floor to 2 s → 32 s; window 20 × 0.5 s
@@ -80,6 +82,15 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.energy_adjusted_j == pytest.approx(1900.0, rel=1e-6)
     assert result.energy_per_output_token_j == pytest.approx(2500.0 / 320)
     assert result.energy_per_output_token_adjusted_j == pytest.approx(1900.0 / 320)
+    # CO2 by hand: 2,500 J = 2500 / 3.6e6 kWh = 6.944e-4 kWh × 400 g/kWh × PUE 1.2 = 0.33333 g
+    assert result.co2 is not None
+    assert result.co2.co2_g == pytest.approx(2500 / 3.6e6 * 400 * 1.2, rel=1e-6)
+    assert result.co2.co2_g == pytest.approx(0.333333, rel=1e-5)
+    assert (result.co2.method, result.co2.carbon_intensity_gco2_per_kwh, result.co2.datacenter_pue) == (
+        "estimated",
+        400.0,
+        1.2,
+    )
     assert result.energy_per_total_token_j == pytest.approx(2500.0 / (320 + 160))
     e = result.energy
     assert (e.method, e.source, e.baseline.method, e.baseline.energy_method) == (
@@ -105,14 +116,14 @@ def test_gpu_run_energy_baseline_and_files(tmp_path: Path, model_dir: Path, cloc
     assert result.latency is not None
     assert result.latency.p50_ms == pytest.approx(500.0)
     assert result.measurement_methodology == "total"
-    codes = {w.code for w in result.warnings}
+    codes = {w.code for w in result.measurement_warnings}
     assert {"persistence_mode_off", "foreign_processes"} <= codes
     # the counter changed between the only two reads (the edges; the fake clock stands still for the sampler):
     # the reads, not the counter, limited the count, so a 10 s window is not flagged as coarse
     assert "short_window" not in codes
     assert "stale_baseline" not in codes
-    assert result.environment.driver_version == "550.54.15"
-    assert [g.uuid for g in result.environment.gpus] == ["GPU-3"]
+    assert result.environment_snapshot.driver_version == "550.54.15"
+    assert [g.uuid for g in result.environment_snapshot.gpus] == ["GPU-3"]
     # the context came up before the baseline, what only the baseline needed was released before the model loaded
     assert backend.events == ["prepare_device", "release_device", "load"]
     b = e.baseline
@@ -153,12 +164,13 @@ def test_cpu_run_has_null_energy_and_a_warning(tmp_path: Path, model_dir: Path, 
     assert result.energy_total_j is None
     assert result.energy_adjusted_j is None
     assert result.energy_per_output_token_j is None
+    assert result.co2 is None  # no energy, no intensity: no estimate, never a zero
     assert (result.energy.method, result.energy.source, result.energy.baseline.method) == (
         "unavailable",
         "none",
         "unavailable",
     )
-    assert "no_energy_meter" in [w.code for w in result.warnings]
+    assert "no_energy_meter" in [w.code for w in result.measurement_warnings]
     assert result.timeseries_file is None
     assert not (tmp_path / "timeseries.parquet").exists()
     assert json.loads((tmp_path / "result.json").read_text())["energy_total_j"] is None
@@ -234,17 +246,21 @@ def test_only_the_device_set_is_measured_and_cuda_numbers_it(tmp_path: Path, mod
     assert given == [[0]]  # CUDA ordinal 0 is that GPU once CUDA_VISIBLE_DEVICES lists only it
     assert result.device_ids == [5]
     assert [(d.device_index, d.device_uuid) for d in result.energy.per_device] == [(5, "GPU-1")]
-    assert "unused_gpus" in [w.code for w in result.warnings]
+    assert "unused_gpus" in [w.code for w in result.measurement_warnings]
 
 
 def test_the_result_records_the_config_as_submitted(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:
     ran = config(model_dir, energy={"backend": "auto"}, warmup={"enabled": False})
-    submitted = ran.model_copy(update={"model": "/host/path/to/model"})
+    host_copy = tmp_path / "host" / "path" / "to" / "model"
+    shutil.copytree(model_dir, host_copy)  # the host's directory: same files, another path
+    submitted = ran.model_copy(update={"model": str(host_copy)})
+    results_dir = tmp_path / "out"
+    results_dir.mkdir()
     deps = HarnessDeps(backend_factory=lambda c, ids: FakeBackend(c, None, ids, clock=clock), clock=clock)
     job = ExperimentJob(config=ran, context=RunContext(submitted_config=submitted))
-    result, _ = run(job, tmp_path, deps)
+    result, _ = run(job, results_dir, deps)
     assert result.config == submitted
-    assert result.measurement_config_hash == submitted.measurement_config_hash()
+    assert result.measurement_config_hash == submitted.measurement_config_hash() == ran.measurement_config_hash()
 
 
 def test_warmup_never_sees_a_window_prompt(tmp_path: Path, model_dir: Path, clock: FakeClock) -> None:

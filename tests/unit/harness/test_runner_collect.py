@@ -93,7 +93,11 @@ def test_timeout_wins_over_files_and_keeps_the_phase(tmp_path: Path) -> None:
     [
         (lambda d: None, 0, "wrote no result.json"),
         (lambda d: None, 1, "exited with code 1 without writing error.json"),
-        (lambda d: (d / "result.json").write_text('{"schema_version": "3.0"}'), 0, "result schema 3.0"),
+        (
+            lambda d: (d / "result.json").write_text('{"schema_version": "3.0"}'),
+            0,
+            "schema version 3.0; this llenergymeasure reads 2.x",
+        ),
         (lambda d: (d / "result.json").write_text('{"schema_version": "2.0"}'), 0, "does not validate"),
         (lambda d: (d / "result.json").write_text("{truncated"), 0, "cannot read"),
     ],

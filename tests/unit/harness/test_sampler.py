@@ -69,6 +69,16 @@ def test_parquet_has_every_sample_and_marks_the_window(clock: FakeClock, tmp_pat
         sum(table.column("in_window").to_pylist()) == 11
     )  # t = 0.5 … 1.5 (edges between ticks: no float-rounding ambiguity)
     assert not (tmp_path / "timeseries.parquet.tmp").exists()
+    assert "study_id" not in table.column_names  # no run identity given: no identity columns
+
+
+def test_parquet_carries_the_run_identity(clock: FakeClock, tmp_path: Path) -> None:
+    sampler = sampled(clock, [FakeNvmlDevice(TRACE, clock)], until=0.5)
+    n = sampler.write_parquet(tmp_path / "t.parquet", window=(0.0, 0.5), run_ids=("s1", "002-abcd", 3))
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert table.column("study_id").to_pylist() == ["s1"] * n
+    assert table.column("experiment_id").to_pylist() == ["002-abcd"] * n
+    assert table.column("cycle").to_pylist() == [3] * n
 
 
 def test_background_thread_samples_on_a_grid_and_stops() -> None:

@@ -62,7 +62,7 @@ def test_simulated_run_is_labelled_and_measured_from_the_traces(
 
     assert given == [[]]  # the backend was given no CUDA device: it computes on CPU
     assert result.energy.source == "simulated"
-    assert "simulated_gpu" in [w.code for w in result.warnings]
+    assert "simulated_gpu" in [w.code for w in result.measurement_warnings]
     # by hand: window 32 → 42 s on 100 + 10 t W → 10 s × (100 + 10 × 37) W = 4,700 J (counter: ±1 update of 20 ms)
     assert result.window_duration_s == pytest.approx(10.0)
     assert result.energy_total_j == pytest.approx(4700.0, abs=0.02 * 520)
@@ -70,7 +70,7 @@ def test_simulated_run_is_labelled_and_measured_from_the_traces(
     assert result.baseline_power_w == pytest.approx(250.0, abs=0.02 * 400 / 30)
     assert result.energy_adjusted_j == pytest.approx(2200.0, abs=20.0)
     assert [d.method for d in result.energy.per_device] == ["counter"]
-    assert result.environment.gpus[0].name == "Sim A"
+    assert result.environment_snapshot.gpus[0].name == "Sim A"
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,9 @@ def make_result(
                 energy_method="counter" if baseline_method == "measured" else None,
             ),
         ),
-        environment=EnvironmentSnapshot(llenergymeasure_version="2.0.0", python_version="3.11", platform="linux"),
+        environment_snapshot=EnvironmentSnapshot(
+            llenergymeasure_version="2.0.0", python_version="3.11", platform="linux"
+        ),
     )
 
 

@@ -10,7 +10,7 @@ from orch_factories import T0, make_result, tiny_config
 
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter, gap_before
-from llenergymeasure.orchestrator.study.summary import mean_std, summarise
+from llenergymeasure.results.summary import summarise
 from llenergymeasure.schemas.job import ExperimentJob, RunContext
 from llenergymeasure.schemas.study import ExecutionConfig
 
@@ -99,15 +99,6 @@ def test_baseline_cache_ignores_reused_or_missing_baselines() -> None:
     assert cache.get("img", [0], 3600, "auto") is None
 
 
-def test_mean_and_sample_std() -> None:
-    assert mean_std([]) == (None, None)
-    assert mean_std([None, 2.0]) == (2.0, None)
-    mean, std = mean_std([1.0, 2.0, 4.0])
-    assert mean == pytest.approx(7 / 3)
-    # sample std by hand: deviations -4/3, -1/3, 5/3 → squares 16/9 + 1/9 + 25/9 = 42/9, over n-1 = 2
-    assert std == pytest.approx((42 / 9 / 2) ** 0.5)
-
-
 def test_summary_across_cycles() -> None:
     results = [
         make_result(
@@ -131,22 +122,45 @@ def test_summary_across_cycles() -> None:
     ]
     s = summarise(tiny_config(), results)
     assert s.cycles_completed == 2
-    assert s.energy_per_output_token_j_mean == pytest.approx((0.5 + 0.7) / 2)
-    assert s.energy_per_output_token_j_std == pytest.approx(statistics.stdev([0.5, 0.7]))
+    j = s.energy_per_output_token_j
+    assert j.mean == pytest.approx((0.5 + 0.7) / 2)
+    assert j.std == pytest.approx(statistics.stdev([0.5, 0.7]))
+    assert j.n == 2
+    # half width of the 95 % CI with n = 2: t(0.975, 1) · std / √2 = 12.7062 · 0.141421 / 1.414214 = 1.27062
+    assert j.ci95_high == pytest.approx(0.6 + 1.27062, abs=1e-5)
+    assert j.cv == pytest.approx(0.141421 / 0.6, abs=1e-5)
     # adjusted: (50 - 10*2)/100 = 0.30, (70 - 10*4)/100 = 0.30
-    assert s.energy_per_output_token_adjusted_j_mean == pytest.approx(0.30)
-    assert s.output_tokens_per_s_mean == pytest.approx((50 + 25) / 2)
-    assert s.output_tokens_per_s_std == pytest.approx(statistics.stdev([50, 25]))
+    assert s.energy_per_output_token_adjusted_j.mean == pytest.approx(0.30)
+    assert s.energy_per_output_token_adjusted_j.std == pytest.approx(0.0)
+    # per total token: 50 / (100 + 8·4) and 70 / 132
+    assert s.energy_per_total_token_j.mean == pytest.approx((50 / 132 + 70 / 132) / 2)
+    assert s.output_tokens_per_s.mean == pytest.approx((50 + 25) / 2)
+    assert s.output_tokens_per_s.std == pytest.approx(statistics.stdev([50, 25]))
+    assert s.ttft_p50_ms.n == 0  # not reported by this result: unavailable, not zero
     assert s.energy_method == "counter"
+    # CV of J/token 23.6 % > 5 %: the configuration is flagged
+    assert len(s.warnings) == 1
+    assert "23.6%" in s.warnings[0]
+    assert "more cycles" in s.warnings[0]
 
 
 def test_summary_without_energy_is_unavailable_not_zero() -> None:
     s = summarise(tiny_config(), [make_result(_job(1)), make_result(_job(2))])
-    assert s.energy_per_output_token_j_mean is None
-    assert s.energy_per_output_token_j_std is None
+    assert s.energy_per_output_token_j.mean is None
+    assert s.energy_per_output_token_j.std is None
+    assert s.energy_per_output_token_j.n == 0
     assert s.energy_method == "unavailable"
-    assert s.output_tokens_per_s_mean == pytest.approx(50.0)
-    assert s.output_tokens_per_s_std == pytest.approx(0.0)
+    assert s.output_tokens_per_s.mean == pytest.approx(50.0)
+    assert s.output_tokens_per_s.std == pytest.approx(0.0)
+    assert s.output_tokens_per_s.ci95_low == pytest.approx(50.0)  # no spread: the CI collapses on the mean
+    assert s.warnings == []
+
+
+def test_summary_steady_cycles_get_no_warning() -> None:
+    # 50 J and 52 J over 100 tokens: CV = 0.01414 / 0.51 = 2.8 % < 5 %
+    s = summarise(tiny_config(), [make_result(_job(1), energy_j=50.0), make_result(_job(2), energy_j=52.0)])
+    assert s.energy_per_output_token_j.cv == pytest.approx(0.0141421 / 0.51, abs=1e-6)
+    assert s.warnings == []
 
 
 def test_summary_mixed_methods() -> None:

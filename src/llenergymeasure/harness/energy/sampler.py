@@ -31,6 +31,8 @@ from llenergymeasure.harness.energy.device import MeasuredDevice
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+#: (study_id, experiment_id, cycle) of the run a timeline belongs to
+RunIds = tuple[str | None, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +153,13 @@ class PowerSampler:
     def device_samples(self, host_index: int, t0: float | None = None, t1: float | None = None) -> list[PowerSample]:
         return [s for s in self.samples(t0, t1) if s.device_index == host_index]
 
-    def write_parquet(self, path: Path, window: tuple[float, float] | None = None) -> int:
-        """Write every sample to `path` atomically (temp file + rename); returns the row count."""
+    def write_parquet(
+        self, path: Path, window: tuple[float, float] | None = None, run_ids: RunIds | None = None
+    ) -> int:
+        """Write every sample to `path` atomically (temp file + rename); returns the row count.
+
+        `run_ids` (study_id, experiment_id, cycle) become constant columns, so the timelines of a
+        whole study concatenate into one table that still says which run each sample belongs to."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -175,6 +182,11 @@ class PowerSampler:
                 "in_window": pa.array([t0 <= s.t_s <= t1 for s in rows], pa.bool_()),
             }
         )
+        if run_ids is not None:
+            study_id, experiment_id, cycle = run_ids
+            table = table.append_column("study_id", pa.array([study_id] * len(rows), pa.string()))
+            table = table.append_column("experiment_id", pa.array([experiment_id] * len(rows), pa.string()))
+            table = table.append_column("cycle", pa.array([cycle] * len(rows), pa.int32()))
         metadata = {b"llem.units": b"timestamp=unix s; power=W (instant); energy counter=mJ; memory=MiB"}
         table = table.replace_schema_metadata(metadata)
         tmp = path.with_name(path.name + ".tmp")

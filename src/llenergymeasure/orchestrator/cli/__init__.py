@@ -19,6 +19,7 @@ import typer
 from llenergymeasure._version import __version__
 from llenergymeasure.orchestrator.cli.config_cmd import config_command
 from llenergymeasure.orchestrator.cli.image_cmd import image_app
+from llenergymeasure.orchestrator.cli.report_cmd import report_command
 from llenergymeasure.orchestrator.cli.run_cmd import run_command
 from llenergymeasure.orchestrator.cli.selftest_cmd import selftest_command
 
@@ -51,6 +52,9 @@ def _root(
 
 
 app.command("run", help="Run an experiment or a study (YAML file and/or flags).")(run_command)
+app.command("report", help="Write the HTML report (and CSV) of finished studies; needs the [report] extra.")(
+    report_command
+)
 app.command("config", help="Show what is installed and reachable, and the effective user config.")(config_command)
 app.add_typer(image_app, name="image")
 app.command("self-test", help="Validate this GPU host: images, counter phase test, model runs, report.")(

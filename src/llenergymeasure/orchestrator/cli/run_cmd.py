@@ -53,6 +53,12 @@ def run_command(
     skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not run the host pre-flight checks."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; errors and the summary only."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and tracebacks."),
+    export_csv: bool = typer.Option(
+        False, "--export-csv", help="Write results.csv and summary.csv into the study directory (needs [report])."
+    ),
+    report: bool = typer.Option(
+        False, "--report", help="Write report.html into the study directory at the end (needs [report])."
+    ),
 ) -> None:
     """Run an experiment or a study."""
     _choice("--backend", backend, _BACKENDS)
@@ -86,6 +92,13 @@ def run_command(
     from llenergymeasure.orchestrator.api import run_study
     from llenergymeasure.orchestrator.cli.summary import print_study_summary
 
+    if export_csv or report:  # fail before measuring, not after
+        from llenergymeasure.results.deps import require
+
+        require("pandas", "--export-csv / --report")
+        if report:
+            require("matplotlib", "--report")
+
     result = run_study(
         study,
         output_dir=output,
@@ -98,8 +111,25 @@ def run_command(
         skip_preflight=skip_preflight,
     )
     print_study_summary(result)
+    _write_outputs(Path(result.study_dir), export_csv=export_csv, report=report)
     if result.status != "completed" or result.runs_failed:
         raise typer.Exit(code=1)
+
+
+def _write_outputs(study_dir: Path, *, export_csv: bool, report: bool) -> None:
+    """CSV and/or the HTML report of the study just run (whatever completed of it)."""
+    if report:
+        from llenergymeasure.results.report import write_report
+
+        files = write_report([study_dir], csv=export_csv)
+        typer.echo(f"report: {files.html}")
+        for path in files.csv:
+            typer.echo(f"csv: {path}")
+    elif export_csv:
+        from llenergymeasure.results.loading import load_study
+
+        for path in load_study(study_dir).write_csv():
+            typer.echo(f"csv: {path}")
 
 
 def build_study(config: Path | None, overrides: dict[str, Any]) -> StudyConfig:

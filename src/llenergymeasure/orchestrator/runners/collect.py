@@ -47,7 +47,8 @@ from llenergymeasure.schemas.events import (
     parse_event_line,
 )
 from llenergymeasure.schemas.job import ERROR_FILE, RESULT_FILE
-from llenergymeasure.schemas.results import RESULT_SCHEMA_VERSION, ExperimentResult
+from llenergymeasure.schemas.reading import SchemaVersionError, validate_tolerant
+from llenergymeasure.schemas.results import ExperimentResult
 
 logger = logging.getLogger(__name__)
 
@@ -145,19 +146,19 @@ def read_error_document(run_dir: Path) -> ErrorDocument | None:
 
 
 def read_result(path: Path) -> ExperimentResult:
-    """Parse and validate ``result.json``; a wrong schema major version or invalid content is an `ExperimentError`."""
+    """Parse and validate ``result.json`` (tolerant: any 2.x, unknown fields ignored); a wrong schema
+    major version or invalid content is an `ExperimentError`."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ExperimentError(f"cannot read {path}: {e}") from e
-    version = str(data.get("schema_version", "?")) if isinstance(data, dict) else "?"
-    if version.split(".")[0] != RESULT_SCHEMA_VERSION.split(".")[0]:
-        raise ExperimentError(
-            f"{path} has result schema {version}; this host reads {RESULT_SCHEMA_VERSION.split('.')[0]}.x "
-            "(fix: use the image built from the same llenergymeasure version as the host)"
-        )
     try:
-        return ExperimentResult.model_validate(data)
+        return validate_tolerant(ExperimentResult, data, str(path))
+    except SchemaVersionError as e:
+        raise ExperimentError(
+            f"{e.message}; the host and the image must share a result schema major version "
+            "(fix: use the image built from the same llenergymeasure version as the host)"
+        ) from e
     except ValidationError as e:
         raise ExperimentError(f"{path} does not validate as an ExperimentResult: {e}") from e
 

@@ -65,6 +65,8 @@ class LoopServices:
     baselines: BaselineCache = field(default_factory=BaselineCache)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     on_event: EventCallback | None = None
+    carbon_intensity_gco2_per_kwh: float | None = None  # user config: CO2 estimate in each result
+    datacenter_pue: float = 1.0
 
 
 class StudyLoop:
@@ -132,6 +134,8 @@ class StudyLoop:
             cached_baseline=cached,
             timeseries=config.energy.timeseries,
             log_level=self.services.log_level,
+            carbon_intensity_gco2_per_kwh=self.services.carbon_intensity_gco2_per_kwh,
+            datacenter_pue=self.services.datacenter_pue,
         )
         execution = self.study.execution
         return RunRequest(

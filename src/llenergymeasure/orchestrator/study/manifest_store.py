@@ -26,6 +26,7 @@ from llenergymeasure._version import __version__
 from llenergymeasure.errors import StudyError
 from llenergymeasure.orchestrator.study.layout import MANIFEST_FILE, atomic_write_text, experiment_id, utc_now
 from llenergymeasure.schemas.manifest import ManifestEntry, RunFailure, StudyManifest, StudyStatus
+from llenergymeasure.schemas.reading import SchemaVersionError, read_json_tolerant
 from llenergymeasure.schemas.study import StudyConfig
 
 RunKey = tuple[int, int]  # (experiment index, cycle)
@@ -65,7 +66,9 @@ class ManifestStore:
     @classmethod
     def load(cls, path: Path, clock: Callable[[], datetime] = utc_now) -> ManifestStore:
         try:
-            manifest = StudyManifest.model_validate_json(path.read_text(encoding="utf-8"))
+            manifest = read_json_tolerant(StudyManifest, path)
+        except SchemaVersionError as e:
+            raise StudyError(e.message, study_dir=path.parent) from e
         except (OSError, ValueError) as e:
             raise StudyError(f"cannot read the manifest {path}: {e}", study_dir=path.parent) from e
         return cls(path, manifest, clock)

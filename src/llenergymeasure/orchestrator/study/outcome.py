@@ -10,11 +10,11 @@ from typing import Literal
 from llenergymeasure.orchestrator.study.layout import STUDY_RESULT_FILE, atomic_write_text, utc_now
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.orchestrator.study.resume import load_valid_result
-from llenergymeasure.orchestrator.study.summary import summarise
+from llenergymeasure.results.summary import summarise
 from llenergymeasure.schemas.job import PROTOCOL_VERSION, RESULT_FILE
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
-from llenergymeasure.schemas.study_result import StudyResult
+from llenergymeasure.schemas.study_result import MeasurementProtocol, StudyResult, StudySummary
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,10 @@ def build_study_result(
             continue
         result_files.append(rel)
         per_experiment.setdefault(entry.index, []).append(result)
-    summary = [summarise(study.experiments[i], results) for i, results in sorted(per_experiment.items())]
+    configurations = [summarise(study.experiments[i], results) for i, results in sorted(per_experiment.items())]
+    summary = StudySummary(configurations=configurations, warnings=[w for c in configurations for w in c.warnings])
+    for warning in summary.warnings:
+        logger.warning("%s", warning)
     return StudyResult(
         study_id=manifest.study_id,
         name=manifest.name,
@@ -61,8 +64,28 @@ def build_study_result(
         runs_failed=store.count("failed"),
         result_files=result_files,
         skipped=study.skipped,
+        measurement_protocol=measurement_protocol(study),
         summary=summary,
         runner=runner_label(runner_kinds),
+    )
+
+
+def measurement_protocol(study: StudyConfig) -> MeasurementProtocol:
+    """The settings two studies must share for their numbers to be compared."""
+    ex = study.execution
+    warmups, baselines = [], []
+    for e in study.experiments:
+        if e.warmup not in warmups:
+            warmups.append(e.warmup)
+        if e.baseline not in baselines:
+            baselines.append(e.baseline)
+    return MeasurementProtocol(
+        n_cycles=ex.n_cycles,
+        cycle_order=ex.cycle_order,
+        config_gap_seconds=ex.config_gap_seconds,
+        cycle_gap_seconds=ex.cycle_gap_seconds,
+        warmup=warmups,
+        baseline=baselines,
     )
 
 

@@ -22,6 +22,7 @@ from llenergymeasure.orchestrator.study.layout import MANIFEST_FILE
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.job import RESULT_FILE
 from llenergymeasure.schemas.manifest import ManifestEntry, StudyManifest
+from llenergymeasure.schemas.reading import SchemaVersionError, read_json_tolerant
 from llenergymeasure.schemas.results import ExperimentResult
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 def _read_manifest(path: Path) -> StudyManifest | None:
     try:
-        return StudyManifest.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        return read_json_tolerant(StudyManifest, path)
+    except (OSError, ValueError, SchemaVersionError) as e:
         logger.debug("ignoring unreadable manifest %s: %s", path, e)
         return None
 
@@ -67,8 +68,8 @@ def require_resumable(where: Path, design_hash: str) -> Path:
 def load_valid_result(path: Path, entry: ManifestEntry) -> ExperimentResult | None:
     """The result at `path` if it validates and belongs to `entry`'s experiment and cycle."""
     try:
-        result = ExperimentResult.model_validate_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        result = read_json_tolerant(ExperimentResult, path)
+    except (OSError, ValueError, SchemaVersionError):
         return None
     if result.cycle != entry.cycle or result.experiment_id != entry.experiment_id:
         return None

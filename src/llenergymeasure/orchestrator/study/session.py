@@ -43,6 +43,7 @@ from llenergymeasure.orchestrator.study.policy import ExecutionRequest, with_exe
 from llenergymeasure.orchestrator.study.resume import adopt_finished_runs, require_resumable
 from llenergymeasure.orchestrator.user_config import EffectiveUserConfig, load_user_config
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.results import carbon_intensity_warning
 from llenergymeasure.schemas.study import CycleOrder, StudyConfig
 from llenergymeasure.schemas.study_result import StudyResult
 from llenergymeasure.schemas.sweep import experiment_as_study
@@ -107,7 +108,7 @@ def run_study_session(config: StudyInput, opts: SessionOptions) -> StudyResult:
     request = ExecutionRequest(n_cycles=opts.n_cycles, cycle_order=opts.cycle_order)
     study, study_dir, store, lock = _open_study(study, output_dir, user, request, resume=opts.resume)
     try:
-        return _run_loop(study, study_dir, store, runners, opts, gpu_count)
+        return _run_loop(study, study_dir, store, runners, opts, gpu_count, user)
     finally:
         lock.release()
 
@@ -119,9 +120,14 @@ def _run_loop(
     runners: HostRunners,
     opts: SessionOptions,
     gpu_count: int,
+    user: EffectiveUserConfig,
 ) -> StudyResult:
     atomic_write_text(study_dir / STUDY_YAML_FILE, yaml.safe_dump(study.model_dump(mode="json"), sort_keys=False))
     display = opts.display or make_display(quiet=opts.quiet, verbose=opts.verbose)
+    measurement = user.config.measurement
+    intensity_warning = carbon_intensity_warning(measurement.carbon_intensity_gco2_per_kwh)
+    if intensity_warning:
+        logger.warning("%s", intensity_warning)
     services = LoopServices(
         runner_for=runners.runner_for,
         image_for=lambda b: runners.images.get(b) or runners.kinds.get(b, "runner"),
@@ -131,6 +137,8 @@ def _run_loop(
         baselines=BaselineCache(),
         log_level="DEBUG" if opts.verbose else "INFO",
         on_event=opts.on_event,
+        carbon_intensity_gco2_per_kwh=measurement.carbon_intensity_gco2_per_kwh,
+        datacenter_pue=measurement.datacenter_pue,
     )
     display.study_started(store.manifest.study_id, len(store.manifest.entries), store.count("completed"))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import Field, JsonValue, PositiveInt, field_validator, model_validator
@@ -178,9 +179,38 @@ class ExperimentConfig(ConfigModel):
         """SHA-256[:16] of the fields that define the measurement (not `gpus`, paths or timing gaps).
 
         The serialisation is canonical: fields in declaration order, free-form mappings sorted by key.
+        Local inputs (model, dataset, adapter, engine) count by content, not by path
+        (`llenergymeasure.schemas.identity`): the same study in two directories has the same hashes.
         """
         payload = self.model_dump_json(exclude=set(OPERATIONAL_FIELDS))
+        identities = self._local_identities()
+        if identities:
+            data = json.loads(payload)
+            for keys, identity in identities:
+                node = data
+                for key in keys[:-1]:
+                    node = node[key]
+                node[keys[-1]] = identity
+            payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def _local_identities(self) -> list[tuple[tuple[str, ...], str]]:
+        """(path in the dumped config, content identity) of every local input."""
+        from llenergymeasure.schemas.identity import content_identity
+
+        candidates: list[tuple[tuple[str, ...], str]] = [(("model",), self.model)]
+        if isinstance(self.dataset, str) and self.dataset not in BUILTIN_DATASETS:
+            candidates.append((("dataset",), self.dataset))
+        if self.lora is not None:
+            candidates.append((("lora", "adapter"), self.lora.adapter))
+        if self.tensorrt is not None and self.tensorrt.engine_path:
+            candidates.append((("tensorrt", "engine_path"), self.tensorrt.engine_path))
+        found = []
+        for keys, value in candidates:
+            identity = content_identity(value)
+            if identity != value:
+                found.append((keys, identity))
+        return found
 
     @property
     def decoding_mode(self) -> Literal["greedy", "sampling"]:
