@@ -45,6 +45,7 @@ def test_measured_run_of_the_tiny_model(tiny_model_dir: Path, tmp_path: Path, mo
     from llenergymeasure import run_experiment
 
     monkeypatch.setenv("LLEM_RUNNER_PYTORCH", "local")
+    (tmp_path / "none.yaml").write_text("")  # an empty user config: the defaults
     monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "none.yaml"))
     result = run_experiment(
         {

@@ -31,6 +31,7 @@ def test_gpu_check_on_simulated_gpus(
         {"name": "Sim 10 Hz", "power": {"kind": "square", "low_w": 100, "high_w": 300, "hz": 10}},
     ]}))  # fmt: skip
     spec.chmod(0o644)
+    (tmp_path / "no-user-config.yaml").write_text("")  # an empty user config: the defaults
     out = tmp_path / "gpu-check"
     env = {
         "LLEM_SIMULATE_GPUS": str(spec),

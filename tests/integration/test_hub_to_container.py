@@ -24,6 +24,7 @@ def test_hub_model_downloads_once_and_runs_again_with_the_hub_gone(
     cache.mkdir(mode=0o755)
     experiment = tiny_experiment(Path("org/tiny-llama"))
     experiment["model"] = "org/tiny-llama"
+    (tmp_path / "none.yaml").write_text("")  # an empty user config: the defaults
     with HubServer(hub) as url:
         env = {"HF_ENDPOINT": url, "HF_HUB_CACHE": str(cache), "LLEM_IMAGE_PYTORCH": cpu_image,
                "LLEM_CONFIG": str(tmp_path / "none.yaml")}  # fmt: skip

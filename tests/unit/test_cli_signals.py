@@ -59,7 +59,8 @@ entrypoint()
 
 
 def test_ctrl_c_during_interpreter_shutdown_exits_130_without_a_traceback(tmp_path: Path) -> None:
-    env = {**os.environ, "LLEM_CONFIG": str(tmp_path / "none.yaml"), "HF_HUB_OFFLINE": "1"}
+    (tmp_path / "empty.yaml").write_text("")
+    env = {**os.environ, "LLEM_CONFIG": str(tmp_path / "empty.yaml"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-c", _SLOW_SHUTDOWN],
         stdout=subprocess.PIPE,

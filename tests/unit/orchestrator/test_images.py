@@ -64,7 +64,8 @@ def _workflow_ref(backend: str, registry: str, tmp_path: Path) -> str:
 def test_config_default_cli_hint_make_and_workflow_name_the_same_image(
     registry: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = {"LLEM_CONFIG": str(tmp_path / "none.yaml"), **({"LLEM_REGISTRY": registry} if registry else {})}
+    (tmp_path / "empty.yaml").write_text("")
+    env = {"LLEM_CONFIG": str(tmp_path / "empty.yaml"), **({"LLEM_REGISTRY": registry} if registry else {})}
     user = load_user_config(env=env)
     for backend in IMAGE_BACKENDS:
         default = resolve_runner(backend, user, gpu_count=1).image

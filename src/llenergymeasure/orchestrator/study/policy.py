@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from llenergymeasure.errors import ConfigError, ConfigIssue
 from llenergymeasure.orchestrator.user_config import EffectiveUserConfig
 from llenergymeasure.schemas.study import CLI_DEFAULT_N_CYCLES, CycleOrder, ExecutionConfig, StudyConfig
@@ -57,7 +59,17 @@ def with_execution_defaults(study: StudyConfig, user: EffectiveUserConfig, reque
             updates[gap] = default
     if not updates:
         return study
-    execution = ExecutionConfig.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
+    try:
+        execution = ExecutionConfig.model_validate({**study.execution.model_dump(exclude_unset=True), **updates})
+    except ValidationError as e:
+        from llenergymeasure.schemas._issues import issues_from_validation
+
+        issues = [
+            ConfigIssue(flag, i.message, (i.fix or "").replace(i.field, flag))
+            for i in issues_from_validation(e, ExecutionConfig, "execution")
+            for flag in [_FLAGS.get(i.field.removeprefix("execution."), i.field)]
+        ]
+        raise ConfigError("invalid execution settings", source="<command line>", issues=issues) from None
     return study.model_copy(update={"execution": execution})
 
 
