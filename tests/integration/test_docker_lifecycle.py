@@ -160,7 +160,7 @@ def test_library_defaults_equal_the_cli_and_each_documented_call_form_runs(
     # run_experiment(model=..., n=...): fields over the defaults
     by_fields = run_experiment(**{k: v for k, v in exp.items() if k != "n"}, n=2)
     assert by_fields.n_prompts == 2
-    assert by_fields.environment.image == cpu_image
+    assert by_fields.environment_snapshot.image == cpu_image
 
     # run_experiment("exp.yaml", n=...): fields over a file
     exp_yaml = write_study_yaml(tmp_path / "exp.yaml", exp)

@@ -108,7 +108,7 @@ def summarize(results: Iterable[ExperimentResult]) -> list[RunSummary]:
                 baseline_power_w=last.baseline_power_w,
                 baseline_method=last.energy.baseline.method,
                 energy_source=last.energy.source,
-                warnings=[f"{w.code}: {w.message}" for r in rs for w in r.warnings],
+                warnings=[f"{w.code}: {w.message}" for r in rs for w in r.measurement_warnings],
             )
         )
     return out

@@ -92,7 +92,7 @@ def run_gpu_check(
     tests = _junit_counts(opts.tests_junit) if opts.tests_junit else None
     for s in runs:
         warnings += [f"{s.backend} {s.model}: {w}" for w in dict.fromkeys(s.warnings)]
-    env = results[-1].environment if results else None
+    env = results[-1].environment_snapshot if results else None
     report = GpuCheckReport(
         created_at=datetime.now(timezone.utc),
         host_gpus=[g.name for g in env.gpus] if env else [],
