@@ -108,7 +108,9 @@ def test_run_experiment_in_docker_leaves_nothing_without_output_dir(
 
     (tmp_path / "empty-user-config.yaml").write_text("{}\n")  # LLEM_CONFIG must name an existing file
     monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "empty-user-config.yaml"))
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.delenv("LLEM_RUNNER_PYTORCH", raising=False)
     monkeypatch.delenv("LLEM_IMAGE_PYTORCH", raising=False)
     from llenergymeasure.orchestrator.user_config import default_image
@@ -121,4 +123,4 @@ def test_run_experiment_in_docker_leaves_nothing_without_output_dir(
     result = run_experiment(tiny_experiment(tiny_model))
     assert result.output_tokens > 0
     assert result.environment_snapshot.image == cpu_image
-    assert list(tmp_path.iterdir()) == []
+    assert list(scratch.iterdir()) == []

@@ -116,12 +116,12 @@ def test_wall_clock_timeout_stops_the_harness_which_writes_error_json(tiny_model
     with pytest.raises(ExperimentError) as err:
         run_experiment(
             small(tiny_model_dir, warmup={"n_warmup": 1, "thermal_floor_seconds": 600}),
-            output_dir=tmp_path,
+            output_dir=tmp_path / "out",
             wall_timeout_s=25.0,
         )
     assert time.monotonic() - t0 < 60
     f = err.value.failure
     assert f.timed_out == "wall_clock"
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (tmp_path / "out").iterdir()
     error = (run_dir / "error.json").read_text()
     assert '"type": "Terminated"' in error  # SIGTERM reached the harness, which unwound and reported

@@ -35,6 +35,7 @@ from llenergymeasure.orchestrator.runners.inputs import host_hf_cache
 from llenergymeasure.orchestrator.runners.reaper import reap_orphans
 from llenergymeasure.orchestrator.user_config import EffectiveUserConfig, load_user_config
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,9 @@ def _resolve_runners(
                 images[backend] = docker_runner.image_for(backend)
         return HostRunners({b: given[b].name for b in backends}, images, lambda b: given[b], client)
 
-    choices: dict[str, RunnerChoice] = {b: resolve_runner(b, user, gpu_count=gpu_count) for b in backends}
+    # simulated GPUs are not CUDA devices: the model runs on CPU, so the image is the CPU variant
+    cuda_gpus = 0 if opts.env.get(SIMULATE_GPUS_ENV_VAR) else gpu_count
+    choices: dict[str, RunnerChoice] = {b: resolve_runner(b, user, gpu_count=cuda_gpus) for b in backends}
     kinds = {b: str(c.kind) for b, c in choices.items()}
     images = {b: c.image for b, c in choices.items() if c.image is not None}
     client, docker_error = None, None

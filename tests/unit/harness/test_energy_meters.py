@@ -157,7 +157,7 @@ def test_codecarbon_meter_converts_kwh_and_labels_estimates(clock: FakeClock, mo
     module.OfflineEmissionsTracker = _FakeTracker  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "codecarbon", module)
     meter = create_meter(
-        "auto", device_ids=[], devices=[], sampler=None, clock=clock, is_installed=lambda m: m == "codecarbon"
+        "codecarbon", device_ids=[], devices=[], sampler=None, clock=clock, is_installed=lambda m: m == "codecarbon"
     )
     assert meter.source == "codecarbon"
     meter.start_window()
@@ -173,6 +173,17 @@ def test_codecarbon_meter_converts_kwh_and_labels_estimates(clock: FakeClock, mo
     assert window.scope == "host_cpu_ram"
     (host,) = [w for w in window.warnings if w.code == "whole_host_estimate"]
     assert host.severity == "warning"
+
+
+def test_auto_without_gpus_never_picks_the_whole_host_estimate(clock: FakeClock) -> None:
+    # codecarbon installed, no GPU: the run's energy is unavailable, not CodeCarbon's CPU/RAM estimate
+    meter = create_meter(
+        "auto", device_ids=[], devices=[], sampler=None, clock=clock, is_installed=lambda m: m == "codecarbon"
+    )
+    assert meter.source == "none"
+    meter.start_window()
+    clock.advance(1.0)
+    assert meter.stop_window().energy_j is None
 
 
 def test_codecarbon_zero_kwh_for_gpus_is_unavailable_not_zero_joules(

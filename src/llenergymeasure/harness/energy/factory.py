@@ -2,8 +2,11 @@
 
 Only one meter is active per run. ``auto`` probes in trust order: zeus and nvml
 need GPUs of the set to be visible to NVML; codecarbon (an estimate) is used
-only when no GPU meter can run; with nothing available the null meter reports
-energy as unavailable. A meter named explicitly that cannot run is an error
+only when GPUs are there but no GPU meter can run. On a host without GPUs
+``auto`` never falls back to CodeCarbon's whole-host CPU/RAM estimate (it is not
+the inference's energy): the null meter reports energy as unavailable, and
+``energy.backend: codecarbon`` asks for that estimate explicitly (labelled
+``scope: host_cpu_ram`` with a warning). A meter named explicitly that cannot run is an error
 (in-container pre-flight reports it before anything is loaded).
 """
 
@@ -70,6 +73,11 @@ def create_meter(
         if problem:
             raise BackendError(problem)
         return _construct(name, device_ids, devices, sampler, clock)
+    if not devices:
+        return NullMeter(
+            "no GPU visible to NVML (energy.backend: codecarbon gives a whole-host CPU/RAM estimate on request)",
+            clock=clock,
+        )
     for candidate in ("zeus", "nvml", "codecarbon"):
         if meter_problem(candidate, devices, is_installed) is None:
             try:

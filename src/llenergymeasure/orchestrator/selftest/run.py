@@ -132,7 +132,7 @@ def _images(client: Any, opts: SelfTestOptions, gpu_count: int, on_line: LineSin
     wanted = dict.fromkeys(["pytorch", *opts.backends])  # the phase test and the tiny model need pytorch's
     images: dict[str, str] = {}
     for backend in wanted:
-        variant = host_variant(backend, gpu_count)
+        variant = host_variant(backend, 0 if opts.env.get(SIMULATE_GPUS_ENV_VAR) else gpu_count)  # simulated: CPU
         ref = user.image_for(backend, variant)
         if check_image(client, ref, docker_exceptions()) and opts.pull:
             try:
