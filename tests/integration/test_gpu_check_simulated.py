@@ -71,8 +71,10 @@ def test_gpu_check_on_simulated_gpus(
     assert len(results) == 3
     for path in results:
         r = json.loads(path.read_text())
-        expected = CONSTANT_W * r["window_duration_s"] / r["output_tokens"]
-        assert r["energy_per_output_token_j"] == pytest.approx(expected, rel=0.02)
+        # the counter is the exact integral cut to 20 ms update ticks (the spec's default): on a window this
+        # short one tick is a large fraction, so the bound is one tick (+30 ms for the edge reads), not a ratio
+        assert abs(r["energy_total_j"] - CONSTANT_W * r["window_duration_s"]) <= CONSTANT_W * (0.02 + 0.03)
+        assert r["energy_per_output_token_j"] == pytest.approx(r["energy_total_j"] / r["output_tokens"])
     cv = next(v for v in report.verdicts if "CV" in v.check)
     assert cv.threshold == MAX_CV_PCT
     assert cv.passed == (cv.value is not None and cv.value <= MAX_CV_PCT)

@@ -219,7 +219,8 @@ def test_simulated_gpu_study_in_containers(cpu_image: str, tiny_model: Path, tmp
 
 
 def test_simulated_gpu_study_with_the_local_runner(tiny_model: Path, tmp_path: Path) -> None:
-    spec, config = write_inputs(tmp_path, tiny_model, n=2, tokens=4, baseline_s=0.5)
+    # a window long enough for sampler ticks inside and outside it (2 × 4 tokens can finish between two ticks)
+    spec, config = write_inputs(tmp_path, tiny_model, n=6, tokens=16, baseline_s=0.5)
     study_dir, stdout = run_llem(tmp_path, config, spec, LLEM_RUNNER_PYTORCH="local")
     check_simulated_study(study_dir, stdout)
 
