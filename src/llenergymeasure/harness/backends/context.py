@@ -115,3 +115,24 @@ def hold_contexts(holder: CudaContextHolder, fallback: DeviceState) -> DeviceSta
         logger.warning("%s; the idle baseline is measured without a CUDA context", e.message)
         return fallback
     return "cuda_context"
+
+
+class HelperHeldContexts:
+    """The baseline's CUDA state for engines that start their own processes (vLLM, TensorRT-LLM).
+
+    Mixed in before `InferenceBackend`; the backend sets ``_context`` and ``_device_state``.
+    """
+
+    _context: CudaContextHolder
+    _device_state: DeviceState
+
+    def prepare_device(self) -> None:
+        """A CUDA context on every device of the set, held by a helper process until `release_device`."""
+        self._device_state = hold_contexts(self._context, self._device_state)
+
+    def release_device(self) -> None:
+        self._context.release()
+
+    @property
+    def device_state(self) -> DeviceState:
+        return self._device_state

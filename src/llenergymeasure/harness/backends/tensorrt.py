@@ -50,7 +50,7 @@ from llenergymeasure.harness.backends.base import (
     Prompt,
     tokenize_prompts,
 )
-from llenergymeasure.harness.backends.context import CudaContextHolder, Spawner, hold_contexts, spawn
+from llenergymeasure.harness.backends.context import CudaContextHolder, HelperHeldContexts, Spawner, spawn
 from llenergymeasure.harness.backends.engine_cache import (
     EngineCache,
     engine_cache_root,
@@ -169,7 +169,7 @@ def materialize(kwargs: Mapping[str, Any], api: TensorRTApi) -> dict[str, Any]:
     return out
 
 
-class TensorRTBackend(InferenceBackend[TensorRTConfig]):
+class TensorRTBackend(HelperHeldContexts, InferenceBackend[TensorRTConfig]):
     """TensorRT-LLM engine, built once per build-affecting configuration and cached."""
 
     name = "tensorrt"
@@ -189,7 +189,7 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
     ) -> None:
         super().__init__(config, section, device_ids)
         self._context = CudaContextHolder(self.device_ids, spawner)
-        self._device_state: DeviceState = super().device_state
+        self._device_state: DeviceState = InferenceBackend.device_state.fget(self)  # type: ignore[attr-defined]
         self._api_loader = api_loader
         self._gpu_identity = gpu_identity
         self._cache = cache
@@ -199,17 +199,6 @@ class TensorRTBackend(InferenceBackend[TensorRTConfig]):
         self._llm: Any = None
         self._lora_request: Any = None
         self.engine_info: EngineInfo | None = None
-
-    def prepare_device(self) -> None:
-        """A CUDA context on every device of the set, held by a helper process until `release_device`."""
-        self._device_state = hold_contexts(self._context, self._device_state)
-
-    def release_device(self) -> None:
-        self._context.release()
-
-    @property
-    def device_state(self) -> DeviceState:
-        return self._device_state
 
     def load(self) -> None:
         """Load the prebuilt or cached engine, or build and cache one; all before the window."""

@@ -57,7 +57,7 @@ from llenergymeasure.harness.backends.base import (
     Prompt,
     tokenize_prompts,
 )
-from llenergymeasure.harness.backends.context import CudaContextHolder, Spawner, hold_contexts, spawn
+from llenergymeasure.harness.backends.context import CudaContextHolder, HelperHeldContexts, Spawner, spawn
 from llenergymeasure.harness.backends.vllm_mapping import (
     batch_from_vllm,
     cached_prompt_tokens,
@@ -103,7 +103,7 @@ def load_vllm() -> VLLMApi:
     )
 
 
-class VLLMBackend(InferenceBackend[VLLMConfig]):
+class VLLMBackend(HelperHeldContexts, InferenceBackend[VLLMConfig]):
     """vLLM's offline engine, one ``generate`` call per prompt set."""
 
     name = "vllm"
@@ -122,7 +122,7 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         self._api_loader = api_loader
         self._clock = clock
         self._context = CudaContextHolder(self.device_ids, spawner)
-        self._device_state: DeviceState = super().device_state
+        self._device_state: DeviceState = InferenceBackend.device_state.fget(self)  # type: ignore[attr-defined]
         self._prefix_cache_emptied = False
         self._api: VLLMApi | None = None
         self._llm: Any = None
@@ -131,17 +131,6 @@ class VLLMBackend(InferenceBackend[VLLMConfig]):
         #: prompt tokens the prefix cache served in the last `generate` call (count)
         self.last_cached_prompt_tokens = 0
         self._notes: list[str] = []
-
-    def prepare_device(self) -> None:
-        """A CUDA context on every device of the set, held by a helper process until `release_device`."""
-        self._device_state = hold_contexts(self._context, self._device_state)
-
-    def release_device(self) -> None:
-        self._context.release()
-
-    @property
-    def device_state(self) -> DeviceState:
-        return self._device_state
 
     def load(self) -> None:
         """Start the engine: weights, KV cache, CUDA graphs, parallel workers."""
