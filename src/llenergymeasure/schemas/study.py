@@ -12,6 +12,7 @@ from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
+Concurrency = Literal["node", "device_set"]
 
 #: `n_cycles` the CLI uses when neither the YAML nor --cycles sets it
 CLI_DEFAULT_N_CYCLES = 3
@@ -64,6 +65,13 @@ class ExecutionConfig(ConfigModel):
     )
     silence_timeout_seconds: PositiveInt = Field(
         600, le=MAX_TIMEOUT_SECONDS, description="A run that prints nothing for this many seconds is killed (seconds)."
+    )
+    concurrency: Concurrency = Field(
+        "node",
+        description="On a Ray cluster (llem run --ray): node = one run per node at a time, so nothing shares a "
+        "host's CPU, PCIe or power budget while it is measured; device_set = runs on disjoint GPU sets of one node "
+        "at the same time (each result lists what else ran on its node: node.concurrent_runs). The docker and "
+        "local runners always run one at a time.",
     )
     max_grid_points: PositiveInt = Field(
         DEFAULT_MAX_GRID_POINTS,
