@@ -109,7 +109,6 @@ class NodeBook:
         order = {n.node_id: (i - self._next) % count for i, n in enumerate(self.nodes)}
         for p in sorted(candidates, key=lambda p: order[p.node.node_id]):
             if self._free(p):
-                self._next = (self.nodes.index(p.node) + 1) % count
                 return p
         return None
 
@@ -132,6 +131,8 @@ class NodeBook:
 
     def start(self, p: Placement, key: RunKey, name: str) -> None:
         entry = _Running(key, name, frozenset(p.device_ids))
+        if p.node in self.nodes:
+            self._next = (self.nodes.index(p.node) + 1) % len(self.nodes)
         for other in self._running[p.node.node_id]:
             other.neighbours.add(name)
             entry.neighbours.add(other.name)
