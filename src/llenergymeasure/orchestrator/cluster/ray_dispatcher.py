@@ -239,7 +239,12 @@ class RayDispatcher(Dispatcher):
         return removed
 
     def close(self) -> None:
-        if self._ray.is_initialized():
+        """Remove what a lost node's task could not (its container, on the nodes still here), then disconnect."""
+        if not self._ray.is_initialized():
+            return
+        try:
+            self.cleanup_nodes()
+        finally:
             self._ray.shutdown()
 
     # -- internals ------------------------------------------------------------------------------
@@ -335,3 +340,43 @@ def _node_version() -> str:
     from llenergymeasure._version import __version__ as node_version
 
     return node_version
+
+
+def open_ray_dispatcher(
+    address_text: str,
+    *,
+    source: str,
+    study_id: str,
+    experiments: Sequence[ExperimentConfig],
+    images: Mapping[str, str],
+    docker_options: DockerOptions,
+    device_ids_for: Callable[[ExperimentConfig, int], list[int]],
+    concurrency: Concurrency,
+) -> RayDispatcher:
+    """Connect to the cluster at `address_text` (from `source`: ``--ray`` or the user config), probe its nodes,
+    and return the dispatcher; every failure before the first run is a `ConfigError` or a `PreFlightError`."""
+    from llenergymeasure.orchestrator.cluster.address import AddressError, parse_ray_address
+
+    try:
+        address = parse_ray_address(address_text)
+    except AddressError as e:
+        raise ConfigError(f"invalid Ray address {address_text!r}", issues=[ConfigIssue(source, str(e))]) from e
+    ray = import_ray()
+    connect_ray(address, ray)
+    try:
+        nodes = probe_cluster(ray, list(dict.fromkeys(images.values())), experiments)
+        for n in nodes:
+            logger.info("cluster node %s: %d GPU(s) %s", n.label, n.gpu_count, ", ".join(n.gpu_uuids))
+        return RayDispatcher(
+            ray,
+            nodes,
+            study_id=study_id,
+            images=images,
+            docker_options=docker_options,
+            device_ids_for=device_ids_for,
+            concurrency=concurrency,
+            owns_instance=address.kind == "local",
+        )
+    except BaseException:
+        ray.shutdown()
+        raise
