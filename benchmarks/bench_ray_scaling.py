@@ -106,7 +106,9 @@ def main() -> int:
 
     spans: dict[int, tuple[float, float]] = {}
     for count in args.nodes:
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES})
+        cluster = Cluster(
+            initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES}
+        )
         for _ in range(count):
             cluster.add_node(
                 num_cpus=1,
@@ -132,7 +134,9 @@ def main() -> int:
         per_exp_span = (one_span - host_span) / args.experiments
         for what, value in (("whole study call", per_exp_wall), ("runs span", per_exp_span)):
             verdict = "ok" if value <= 0.5 else "above target"
-            print(f"dispatch overhead per experiment, Ray 1 node vs host ({what}): {value:+.2f} s (target <= 0.5 s) {verdict}")
+            print(
+                f"dispatch overhead per experiment, Ray 1 node vs host ({what}): {value:+.2f} s (target <= 0.5 s) {verdict}"
+            )
     return 0
 
 

@@ -52,13 +52,13 @@ class LocalCluster:
 def ray_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES}
-    )
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES})
     workers = {}
     for name, watts in WATTS.items():
         spec = tmp_path / f"{name}.json"
-        spec.write_text(json.dumps({"devices": [{"name": f"Sim {name}", "power": {"kind": "constant", "watts": watts}}]}))
+        spec.write_text(
+            json.dumps({"devices": [{"name": f"Sim {name}", "power": {"kind": "constant", "watts": watts}}]})
+        )
         spec.chmod(0o644)
         workers[name] = cluster.add_node(
             num_cpus=1,

@@ -183,12 +183,16 @@ def test_gap_counts_from_the_end_of_the_previous_run_on_the_same_device_set(tmp_
 def test_baseline_cache_key_is_per_node(tmp_path: Path) -> None:
     cluster = FakeCluster([node("a"), node("b")])
     run_loop(tmp_path, study([tiny_config(n=4 + i, gpus=[0]) for i in range(4)]), cluster)
-    cached = [(d.placement.node.host_name, d.request.job.context.cached_baseline is not None) for d in cluster.submitted]
+    cached = [
+        (d.placement.node.host_name, d.request.job.context.cached_baseline is not None) for d in cluster.submitted
+    ]
     assert cached == [("a", False), ("b", False), ("a", True), ("b", True)]
 
 
 def test_node_lost_is_retried_on_another_node(tmp_path: Path) -> None:
-    cluster = FakeCluster([node("a"), node("b")], outcome=lambda d: "lost" if d.placement.node.host_name == "a" else "ok")
+    cluster = FakeCluster(
+        [node("a"), node("b")], outcome=lambda d: "lost" if d.placement.node.host_name == "a" else "ok"
+    )
     loop = run_loop(tmp_path, study([tiny_config(gpus=[0])], max_attempts=2), cluster)
     entry = loop.store.entry(0, 1)
     assert entry.status == "completed" and entry.attempts == 2

@@ -10,8 +10,8 @@ from orch_factories import T0, ScriptedRunner, study_of
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, StudyError
 from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
-from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.dispatch_loop import LoopServices, StudyLoop
+from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.study import StudyConfig
 

@@ -119,7 +119,9 @@ def connect_ray(address: RayAddress, ray: Any) -> None:
     except (ConnectionError, RuntimeError, TimeoutError, ValueError, SystemExit) as e:
         raise ConfigError(
             f"cannot connect to {address.describe()}",
-            issues=[ConfigIssue("--ray", f"{type(e).__name__}: {e}", "start the cluster (ray start --head) or fix --ray")],
+            issues=[
+                ConfigIssue("--ray", f"{type(e).__name__}: {e}", "start the cluster (ray start --head) or fix --ray")
+            ],
         ) from e
 
 

@@ -61,7 +61,7 @@ from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import ProgressEvent
 from llenergymeasure.schemas.job import RESULT_FILE, ExperimentJob, RunContext
 from llenergymeasure.schemas.manifest import RunFailure
-from llenergymeasure.schemas.results import ExperimentResult, RunNode
+from llenergymeasure.schemas.results import RunNode
 from llenergymeasure.schemas.study import StudyConfig
 
 logger = logging.getLogger(__name__)
