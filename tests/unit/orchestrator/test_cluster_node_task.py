@@ -11,7 +11,7 @@ from orch_fake_docker import FakeDockerClient, Sandbox
 from llenergymeasure.orchestrator.cluster.node_task import NodeRunPayload, node_docker_options, run_on_node
 from llenergymeasure.orchestrator.cluster.transport import unpack_run_files
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
-from llenergymeasure.schemas.events import ErrorDocument, PhaseStarted, event_line
+from llenergymeasure.schemas.events import ErrorDocument, PhaseStarted, event_line, parse_event_line
 from llenergymeasure.schemas.job import ERROR_FILE, RESULT_FILE, ExperimentJob, RunContext
 from llenergymeasure.schemas.results import ExperimentResult
 
@@ -54,6 +54,8 @@ def test_run_on_node_returns_every_file_and_leaves_nothing_behind(tmp_path: Path
     assert outcome.error_message is None
     assert set(outcome.files) == {RESULT_FILE, "timeseries.parquet", "harness.log"}
     assert outcome.files["timeseries.parquet"] == b"PAR1\x00\x01PAR1"
+    events = [parse_event_line(line) for line in outcome.event_lines]  # the events, for the head
+    assert [e.phase for e in events if isinstance(e, PhaseStarted)] == ["measure"]
     assert client.live() == [] and all(c.removed for c in client.created)
     assert list((tmp_path / "scratch").iterdir()) == []  # the scratch run directory is gone
     head_dir = tmp_path / "head" / "000_c1_tiny"

@@ -6,7 +6,8 @@ they are tested here without a cluster.
 
 `run_on_node` runs the unchanged `DockerRunner` against the node's own Docker engine
 and images, in a scratch run directory on the node's disk, then packs the run's
-files (transport.py) into the outcome. A Ray cancellation arrives as
+files (transport.py) and the harness's progress events into the outcome (the head
+passes the events on when the run ends: nothing streams from a node while it runs). A Ray cancellation arrives as
 `KeyboardInterrupt` in the runner, which removes its container before the task
 ends; `cleanup_study` removes whatever a killed task could not.
 """
@@ -30,6 +31,7 @@ from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
 from llenergymeasure.orchestrator.runners.inputs import experiment_inputs, host_hf_cache, hub_snapshot
 from llenergymeasure.orchestrator.runners.reaper import LABEL_STUDY_ID, reap_orphans
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.events import event_line
 from llenergymeasure.schemas.job import ExperimentJob
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class NodeRunOutcome:
     files: dict[str, bytes] = field(default_factory=dict)
     error_message: str | None = None
     failure: ExperimentFailure | None = None
+    event_lines: list[str] = field(default_factory=list)  # the harness's progress events, in order (JSON lines)
 
 
 def probe_node(images: list[str], experiments: list[ExperimentConfig], *, pull: bool = True) -> NodeProbe:
@@ -130,6 +133,7 @@ def run_on_node(payload: NodeRunPayload, *, client: Any = None, scratch_root: Pa
             host_device_ids=list(payload.host_device_ids),
         )
         outcome = NodeRunOutcome(host_name=host)
+        request.on_event = lambda event: outcome.event_lines.append(event_line(event))
         try:
             runner.run(request)
         except ExperimentError as e:

@@ -254,6 +254,7 @@ class RayDispatcher(Dispatcher):
     def _collect(self, dispatch: Dispatch, outcome: NodeRunOutcome) -> Completion:
         run_dir = dispatch.request.run_dir
         host = outcome.host_name
+        _replay_events(dispatch, outcome.event_lines)
         try:
             unpack_run_files(outcome.files, run_dir)
         except (TransportError, OSError) as e:
@@ -283,6 +284,18 @@ class RayDispatcher(Dispatcher):
         failure = ExperimentFailure(phase="container", error_type=name, measurement_config_hash=config_hash)
         first = str(error).strip().splitlines()[-1] if str(error).strip() else name
         return Completion(dispatch, error=ExperimentError(f"the task on {node.label} failed: {first}", failure))
+
+
+def _replay_events(dispatch: Dispatch, lines: Sequence[str]) -> None:
+    """Hand the run's progress events to the head's callback, in order, now that the run has ended."""
+    from llenergymeasure.schemas.events import parse_event_line
+
+    if dispatch.request.on_event is None:
+        return
+    for line in lines:
+        event = parse_event_line(line)
+        if event is not None:
+            dispatch.request.on_event(event)
 
 
 def _pinned(ray: Any, node_id: str) -> Any:

@@ -208,7 +208,9 @@ class StudyLoop:
         tries = self._tries.get(key, 1)
         if failure.transient and tries < max_attempts:
             self.store.mark_retrying(*key, failure)
-            self.services.display.run_finished(False, f"transient: {error.message.splitlines()[0]}; trying again")
+            self.services.display.run_finished(
+                False, self._which(dispatch) + f"transient: {error.message.splitlines()[0]}; trying again"
+            )
             logger.warning(
                 "%s cycle %d failed for a transient reason (try %d of %d, execution.max_attempts); running it "
                 "again: %s",
@@ -220,14 +222,21 @@ class StudyLoop:
             )
             queue.appendleft(key)
             return
-        self._fail(key, error, failure)
+        self._fail(key, error, failure, self._which(dispatch))
 
-    def _fail(self, key: RunKey, error: LLEMError, failure: RunFailure | None) -> None:
+    def _which(self, dispatch: Dispatch) -> str:
+        """Which run a message is about, when runs overlap (the display's current run may be another)."""
+        if not self.dispatcher.concurrent:
+            return ""
+        where = self.dispatcher.describe(dispatch.placement)
+        return f"{dispatch.request.job.config.label()} cycle {dispatch.key[1]} on {where}: "
+
+    def _fail(self, key: RunKey, error: LLEMError, failure: RunFailure | None, which: str = "") -> None:
         entry = self.store.entry(*key)
         if entry.status != "running":
             self.store.mark_running(*key, entry.run_dir or run_dir_name(key[0], key[1], self.study.experiments[key[0]]))
         self.store.mark_failed(*key, failure or run_failure(error))
-        self.services.display.run_finished(False, error.message.splitlines()[0])
+        self.services.display.run_finished(False, which + error.message.splitlines()[0])
         logger.error("%s", error.render())
         self.consecutive_failures += 1
         execution = self.study.execution
