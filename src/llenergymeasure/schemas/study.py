@@ -57,8 +57,8 @@ class ExecutionConfig(ConfigModel):
         le=MAX_ATTEMPTS_LIMIT,
         strict=True,
         description="Tries of one run (count). A run that failed for a transient reason (the container could not "
-        "be created or started, the Docker daemon failed) is run again, up to this many tries in all; never after "
-        "an OOM kill, a timeout, a config or a harness error.",
+        "be created or started, the Docker daemon failed, its Ray node was lost) is run again, up to this many tries in "
+        "all; never after an OOM kill, a timeout, a config or a harness error.",
     )
     experiment_timeout_seconds: PositiveInt = Field(
         7200, le=MAX_TIMEOUT_SECONDS, description="Wall-clock limit of one run (container or subprocess), in seconds."
