@@ -34,6 +34,7 @@ from llenergymeasure.images import (
     CPU_VARIANT,
     capabilities_label_value,
     dockerfile,
+    engine_build_args,
     extras_of,
     image_ref,
 )
@@ -109,6 +110,7 @@ class BuildPlan:
             "PROTOCOL": str(PROTOCOL_VERSION),
             "EXTRAS": ",".join(self.extras),
             "CAPABILITIES": self.capabilities,
+            **engine_build_args(self.backend),
         }
 
 
