@@ -10,6 +10,20 @@ through ``LLEM_EXPERIMENT``; stdout JSON lines with an ``"event"`` key are
 progress events, any other line is a log line kept in ``harness.log``;
 ``result.json`` (+ ``timeseries.parquet``) or ``error.json`` come back in the run
 directory.
+
+What the host and the study loop may ask of a runner, and nothing else:
+
+- `Runner.run`: one run, to completion.
+- `Runner.environment_key`: an opaque string naming the software environment a
+  backend runs in; the loop's baseline cache keys idle baselines by it (with the
+  device set and the meter), so a baseline is reused only by runs of the same
+  environment. Docker: the image reference; local: the interpreter path.
+- `Runner.label`: a short human-readable name of where a backend runs (logs).
+- `Runner.reap`: remove what a dead llem process left behind before a study
+  starts (docker: orphan containers); returns what was removed.
+- `Runner.preflight_needs`: what the host pre-flight must check for a backend,
+  as plain data (`PreflightNeeds`); the loop never sees it.
+- `Runner.close`: release clients.
 """
 
 from __future__ import annotations
@@ -45,14 +59,45 @@ class RunRequest:
     host_device_ids: list[int] = field(default_factory=list)
 
 
-class Runner(abc.ABC):
-    """Launches the harness for one run and collects its result."""
+@dataclass(frozen=True)
+class PreflightNeeds:
+    """What the host pre-flight checks before a runner runs one backend (nothing, by default).
 
+    - ``image``: a container image that must be present, carry this host's protocol
+      label and the capabilities the configs need;
+    - ``engine``: the container-engine client the pre-flight probes go through (opaque
+      here: only the pre-flight's container checks use it).
+    """
+
+    image: str | None = None
+    engine: object | None = None
+
+
+class Runner(abc.ABC):
+    """Launches the harness for one run and collects its result (module docstring)."""
+
+    #: the runner kind, as configured (``runners.<backend>``) and recorded in the study result
     name: ClassVar[str]
 
     @abc.abstractmethod
     def run(self, request: RunRequest) -> ExperimentResult:
         """Run the job to completion; raise `ExperimentError` on any failure. Leaves nothing running."""
+
+    @abc.abstractmethod
+    def environment_key(self, backend: str) -> str:
+        """Opaque key of the environment `backend` runs in (the baseline cache's key; module docstring)."""
+
+    @abc.abstractmethod
+    def label(self, backend: str) -> str:
+        """Where `backend` runs, for people (logs, messages)."""
+
+    def reap(self) -> list[str]:
+        """Remove what dead llem processes left behind; the names removed. Nothing by default."""
+        return []
+
+    def preflight_needs(self, backend: str) -> PreflightNeeds:
+        """What the host pre-flight must check before running `backend` (`PreflightNeeds`)."""
+        return PreflightNeeds()
 
     def close(self) -> None:  # noqa: B027 - an optional hook: runners without clients keep the no-op
         """Release clients; idempotent."""

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, LLEMError
 from llenergymeasure.orchestrator.retry import RetryPolicy
-from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
+from llenergymeasure.orchestrator.runners.base import PreflightNeeds, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
 from llenergymeasure.orchestrator.runners.docker_errors import (
     docker_exceptions,
@@ -69,6 +69,7 @@ from llenergymeasure.orchestrator.runners.reaper import (
     LABEL_HOST_PID_START,
     owner_labels,
     process_alive,
+    reap_orphans,
 )
 from llenergymeasure.schemas.results import ExperimentResult
 
@@ -115,6 +116,20 @@ class DockerRunner(Runner):
             return self.images[backend]
         except KeyError:
             raise LLEMError(f"no image configured for backend {backend!r}") from None
+
+    def environment_key(self, backend: str) -> str:
+        """The image reference: runs of one image share an environment."""
+        return self.image_for(backend)
+
+    def label(self, backend: str) -> str:
+        return f"docker ({self.image_for(backend)})"
+
+    def reap(self) -> list[str]:
+        """Force-remove this host's llem containers whose owner process is gone (`reaper.reap_orphans`)."""
+        return reap_orphans(self.client)
+
+    def preflight_needs(self, backend: str) -> PreflightNeeds:
+        return PreflightNeeds(image=self.image_for(backend), engine=self.client)
 
     def spec_for(self, request: RunRequest) -> ContainerSpec:
         """The container this request would get (pure; handy for dry runs and tests)."""

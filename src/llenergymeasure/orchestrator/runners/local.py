@@ -82,6 +82,13 @@ class LocalRunner(Runner):
         self.poll_interval_s = poll_interval_s
         self._clock = clock
 
+    def environment_key(self, backend: str) -> str:
+        """The interpreter the harness runs in: runs of one Python share an environment."""
+        return f"local:{self.python}"
+
+    def label(self, backend: str) -> str:
+        return f"local ({self.python})"
+
     def environment(self, request: RunRequest) -> dict[str, str]:
         """The child's environment: ours + extra_env + the job + the results dir."""
         job = request.job

@@ -3,8 +3,9 @@
 Three axes stay apart, as in optimum-benchmark: *how* a run is isolated (the
 `Runner`: docker, local, ...), *what* runs (the backend, inside the job's
 config) and *what is measured* (the harness). This module knows none of them
-beyond the `Runner` interface; it owns ordering, gaps, the baseline cache, the
-manifest and failure isolation.
+beyond the `Runner` interface; it owns ordering, gaps, the baseline cache (keyed
+by `Runner.environment_key`, the device set and the meter), the manifest and
+failure isolation.
 
 Retries: a run whose `ExperimentError` the runner marked transient (the container
 could not be created or started, the Docker daemon failed) is run again, up to
@@ -58,7 +59,6 @@ class LoopServices:
     """What the loop needs from the outside, injected."""
 
     runner_for: Callable[[str], Runner]  # backend → runner
-    image_for: Callable[[str], str]  # backend → image (the baseline cache key; "local" for the local runner)
     device_ids_for: Callable[[ExperimentConfig], list[int]]  # host GPU ids of a run ([] on a CPU host)
     display: StudyDisplay = field(default_factory=NullDisplay)
     gaps: GapWaiter = field(default_factory=lambda: GapWaiter(enabled=False))
@@ -121,8 +121,9 @@ class StudyLoop:
         host_ids = self.services.device_ids_for(config)
         cached = None
         if config.baseline.enabled:
+            environment = self.services.runner_for(config.backend).environment_key(config.backend)
             cached = self.services.baselines.get(
-                self.services.image_for(config.backend), host_ids, config.baseline.ttl_seconds, config.energy.backend
+                environment, host_ids, config.baseline.ttl_seconds, config.energy.backend
             )
         exp_id = experiment_id(index, config)
         context = RunContext(
@@ -203,7 +204,8 @@ class StudyLoop:
         return None
 
     def _remember_baseline(self, config: ExperimentConfig, request: RunRequest, result: ExperimentResult) -> None:
-        self.services.baselines.offer(self.services.image_for(config.backend), request.host_device_ids, result)
+        environment = self.services.runner_for(config.backend).environment_key(config.backend)
+        self.services.baselines.offer(environment, request.host_device_ids, result)
 
     def _on_event(self, event: ProgressEvent) -> None:
         self.services.display.event(event)

@@ -24,9 +24,10 @@ import yaml
 
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.orchestrator.display import StudyDisplay, make_display
-from llenergymeasure.orchestrator.host import HostOptions, HostRunners, prepare_host
+from llenergymeasure.orchestrator.host import HostOptions, prepare_host
 from llenergymeasure.orchestrator.preflight import device_ids_for
 from llenergymeasure.orchestrator.runners.base import EventCallback
+from llenergymeasure.orchestrator.runners.factory import WiredRunners
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.layout import (
@@ -117,7 +118,7 @@ def _run_loop(
     study: StudyConfig,
     study_dir: Path,
     store: ManifestStore,
-    runners: HostRunners,
+    runners: WiredRunners,
     opts: SessionOptions,
     gpu_count: int,
     user: EffectiveUserConfig,
@@ -130,7 +131,6 @@ def _run_loop(
         logger.warning("%s", intensity_warning)
     services = LoopServices(
         runner_for=runners.runner_for,
-        image_for=lambda b: runners.images.get(b) or runners.kinds.get(b, "runner"),
         device_ids_for=lambda e: device_ids_for(e, gpu_count),
         display=display,
         gaps=GapWaiter(enabled=not opts.no_gaps, on_tick=display.gap_tick),
