@@ -49,6 +49,7 @@ from llenergymeasure.harness.simulated import SIMULATED_GPU_WARNING, simulated_g
 from llenergymeasure.harness.steady_state import steady_state_of
 from llenergymeasure.harness.warmup import run_warmup
 from llenergymeasure.harness.window import run_window
+from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
 from llenergymeasure.schemas.job import RESULT_FILE, TIMESERIES_FILE, ExperimentJob
 from llenergymeasure.schemas.results import ExperimentResult, MeasurementWarning
@@ -85,7 +86,7 @@ class HarnessDeps:
 def _cuda_indices(device_ids: list[int], deps: HarnessDeps) -> list[int]:
     """The CUDA ordinals of the set: 0..n-1 once CUDA_VISIBLE_DEVICES lists exactly the set, else NVML's own
     indices (equal to CUDA's under CUDA_DEVICE_ORDER=PCI_BUS_ID, which the entrypoint sets)."""
-    return list(range(len(device_ids))) if deps.apply_cuda_env is not None else list(device_ids)
+    return worker_device_ids(device_ids, pinned=deps.apply_cuda_env is not None)
 
 
 def _hottest(devices: Sequence[MeasuredDevice]) -> float | None:

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llenergymeasure.errors import NotAvailableError
-from llenergymeasure.orchestrator.preflight import ModelFetcher, device_ids_for
+from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
+from llenergymeasure.orchestrator.preflight import ModelFetcher
 from llenergymeasure.orchestrator.runners.base import EventCallback, LogCallback, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.schemas.config.experiment import ExperimentConfig

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
+from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
 from llenergymeasure.orchestrator.preflight import (
     HostServices,
     ModelFetcher,
     PreflightPlan,
     check_multi_backend,
-    device_ids_for,
     run_preflight,
 )
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,16 +378,3 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
 
 def _field(inp: HostInput) -> str:
     return {"model": "model", "adapter": "lora.adapter", "dataset": "dataset"}[inp.kind]
-
-
-def host_device_sets(experiments: Iterable[ExperimentConfig], gpu_count: int) -> list[list[int]]:
-    """Per experiment, the host GPU ids it runs on: ``gpus`` if set, else the first N it needs; [] without GPUs."""
-    return [device_ids_for(e, gpu_count) for e in experiments]
-
-
-def device_ids_for(config: ExperimentConfig, gpu_count: int) -> list[int]:
-    if gpu_count <= 0:
-        return []
-    if config.gpus:
-        return list(config.gpus)
-    return list(range(min(config.device_count(), gpu_count)))

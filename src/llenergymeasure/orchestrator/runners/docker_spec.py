@@ -18,8 +18,8 @@ Decisions:
   the user set a network mode explicitly.
 - Secrets: only `SECRET_ENV_ALLOWLIST`, only if set on the host. The spec's
   ``repr`` masks them; nothing in this module writes files.
-- GPUs: one device request with the host ids; inside the container they are
-  renumbered 0..n-1, which is what the job's ``device_ids`` carry.
+- GPUs: one device request with the host ids; the container sees them pinned,
+  so the job's ``device_ids`` are their worker indices (`schemas.devices`).
 - Simulated GPUs (``LLEM_SIMULATE_GPUS`` on the host): the spec file is mounted
   read-only at ``/llem/simulated-gpus.json`` and the variable points there; no
   device request, no NVIDIA runtime; ``device_ids`` are the host indices (the
@@ -37,6 +37,7 @@ from typing import Any
 from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
 from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
+from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR, ExperimentJob, to_env
 from llenergymeasure.schemas.simulated_gpus import CONTAINER_SIMULATED_GPUS_SPEC, SIMULATE_GPUS_ENV_VAR
 
@@ -260,7 +261,7 @@ def build_spec(
             "image": image,
             "host_device_ids": host_ids,
             # simulated GPUs are not pinned: the container sees every device of the spec, by its host index
-            "device_ids": host_ids if simulated_spec is not None else list(range(len(host_ids))),
+            "device_ids": worker_device_ids(host_ids, pinned=simulated_spec is None),
             "dataset_cache_dir": CONTAINER_DATASET_CACHE if CONTAINER_DATASET_CACHE in _binds(mounts.volumes) else None,
             "submitted_config": job.config if mounts.config is not job.config else None,
         }

@@ -130,7 +130,8 @@ class StudyLoop:
             study_id=self.study_id,
             experiment_id=exp_id,
             cycle=cycle,
-            device_ids=list(host_ids),  # the docker runner renumbers them as the container sees them
+            # worker indices: the runner translates the host set (schemas.devices.worker_device_ids)
+            device_ids=list(host_ids),
             host_device_ids=list(host_ids),
             cached_baseline=cached,
             timeseries=config.energy.timeseries,

@@ -24,8 +24,8 @@ import yaml
 
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.orchestrator.display import StudyDisplay, make_display
+from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
 from llenergymeasure.orchestrator.host import HostOptions, prepare_host
-from llenergymeasure.orchestrator.preflight import device_ids_for
 from llenergymeasure.orchestrator.runners.base import EventCallback
 from llenergymeasure.orchestrator.runners.factory import WiredRunners
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
