@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from llenergymeasure.schemas.config.capabilities import BACKENDS
 from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
 
 
@@ -131,7 +132,7 @@ def config_command(
     # only the pytorch backend has a CPU image; vLLM and TensorRT-LLM need a GPU host
     images = {
         b: user.image_for(b, host_variant(b, 1 if has_gpu else 0) if b == "pytorch" else gpu_variant(b))
-        for b in ("pytorch", "vllm", "tensorrt")
+        for b in BACKENDS
         if user.runner_for(b) == "docker"
     }
 
@@ -150,7 +151,7 @@ def config_command(
 
     state = "found" if user.file_found else "not found, defaults in use"
     typer.echo(f"\nUser config: {user.path} ({state})")
-    typer.echo("  runners: " + ", ".join(f"{b}={user.runner_for(b)}" for b in ("pytorch", "vllm", "tensorrt")))
+    typer.echo("  runners: " + ", ".join(f"{b}={user.runner_for(b)}" for b in BACKENDS))
     typer.echo(f"  results dir: {user.config.output.results_dir}")
     if verbose:
         flat = _flatten(user.config.model_dump(mode="json"))

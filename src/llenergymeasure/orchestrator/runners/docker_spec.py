@@ -36,6 +36,7 @@ from typing import Any
 
 from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
+from llenergymeasure.schemas.config.capabilities import MULTI_PROCESS_BACKENDS
 from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
 from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR, ExperimentJob, to_env
@@ -233,11 +234,11 @@ def shm_and_ipc(config: ExperimentConfig, options: DockerOptions) -> tuple[str |
     config sets ``runners.docker.shm_size``. PyTorch runs in one process: Docker's
     default /dev/shm unless configured.
     """
-    if config.device_count() > 1 and config.backend in ("vllm", "tensorrt"):
+    if config.device_count() > 1 and config.backend in MULTI_PROCESS_BACKENDS:
         return None, "host"
     if options.shm_size:
         return options.shm_size, None
-    return (ENGINE_SHM_SIZE if config.backend in ("vllm", "tensorrt") else None), None
+    return (ENGINE_SHM_SIZE if config.backend in MULTI_PROCESS_BACKENDS else None), None
 
 
 def build_spec(
