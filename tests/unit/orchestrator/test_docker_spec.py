@@ -9,8 +9,6 @@ import pytest
 
 from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.docker_spec import (
-    CONTAINER_DATASET_CACHE,
-    CONTAINER_HF_CACHE,
     ENGINE_SHM_SIZE,
     HARNESS_COMMAND,
     DockerOptions,
@@ -19,6 +17,7 @@ from llenergymeasure.orchestrator.runners.docker_spec import (
 )
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import JOB_ENV_VAR, ExperimentJob, RunContext, from_env
+from llenergymeasure.schemas.mounts import CONTAINER_DATASET_CACHE, CONTAINER_HF_CACHE
 
 
 def _request(tmp_path: Path, config: ExperimentConfig, host_ids: list[int] | None = None) -> RunRequest:

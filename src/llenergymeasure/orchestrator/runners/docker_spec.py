@@ -5,7 +5,7 @@ Nothing here talks to Docker; `ContainerSpec.create_kwargs()` is what
 makes every rule of the contract a unit test over plain data.
 
 Decisions:
-- Container paths: ``/results`` (the run directory, read-write, the only writable
+- Container paths (`schemas.mounts`, shared with the harness): ``/results`` (the run directory, read-write, the only writable
   mount); ``/llem/models/<name>``, ``/llem/data/<name>``, ``/llem/adapters/<name>``
   for local inputs (read-only); ``/llem/hf-cache`` for the host's HF hub cache
   (read-only, with ``HF_HUB_OFFLINE=1`` when nothing needs fetching);
@@ -40,6 +40,14 @@ from llenergymeasure.schemas.config.capabilities import MULTI_PROCESS_BACKENDS
 from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
 from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR, ExperimentJob, to_env
+from llenergymeasure.schemas.mounts import (
+    CONTAINER_DATASET_CACHE,
+    CONTAINER_ENGINE_DIR,
+    CONTAINER_HF_CACHE,
+    CONTAINER_INPUT_DIRS,
+    CONTAINER_TRT_ENGINE_CACHE,
+    TRT_ENGINE_CACHE_ENV_VAR,
+)
 from llenergymeasure.schemas.simulated_gpus import CONTAINER_SIMULATED_GPUS_SPEC, SIMULATE_GPUS_ENV_VAR
 
 #: environment variables forwarded from the host when set there — nothing else is
@@ -49,16 +57,8 @@ HARNESS_COMMAND: tuple[str, ...] = ("python", "-m", "llenergymeasure.harness")
 #: /dev/shm of single-GPU vLLM / TensorRT-LLM runs when the user config gives none (their workers share tensors)
 ENGINE_SHM_SIZE = "8g"
 
-CONTAINER_HF_CACHE = "/llem/hf-cache"
-CONTAINER_DATASET_CACHE = "/llem/datasets"
-#: TensorRT-LLM engines built by earlier runs (read-write: a run that builds an engine publishes it there)
-CONTAINER_TRT_ENGINE_CACHE = "/llem/trt-engines"
-#: the variable the harness's engine cache reads (harness/backends/engine_cache.py)
-TRT_ENGINE_CACHE_ENV_VAR = "LLEM_TRT_ENGINE_CACHE"
 #: file a built-in dataset is cached as in a dataset cache directory (the harness's datasets module reads it)
 DATASET_CACHE_FILES = {"aienergyscore": "aienergyscore.jsonl"}
-_CONTAINER_INPUT_DIRS = {"model": "/llem/models", "dataset": "/llem/data", "adapter": "/llem/adapters"}
-CONTAINER_ENGINE_DIR = "/llem/engine"
 
 #: a callable that may replace the harness command for one job (test seam: fault injection)
 CommandOverride = Callable[[ExperimentJob], Sequence[str] | None]
@@ -167,7 +167,7 @@ class _Mounts:
 
 def _container_path(inp: HostInput, taken: set[str]) -> str:
     assert inp.local_path is not None
-    base = _CONTAINER_INPUT_DIRS[inp.kind]
+    base = CONTAINER_INPUT_DIRS[inp.kind]
     name = _NAME_BAD.sub("-", inp.local_path.name) or inp.kind
     target, n = f"{base}/{name}", 1
     while target in taken:

@@ -24,6 +24,7 @@ from llenergymeasure.orchestrator.runners import RunnerChoice, resolve_runner
 from llenergymeasure.orchestrator.runners.base import PreflightNeeds, Runner
 from llenergymeasure.orchestrator.runners.docker_spec import SECRET_ENV_ALLOWLIST, DockerOptions
 from llenergymeasure.orchestrator.user_config import EffectiveUserConfig
+from llenergymeasure.schemas.mounts import CACHE_APP_NAME, DATASET_CACHE_SUBDIR, TRT_ENGINE_CACHE_HOME_SUBDIR
 
 
 def connect_docker(client: Any = None) -> tuple[Any, str | None]:
@@ -47,7 +48,7 @@ def docker_options_from(user: EffectiveUserConfig, hf_cache_dir: Path) -> Docker
         network_mode=section.network,
         hf_cache_dir=hf_cache_dir,
         dataset_cache_dir=host_dataset_cache(),
-        trt_engine_cache_dir=Path("~/.llenergymeasure/trt-engines").expanduser(),
+        trt_engine_cache_dir=Path.home() / TRT_ENGINE_CACHE_HOME_SUBDIR,
         secret_env_allowlist=allow,
     )
 
@@ -56,7 +57,7 @@ def host_dataset_cache() -> Path:
     """The host's dataset cache, the same folder the harness uses by default (``<user cache>/llenergymeasure/datasets``)."""
     from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("llenergymeasure")) / "datasets"
+    return Path(user_cache_dir(CACHE_APP_NAME)) / DATASET_CACHE_SUBDIR
 
 
 def build_runners(
