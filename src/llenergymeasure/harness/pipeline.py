@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.errors import BackendError, PreFlightError, PreFlightFailure
-from llenergymeasure.harness.atomic import write_text_atomic
 from llenergymeasure.harness.backends import create_backend
 from llenergymeasure.harness.backends.base import InferenceBackend
-from llenergymeasure.harness.baseline import resolve_baseline, utc_now
+from llenergymeasure.harness.baseline import resolve_baseline
 from llenergymeasure.harness.datasets import Fetcher, build_prompts, build_warmup_prompts
 from llenergymeasure.harness.devices import cuda_environment, device_set_warnings, resolve_device_set
 from llenergymeasure.harness.energy.base import EnergyMeter
@@ -53,6 +52,8 @@ from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
 from llenergymeasure.schemas.job import RESULT_FILE, TIMESERIES_FILE, ExperimentJob
 from llenergymeasure.schemas.results import ExperimentResult, MeasurementWarning
+from llenergymeasure.util.clock import utc_now
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +258,6 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
                 run_ids=(ctx.study_id, ctx.experiment_id, ctx.cycle),
             )
             logger.info("power timeline: %d samples → %s", rows, TIMESERIES_FILE)
-        write_text_atomic(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
+        atomic_write_text(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
     events.emit(ResultWritten(path=RESULT_FILE))
     return result

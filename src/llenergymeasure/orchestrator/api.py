@@ -46,6 +46,7 @@ from llenergymeasure.schemas.job import ExperimentJob, RunContext
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import CycleOrder, StudyConfig
 from llenergymeasure.schemas.study_result import StudyResult
+from llenergymeasure.util.files import make_unique_directory
 
 if TYPE_CHECKING:
     from llenergymeasure.orchestrator.user_config import EffectiveUserConfig
@@ -104,15 +105,10 @@ def merge_fields(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, 
 
 def unique_run_dir(parent: Path, name: str) -> Path:
     """``parent/name``, or ``name_1``, ``name_2``... — created here, never an existing directory."""
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(10_000):
-        candidate = parent / (name if i == 0 else f"{name}_{i}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise NotAvailableError(f"too many run directories named {name} in {parent}")
+    created = make_unique_directory(parent, name)
+    if created is None:
+        raise NotAvailableError(f"too many run directories named {name} in {parent}")
+    return created
 
 
 def run_experiment(

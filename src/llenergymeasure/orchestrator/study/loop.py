@@ -38,7 +38,6 @@ from llenergymeasure.orchestrator.runners.reaper import LABEL_CYCLE, LABEL_EXPER
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter, gap_before
 from llenergymeasure.orchestrator.study.layout import (
-    atomic_write_text,
     experiment_id,
     run_dir_name,
     set_aside_previous_attempt,
@@ -50,6 +49,7 @@ from llenergymeasure.schemas.job import RESULT_FILE, ExperimentJob, RunContext
 from llenergymeasure.schemas.manifest import RunFailure
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

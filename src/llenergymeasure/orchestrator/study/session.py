@@ -33,7 +33,6 @@ from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.layout import (
     MANIFEST_FILE,
     STUDY_YAML_FILE,
-    atomic_write_text,
     create_study_dir,
 )
 from llenergymeasure.orchestrator.study.lock import StudyLock
@@ -48,6 +47,7 @@ from llenergymeasure.schemas.results import carbon_intensity_warning
 from llenergymeasure.schemas.study import CycleOrder, StudyConfig
 from llenergymeasure.schemas.study_result import StudyResult
 from llenergymeasure.schemas.sweep import experiment_as_study
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
