@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from llenergymeasure.errors import NotAvailableError
 from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
 from llenergymeasure.orchestrator.preflight import ModelFetcher
-from llenergymeasure.orchestrator.runners.base import EventCallback, LogCallback, Runner, RunRequest
+from llenergymeasure.orchestrator.runners.base import EventCallback, LogCallback, Runner, RunRequest, run_name
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import ExperimentJob, RunContext
@@ -144,7 +144,6 @@ def run_experiment(
     ``fetch_model`` and ``env`` inject collaborators (tests, embedding).
     """
     from llenergymeasure.orchestrator.host import HostOptions, prepare_host
-    from llenergymeasure.orchestrator.runners.docker_spec import container_name
     from llenergymeasure.orchestrator.study.layout import model_slug
 
     cfg = experiment_config(config, fields)
@@ -171,7 +170,7 @@ def run_experiment(
             job=ExperimentJob(config=cfg, context=job_ctx),
             run_dir=run_dir,
             # unique per call: two run_experiment calls of one config on one host must not fight over a name
-            name=container_name(name, os.getpid(), uuid.uuid4().hex[:8]),
+            name=run_name(name, os.getpid(), uuid.uuid4().hex[:8]),
             wall_timeout_s=wall_timeout_s,
             silence_timeout_s=silence_timeout_s,
             on_event=on_event,

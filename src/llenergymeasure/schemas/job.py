@@ -27,6 +27,10 @@ DEFAULT_RESULTS_DIR = "/results"
 PROTOCOL_LABEL = "io.llenergymeasure.protocol"
 #: image label carrying the package version
 VERSION_LABEL = "org.opencontainers.image.version"
+#: labels of a run (container labels with the docker runner): which study, experiment and cycle it is
+LABEL_STUDY_ID = "llem.study_id"
+LABEL_EXPERIMENT_ID = "llem.experiment_id"
+LABEL_CYCLE = "llem.cycle"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 TIMESERIES_FILE = "timeseries.parquet"

@@ -29,6 +29,7 @@ What the host and the study loop may ask of a runner, and nothing else:
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,16 @@ EventCallback = Callable[[ProgressEvent], None]
 LogCallback = Callable[[str], None]
 
 HARNESS_LOG_FILE = "harness.log"
+
+_NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
+
+
+def run_name(*parts: str | int) -> str:
+    """A deterministic run name, ``llem-<parts...>``, sanitised so any runner may use it as is
+    (a valid container name: ``[a-zA-Z0-9_.-]``, at most 128 characters)."""
+    raw = "-".join(["llem", *(str(p) for p in parts)])
+    name = re.sub(r"-{2,}", "-", _NAME_BAD.sub("-", raw)).strip("-.")
+    return name[:128]
 
 
 @dataclass

@@ -146,13 +146,6 @@ class ContainerSpec:
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
-def container_name(*parts: str | int) -> str:
-    """A valid, deterministic container name: ``llem-<parts...>``, sanitised, at most 128 characters."""
-    raw = "-".join(["llem", *(str(p) for p in parts)])
-    name = re.sub(r"-{2,}", "-", _NAME_BAD.sub("-", raw)).strip("-.")
-    return name[:128]
-
-
 def default_user(uid: int, gid: int) -> str:
     return f"{uid}:{gid}"
 

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-LABEL_STUDY_ID = "llem.study_id"
-LABEL_EXPERIMENT_ID = "llem.experiment_id"
-LABEL_CYCLE = "llem.cycle"
+#: labels tying a container to the llem process that created it (the run's own labels, llem.study_id,
+#: llem.experiment_id, llem.cycle, are contract names: `schemas.job`)
 LABEL_HOST = "llem.host"
 LABEL_HOST_PID = "llem.host_pid"
 LABEL_HOST_PID_START = "llem.host_pid_start"

@@ -32,9 +32,7 @@ from typing import Literal
 
 from llenergymeasure.errors import ExperimentError, LLEMError, StudyError
 from llenergymeasure.orchestrator.display import NullDisplay, StudyDisplay
-from llenergymeasure.orchestrator.runners.base import EventCallback, Runner, RunRequest
-from llenergymeasure.orchestrator.runners.docker_spec import container_name
-from llenergymeasure.orchestrator.runners.reaper import LABEL_CYCLE, LABEL_EXPERIMENT_ID, LABEL_STUDY_ID
+from llenergymeasure.orchestrator.runners.base import EventCallback, Runner, RunRequest, run_name
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter, gap_before
 from llenergymeasure.orchestrator.study.layout import (
@@ -45,7 +43,14 @@ from llenergymeasure.orchestrator.study.layout import (
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import ProgressEvent
-from llenergymeasure.schemas.job import RESULT_FILE, ExperimentJob, RunContext
+from llenergymeasure.schemas.job import (
+    LABEL_CYCLE,
+    LABEL_EXPERIMENT_ID,
+    LABEL_STUDY_ID,
+    RESULT_FILE,
+    ExperimentJob,
+    RunContext,
+)
 from llenergymeasure.schemas.manifest import RunFailure
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
@@ -143,7 +148,7 @@ class StudyLoop:
         return RunRequest(
             job=ExperimentJob(config=config, context=context),
             run_dir=self.study_dir / run_dir_name(index, cycle, config),
-            name=container_name(self.study_id, f"{index:03d}", f"c{cycle}"),
+            name=run_name(self.study_id, f"{index:03d}", f"c{cycle}"),
             labels={LABEL_STUDY_ID: self.study_id, LABEL_EXPERIMENT_ID: exp_id, LABEL_CYCLE: str(cycle)},
             wall_timeout_s=float(execution.experiment_timeout_seconds),
             silence_timeout_s=float(execution.silence_timeout_seconds),
