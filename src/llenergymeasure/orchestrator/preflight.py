@@ -189,9 +189,7 @@ def _check_nvidia_runtime(
         info = client.info()
     except errors as e:
         return [PreFlightFailure("nvidia runtime", f"cannot read `docker info`: {e}", "check the Docker daemon")]
-    runtimes = set((info.get("Runtimes") or {}).keys()) | {str(info.get("DefaultRuntime", ""))}
-    hooks = ("nvidia-container-runtime-hook", "nvidia-container-runtime", "nvidia-ctk")
-    if "nvidia" in runtimes or any(services.which(h) for h in hooks):
+    if nvidia_runtime(info, services.which) is not None:
         return []
     return [
         PreFlightFailure(
@@ -202,6 +200,25 @@ def _check_nvidia_runtime(
             "and restart Docker",
         )
     ]
+
+
+#: NVIDIA Container Toolkit programs: any of them on PATH means device requests reach the driver
+NVIDIA_HOOKS = ("nvidia-container-runtime-hook", "nvidia-container-runtime", "nvidia-ctk")
+
+
+def nvidia_runtime(info: Mapping[str, Any], which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """How GPU device requests reach the driver on this Docker host, or None when they cannot.
+
+    ``"runtime"``: the daemon lists an ``nvidia`` runtime (``docker info`` Runtimes or
+    DefaultRuntime); ``"hook"``: the NVIDIA container hook is installed (CDI / toolkit).
+    The one rule used by pre-flight and ``llem config``.
+    """
+    runtimes = set((info.get("Runtimes") or {}).keys()) | {str(info.get("DefaultRuntime", ""))}
+    if "nvidia" in runtimes:
+        return "runtime"
+    if any(which(h) for h in NVIDIA_HOOKS):
+        return "hook"
+    return None
 
 
 def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:

@@ -27,14 +27,16 @@ from llenergymeasure.orchestrator.user_config import EffectiveUserConfig
 from llenergymeasure.schemas.mounts import CACHE_APP_NAME, DATASET_CACHE_SUBDIR, TRT_ENGINE_CACHE_HOME_SUBDIR
 
 
-def connect_docker(client: Any = None) -> tuple[Any, str | None]:
-    """(client, None) when the daemon is reachable, else (None, why). An injected `client` is returned as is."""
+def connect_docker(client: Any = None, *, timeout_s: float | None = None) -> tuple[Any, str | None]:
+    """(client, None) when the daemon is reachable, else (None, why). An injected `client` is returned as is.
+
+    `timeout_s`: the client's API timeout (the SDK's default when None)."""
     if client is not None:
         return client, None
     from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions, from_env
 
     try:
-        return from_env(), None
+        return (from_env() if timeout_s is None else from_env(timeout=timeout_s)), None
     except docker_exceptions() as e:
         return None, str(e).splitlines()[0] if str(e) else type(e).__name__
 
