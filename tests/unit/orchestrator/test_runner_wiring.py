@@ -6,7 +6,7 @@ import pytest
 from orch_factories import ScriptedRunner
 
 from llenergymeasure.errors import ConfigError
-from llenergymeasure.orchestrator.runners.base import PreflightNeeds
+from llenergymeasure.orchestrator.runners.base import PreflightNeeds, RunDeadlines
 from llenergymeasure.orchestrator.runners.docker import DockerRunner
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
 from llenergymeasure.orchestrator.runners.factory import wire_runners
@@ -73,3 +73,12 @@ def test_docker_runner_environment_key_is_the_image_and_preflight_needs_its_clie
     assert runner.environment_key("pytorch") == "llenergymeasure/pytorch:x"
     assert "llenergymeasure/pytorch:x" in runner.label("pytorch")
     assert runner.preflight_needs("pytorch") == PreflightNeeds(image="llenergymeasure/pytorch:x", engine=client)
+
+
+def test_run_deadlines_say_which_deadline_passed_and_how_long_to_wait() -> None:
+    d = RunDeadlines(started_at=100.0, wall_timeout_s=60.0, silence_timeout_s=10.0)
+    assert d.expired(105.0, last_activity_at=104.0) is None
+    assert d.wait_s(105.0, last_activity_at=104.0) == 9.0
+    assert d.expired(114.0, last_activity_at=104.0) == "silence"
+    assert d.expired(160.0, last_activity_at=159.0) == "wall_clock"  # wall clock first, however chatty
+    assert d.wait_s(200.0, last_activity_at=104.0) == 0.0

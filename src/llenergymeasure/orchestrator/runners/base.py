@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from llenergymeasure.schemas.events import ProgressEvent
 from llenergymeasure.schemas.job import ExperimentJob
@@ -82,6 +82,39 @@ class PreflightNeeds:
 
     image: str | None = None
     engine: object | None = None
+
+
+TimeoutKind = Literal["wall_clock", "silence"]
+
+
+@dataclass(frozen=True)
+class RunDeadlines:
+    """The wall-clock and stdout-silence deadlines of one run, on a monotonic clock (seconds).
+
+    Every runner watches its harness with these: `expired` says which deadline has
+    passed (a deadline is reached when the time elapsed equals its limit), `wait_s`
+    how long one may sleep before checking again.
+    """
+
+    started_at: float
+    wall_timeout_s: float
+    silence_timeout_s: float
+
+    @classmethod
+    def of(cls, request: RunRequest, now: float) -> RunDeadlines:
+        return cls(now, request.wall_timeout_s, request.silence_timeout_s)
+
+    def expired(self, now: float, last_activity_at: float) -> TimeoutKind | None:
+        if now - self.started_at >= self.wall_timeout_s:
+            return "wall_clock"
+        if now - last_activity_at >= self.silence_timeout_s:
+            return "silence"
+        return None
+
+    def wait_s(self, now: float, last_activity_at: float) -> float:
+        """Seconds until the nearer deadline (never negative)."""
+        nearer = min(self.started_at + self.wall_timeout_s, last_activity_at + self.silence_timeout_s)
+        return max(0.0, nearer - now)
 
 
 class Runner(abc.ABC):

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, LLEMError
 from llenergymeasure.orchestrator.retry import RetryPolicy
-from llenergymeasure.orchestrator.runners.base import PreflightNeeds, Runner, RunRequest
+from llenergymeasure.orchestrator.runners.base import PreflightNeeds, RunDeadlines, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
 from llenergymeasure.orchestrator.runners.docker_errors import (
     docker_exceptions,
@@ -258,19 +258,17 @@ class DockerRunner(Runner):
             threading.Thread(
                 target=_pump, args=(stream_name, chunks, lines), name=f"llem-{stream_name}-{request.name}", daemon=True
             ).start()
-        start = last_output = self._clock()
+        last_output = self._clock()
+        deadlines = RunDeadlines.of(request, last_output)
         open_streams = len(streams)
         timed_out: str | None = None
         try:
             while open_streams:
                 now = self._clock()
-                if now - start >= request.wall_timeout_s:
-                    timed_out = "wall_clock"
+                timed_out = deadlines.expired(now, last_output)
+                if timed_out is not None:
                     break
-                if now - last_output >= request.silence_timeout_s:
-                    timed_out = "silence"
-                    break
-                wait_s = min(start + request.wall_timeout_s, last_output + request.silence_timeout_s) - now
+                wait_s = deadlines.wait_s(now, last_output)
                 try:
                     stream_name, item = lines.get(timeout=max(0.01, min(wait_s, 1.0)))
                 except queue.Empty:

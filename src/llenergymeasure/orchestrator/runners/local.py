@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure
-from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
+from llenergymeasure.orchestrator.runners.base import RunDeadlines, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
 from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.job import RESULTS_DIR_ENV_VAR, to_env
@@ -156,7 +156,7 @@ class LocalRunner(Runner):
 
     def _wait(self, proc: subprocess.Popen[str], request: RunRequest, handler: StreamHandler) -> str | None:
         """Wait for the child; the timeout kind (``wall_clock`` / ``silence``) if one fired, else None."""
-        start = self._clock()
+        deadlines = RunDeadlines.of(request, self._clock())
         while True:
             try:
                 proc.wait(timeout=self.poll_interval_s)
@@ -164,9 +164,10 @@ class LocalRunner(Runner):
             except subprocess.TimeoutExpired:
                 pass
             now = self._clock()
-            if now - start > request.wall_timeout_s:
-                logger.error("%s: wall-clock timeout after %.0f s", request.name, now - start)
-                return "wall_clock"
-            if now - handler.last_activity_at > request.silence_timeout_s:
+            expired = deadlines.expired(now, handler.last_activity_at)
+            if expired == "wall_clock":
+                logger.error("%s: wall-clock timeout after %.0f s", request.name, now - deadlines.started_at)
+            elif expired == "silence":
                 logger.error("%s: no output for %.0f s", request.name, now - handler.last_activity_at)
-                return "silence"
+            if expired is not None:
+                return expired
