@@ -39,6 +39,7 @@ from llenergymeasure.errors import PreFlightError, PreFlightFailure
 from llenergymeasure.images import CAPABILITIES_LABEL, CAPABILITY_EXTRAS, images_with, parse_capabilities
 from llenergymeasure.orchestrator.hub_fetch import HubFetchError, fetch_with_hub
 from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
+from llenergymeasure.orchestrator.runners.docker_engine import engine_of
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
@@ -126,7 +127,7 @@ def _check_docker(plan: PreflightPlan, services: HostServices, wants_gpus: bool)
         ]
     errors = docker_exceptions()
     try:
-        client.ping()
+        engine_of(client).ping()
     except errors as e:
         return [PreFlightFailure("docker daemon", f"the Docker daemon does not answer: {e}", "check `docker info`")]
     failures: list[PreFlightFailure] = []
@@ -155,7 +156,7 @@ def check_capabilities(
     if not needs:
         return []
     try:
-        labels = getattr(client.images.get(image), "labels", None) or {}
+        labels = engine_of(client).image_labels(image)
     except errors as e:
         return [PreFlightFailure("image", f"cannot inspect image {image}: {e}", "check the Docker daemon")]
     has = parse_capabilities(labels.get(CAPABILITIES_LABEL))
@@ -186,7 +187,7 @@ def _check_nvidia_runtime(
     client: Any, services: HostServices, errors: tuple[type[BaseException], ...]
 ) -> list[PreFlightFailure]:
     try:
-        info = client.info()
+        info = engine_of(client).info()
     except errors as e:
         return [PreFlightFailure("nvidia runtime", f"cannot read `docker info`: {e}", "check the Docker daemon")]
     if nvidia_runtime(info, services.which) is not None:
@@ -223,7 +224,7 @@ def nvidia_runtime(info: Mapping[str, Any], which: Callable[[str], str | None] =
 
 def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:
     try:
-        found = client.images.get(image)
+        found = engine_of(client).get_image(image)
     except errors as e:
         if type(e).__name__ == "ImageNotFound":
             return [

@@ -48,6 +48,7 @@ def _package_checks() -> list[Check]:
 def _docker_checks(images: dict[str, str], client: Any = None) -> list[Check]:
     """The daemon, its GPU runtime and each image, with pre-flight's own probes (`orchestrator.preflight`)."""
     from llenergymeasure.orchestrator.preflight import check_image, nvidia_runtime
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
     from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
     from llenergymeasure.orchestrator.runners.factory import connect_docker
     from llenergymeasure.schemas.job import PROTOCOL_LABEL
@@ -57,7 +58,7 @@ def _docker_checks(images: dict[str, str], client: Any = None) -> list[Check]:
     info: dict[str, Any] = {}
     if client is not None:
         try:
-            info = client.info()
+            info = engine_of(client).info()
         except errors as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
     if client is None or why is not None:
@@ -90,7 +91,7 @@ def _docker_checks(images: dict[str, str], client: Any = None) -> list[Check]:
         if failures:
             checks += [Check(f"image {backend}", False, f.message, f.fix) for f in failures]
             continue
-        proto = (client.images.get(image).labels or {}).get(PROTOCOL_LABEL)
+        proto = engine_of(client).image_labels(image).get(PROTOCOL_LABEL)
         checks.append(Check(f"image {backend}", True, f"{image} (protocol {proto})"))
     return checks
 

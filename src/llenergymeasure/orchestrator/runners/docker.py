@@ -12,7 +12,7 @@ Lifecycle of one run::
     collect result.json / error.json                # collect.py (shared with the local runner)
 
 Decisions:
-- The docker client is injected (``docker.from_env()`` is called by the API layer,
+- The docker client is injected (``docker.from_env()`` is called by `factory.connect_docker`,
   never here), so tests drive the runner with a fake client of our own.
 - stdout and stderr are followed by two reader threads feeding one queue; the
   calling thread waits on the queue with a timeout, so the wall-clock and silence
@@ -50,6 +50,7 @@ from llenergymeasure.errors import ExperimentError, ExperimentFailure, LLEMError
 from llenergymeasure.orchestrator.retry import RetryPolicy
 from llenergymeasure.orchestrator.runners.base import PreflightNeeds, RunDeadlines, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
+from llenergymeasure.orchestrator.runners.docker_engine import engine_of
 from llenergymeasure.orchestrator.runners.docker_errors import (
     docker_exceptions,
     is_conflict,
@@ -102,6 +103,7 @@ class DockerRunner(Runner):
         retry: RetryPolicy | None = None,
     ) -> None:
         self.client = client
+        self.engine = engine_of(client)
         self.images = dict(images)
         self.options = options or DockerOptions()
         self._host_env = dict(os.environ if host_env is None else host_env)
@@ -191,7 +193,7 @@ class DockerRunner(Runner):
 
         def create() -> Any:
             try:
-                return self.client.containers.create(**kwargs)
+                return self.engine.create_container(**kwargs)
             except self._errors as e:
                 if is_conflict(e) and self._remove_stale(spec.name):
                     raise _StaleRemoved(e) from e  # retried after a backoff: the removal may still be under way
@@ -216,7 +218,7 @@ class DockerRunner(Runner):
         """
         errors: tuple[type[BaseException], ...] = (*self._errors, ValueError)
         try:
-            existing = self.client.containers.get(name)
+            existing = self.engine.get_container(name)
             labels = existing.labels or {}
             pid = int(labels.get(LABEL_HOST_PID, "0"))
         except errors:
