@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.orchestrator.runners.base import RunRequest
-from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions, build_spec, container_name, default_user
+from llenergymeasure.orchestrator.runners.base import RunRequest, run_name
+from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions, build_spec, default_user
 from llenergymeasure.orchestrator.runners.reaper import owner_labels
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import parse_event_line
@@ -42,7 +42,7 @@ def _job_spec(image: str, run_dir: Path, model_dir: Path, i: int) -> dict[str, A
         model=str(model_dir), precision="fp32", n=1, dataset={"synthetic": True, "input_tokens": 8, "output_tokens": 2}
     )
     job = ExperimentJob(config=config, context=RunContext(study_id="bench", experiment_id="bench", cycle=1))
-    request = RunRequest(job=job, run_dir=run_dir, name=container_name("bench", os.getpid(), i), labels=owner_labels())
+    request = RunRequest(job=job, run_dir=run_dir, name=run_name("bench", os.getpid(), i), labels=owner_labels())
     spec = build_spec(request, image, DockerOptions(), host_env={}, host_user=default_user(os.getuid(), os.getgid()))
     return spec.create_kwargs()
 
@@ -70,7 +70,7 @@ def time_bare(client: Any, image: str, i: int) -> float:
     """``docker run --rm IMAGE true`` through the SDK: create → start → wait → remove, seconds."""
     t0 = time.perf_counter()
     container = client.containers.create(
-        image=image, entrypoint=["true"], command=[], name=container_name("bench-bare", os.getpid(), i)
+        image=image, entrypoint=["true"], command=[], name=run_name("bench-bare", os.getpid(), i)
     )
     try:
         container.start()

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from docker_helpers import SECRET_CANARY, files_containing, tiny_experiment
 
-from llenergymeasure.orchestrator.runners.base import RunRequest
+from llenergymeasure.orchestrator.runners.base import RunRequest, run_name
 from llenergymeasure.orchestrator.runners.docker import DockerRunner
-from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions, container_name
+from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import ExperimentJob, RunContext
 
@@ -51,7 +51,7 @@ def _run(client: Any, image: str, model: Path, run_dir: Path, name: str, **optio
     request = RunRequest(
         job=job,
         run_dir=run_dir,
-        name=container_name("contract", name, os.getpid()),
+        name=run_name("contract", name, os.getpid()),
         labels={"llem.study_id": "contract"},
     )
     runner = DockerRunner(

@@ -34,16 +34,13 @@ from llenergymeasure.harness.energy.base import EnergyMeter
 from llenergymeasure.schemas.config.sections import BaselineConfig
 from llenergymeasure.schemas.job import CachedBaseline
 from llenergymeasure.schemas.results import BaselineProvenance, DeviceState, MeasurementWarning
+from llenergymeasure.util.clock import utc_now
 
 logger = logging.getLogger(__name__)
 
 UtcNow = Callable[[], datetime]
 #: a cached baseline this many °C colder than the window's start is reported
 COLDER_BASELINE_THRESHOLD_C = 10.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ Decisions:
   pinned ``gpus`` list, else one GPU — except ``pytorch.device_map: auto`` (or
   ``balanced*``/``sequential``), which spreads the model over every GPU the job
   was given, so all of them are in the set.
-- **Which GPUs**: the first N of the job's ``device_ids`` (container-side NVML
-  indices, in PCI bus order). vLLM and TensorRT-LLM place rank *r* on CUDA device
+- **Which GPUs**: the first N of the job's ``device_ids`` (worker indices: NVML's
+  as this process sees them, in PCI bus order; the index spaces and their one
+  translation are in `schemas.devices`). vLLM and TensorRT-LLM place rank *r* on CUDA device
   *r*; `cuda_environment` gives the ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` and
   ``CUDA_VISIBLE_DEVICES`` that make CUDA's numbering equal NVML's, to be set
   before the framework initialises CUDA. GPUs given to the job beyond N are

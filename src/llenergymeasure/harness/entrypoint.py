@@ -34,7 +34,6 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from llenergymeasure.errors import LLEMError, PreFlightError
-from llenergymeasure.harness.atomic import write_text_atomic
 from llenergymeasure.harness.energy.device import NvmlProvider, open_nvml
 from llenergymeasure.harness.events import EventEmitter, Heartbeat
 from llenergymeasure.harness.pipeline import HarnessDeps, run_job
@@ -49,6 +48,7 @@ from llenergymeasure.schemas.job import (
     ExperimentJob,
     from_env,
 )
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger("llenergymeasure.harness")
 
@@ -138,7 +138,7 @@ def _fail(
     logger.error("%s in phase %s: %s", doc.type, phase, message)
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(results_dir / ERROR_FILE, doc.model_dump_json(indent=2))
+        atomic_write_text(results_dir / ERROR_FILE, doc.model_dump_json(indent=2))
     except OSError as e:
         logger.error("could not write %s in %s: %s", ERROR_FILE, results_dir, e)
     events.emit(Failed(phase=phase, type=doc.type, message=message))

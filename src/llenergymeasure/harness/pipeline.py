@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.errors import BackendError, PreFlightError, PreFlightFailure
-from llenergymeasure.harness.atomic import write_text_atomic
 from llenergymeasure.harness.backends import create_backend
 from llenergymeasure.harness.backends.base import InferenceBackend
-from llenergymeasure.harness.baseline import resolve_baseline, utc_now
+from llenergymeasure.harness.baseline import resolve_baseline
 from llenergymeasure.harness.datasets import Fetcher, build_prompts, build_warmup_prompts
 from llenergymeasure.harness.devices import cuda_environment, device_set_warnings, resolve_device_set
 from llenergymeasure.harness.energy.base import EnergyMeter
@@ -49,9 +48,12 @@ from llenergymeasure.harness.simulated import SIMULATED_GPU_WARNING, simulated_g
 from llenergymeasure.harness.steady_state import steady_state_of
 from llenergymeasure.harness.warmup import run_warmup
 from llenergymeasure.harness.window import run_window
+from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
 from llenergymeasure.schemas.job import RESULT_FILE, TIMESERIES_FILE, ExperimentJob
 from llenergymeasure.schemas.results import ExperimentResult, MeasurementWarning
+from llenergymeasure.util.clock import utc_now
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ class HarnessDeps:
 def _cuda_indices(device_ids: list[int], deps: HarnessDeps) -> list[int]:
     """The CUDA ordinals of the set: 0..n-1 once CUDA_VISIBLE_DEVICES lists exactly the set, else NVML's own
     indices (equal to CUDA's under CUDA_DEVICE_ORDER=PCI_BUS_ID, which the entrypoint sets)."""
-    return list(range(len(device_ids))) if deps.apply_cuda_env is not None else list(device_ids)
+    return worker_device_ids(device_ids, pinned=deps.apply_cuda_env is not None)
 
 
 def _hottest(devices: Sequence[MeasuredDevice]) -> float | None:
@@ -256,6 +258,6 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
                 run_ids=(ctx.study_id, ctx.experiment_id, ctx.cycle),
             )
             logger.info("power timeline: %d samples → %s", rows, TIMESERIES_FILE)
-        write_text_atomic(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
+        atomic_write_text(results_dir / RESULT_FILE, result.model_dump_json(indent=2))
     events.emit(ResultWritten(path=RESULT_FILE))
     return result

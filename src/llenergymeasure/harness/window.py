@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from llenergymeasure.harness.backends.base import GenerationBatch, InferenceBackend, ProgressCallback, Prompt
-from llenergymeasure.harness.baseline import utc_now
 from llenergymeasure.harness.energy.base import EnergyMeter, WindowEnergy
+from llenergymeasure.util.clock import utc_now
 
 
 @dataclass(frozen=True)

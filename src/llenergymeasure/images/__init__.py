@@ -13,8 +13,12 @@ The one place that says
   image as the label `CAPABILITIES_LABEL` at build time and checked by host
   pre-flight against what a config needs.
 
-The Dockerfiles live next to this module (``<backend>/Dockerfile``) and ship in
-the wheel, so a pip-installed host can build the images (``llem image build``).
+The Dockerfiles live next to this module and ship in the wheel, so a
+pip-installed host can build the images (``llem image build``):
+``pytorch/Dockerfile`` installs torch from the project's extras; the engine
+backends (`ENGINE_BACKENDS`), whose base brings the engine, share
+``engine/Dockerfile``, told the backend, the engine's distribution and the base
+by `engine_build_args` (it has no defaults of its own to drift).
 
 Pure data and string functions, standard library only: the host imports it
 without docker, and the harness could too.
@@ -140,6 +144,18 @@ def image_ref(backend: str, variant: str, registry: str | None = None, version: 
     return f"{prefix}{NAMESPACE}/{backend}:{version}-{variant}"
 
 
+#: backends whose base image brings the inference engine; they share one Dockerfile
+ENGINE_BACKENDS: Final[tuple[str, ...]] = ("vllm", "tensorrt")
+
+
 def dockerfile(backend: str) -> Path:
     """The Dockerfile of `backend`'s image, shipped inside the package."""
-    return Path(__file__).parent / backend / "Dockerfile"
+    folder = "engine" if backend in ENGINE_BACKENDS else backend
+    return Path(__file__).parent / folder / "Dockerfile"
+
+
+def engine_build_args(backend: str) -> dict[str, str]:
+    """The build arguments that make ``engine/Dockerfile`` the image of `backend` ({} for the others)."""
+    if backend not in ENGINE_BACKENDS:
+        return {}
+    return {"BACKEND": backend, "FRAMEWORK": BASES[backend].framework}

@@ -37,14 +37,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llenergymeasure.errors import NotAvailableError
-from llenergymeasure.orchestrator.preflight import ModelFetcher, device_ids_for
-from llenergymeasure.orchestrator.runners.base import EventCallback, LogCallback, Runner, RunRequest
+from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
+from llenergymeasure.orchestrator.preflight import ModelFetcher
+from llenergymeasure.orchestrator.runners.base import EventCallback, LogCallback, Runner, RunRequest, run_name
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import ExperimentJob, RunContext
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import CycleOrder, StudyConfig
 from llenergymeasure.schemas.study_result import StudyResult
+from llenergymeasure.util.files import make_unique_directory
 
 if TYPE_CHECKING:
     from llenergymeasure.orchestrator.user_config import EffectiveUserConfig
@@ -103,15 +105,10 @@ def merge_fields(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, 
 
 def unique_run_dir(parent: Path, name: str) -> Path:
     """``parent/name``, or ``name_1``, ``name_2``... — created here, never an existing directory."""
-    parent.mkdir(parents=True, exist_ok=True)
-    for i in range(10_000):
-        candidate = parent / (name if i == 0 else f"{name}_{i}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise NotAvailableError(f"too many run directories named {name} in {parent}")
+    created = make_unique_directory(parent, name)
+    if created is None:
+        raise NotAvailableError(f"too many run directories named {name} in {parent}")
+    return created
 
 
 def run_experiment(
@@ -147,7 +144,6 @@ def run_experiment(
     ``fetch_model`` and ``env`` inject collaborators (tests, embedding).
     """
     from llenergymeasure.orchestrator.host import HostOptions, prepare_host
-    from llenergymeasure.orchestrator.runners.docker_spec import container_name
     from llenergymeasure.orchestrator.study.layout import model_slug
 
     cfg = experiment_config(config, fields)
@@ -174,7 +170,7 @@ def run_experiment(
             job=ExperimentJob(config=cfg, context=job_ctx),
             run_dir=run_dir,
             # unique per call: two run_experiment calls of one config on one host must not fight over a name
-            name=container_name(name, os.getpid(), uuid.uuid4().hex[:8]),
+            name=run_name(name, os.getpid(), uuid.uuid4().hex[:8]),
             wall_timeout_s=wall_timeout_s,
             silence_timeout_s=silence_timeout_s,
             on_event=on_event,

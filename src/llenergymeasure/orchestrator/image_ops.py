@@ -34,6 +34,7 @@ from llenergymeasure.images import (
     CPU_VARIANT,
     capabilities_label_value,
     dockerfile,
+    engine_build_args,
     extras_of,
     image_ref,
 )
@@ -56,13 +57,14 @@ class ImageError(LLEMError):
 
 def pull_image(client: Any, ref: str, on_line: LineSink) -> None:
     """``docker pull ref`` with progress; raises `ImageError` when it fails."""
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
     from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 
     repository, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
     on_line(f"pulling {ref}")
     last: dict[str, str] = {}
     try:
-        for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
+        for event in engine_of(client).pull(repository, tag):
             if event.get("error"):
                 raise ImageError(f"cannot pull {ref}: {event['error']}", image=ref, fix=_pull_fix(ref))
             status, layer = str(event.get("status", "")), str(event.get("id", ""))
@@ -109,6 +111,7 @@ class BuildPlan:
             "PROTOCOL": str(PROTOCOL_VERSION),
             "EXTRAS": ",".join(self.extras),
             "CAPABILITIES": self.capabilities,
+            **engine_build_args(self.backend),
         }
 
 
@@ -188,6 +191,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
 
 def build_image(client: Any, plan: BuildPlan, on_line: LineSink, *, scratch: Path | None = None) -> str:
     """Build `plan` into the engine behind `client`; returns the tag. Raises `ImageError` on failure."""
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
     from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 
     # next to the wheelhouse, so its wheels are hard-linked into the context rather than copied
@@ -197,10 +201,9 @@ def build_image(client: Any, plan: BuildPlan, on_line: LineSink, *, scratch: Pat
         prepare_context(plan, context)
         on_line(f"building {plan.tag} FROM {plan.base} (extras: {','.join(plan.extras)})")
         try:
-            stream = client.api.build(
-                path=str(context), dockerfile="Dockerfile", tag=plan.tag, buildargs=plan.build_args(),
-                rm=True, decode=True,
-            )  # fmt: skip
+            stream = engine_of(client).build(
+                path=str(context), dockerfile="Dockerfile", tag=plan.tag, buildargs=plan.build_args(), rm=True
+            )
             for chunk in stream:
                 if chunk.get("error"):
                     raise ImageError(

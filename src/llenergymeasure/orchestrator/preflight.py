@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from llenergymeasure.errors import PreFlightError, PreFlightFailure
 from llenergymeasure.images import CAPABILITIES_LABEL, CAPABILITY_EXTRAS, images_with, parse_capabilities
 from llenergymeasure.orchestrator.hub_fetch import HubFetchError, fetch_with_hub
 from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
+from llenergymeasure.orchestrator.runners.docker_engine import engine_of
 from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
@@ -126,7 +127,7 @@ def _check_docker(plan: PreflightPlan, services: HostServices, wants_gpus: bool)
         ]
     errors = docker_exceptions()
     try:
-        client.ping()
+        engine_of(client).ping()
     except errors as e:
         return [PreFlightFailure("docker daemon", f"the Docker daemon does not answer: {e}", "check `docker info`")]
     failures: list[PreFlightFailure] = []
@@ -155,7 +156,7 @@ def check_capabilities(
     if not needs:
         return []
     try:
-        labels = getattr(client.images.get(image), "labels", None) or {}
+        labels = engine_of(client).image_labels(image)
     except errors as e:
         return [PreFlightFailure("image", f"cannot inspect image {image}: {e}", "check the Docker daemon")]
     has = parse_capabilities(labels.get(CAPABILITIES_LABEL))
@@ -186,12 +187,10 @@ def _check_nvidia_runtime(
     client: Any, services: HostServices, errors: tuple[type[BaseException], ...]
 ) -> list[PreFlightFailure]:
     try:
-        info = client.info()
+        info = engine_of(client).info()
     except errors as e:
         return [PreFlightFailure("nvidia runtime", f"cannot read `docker info`: {e}", "check the Docker daemon")]
-    runtimes = set((info.get("Runtimes") or {}).keys()) | {str(info.get("DefaultRuntime", ""))}
-    hooks = ("nvidia-container-runtime-hook", "nvidia-container-runtime", "nvidia-ctk")
-    if "nvidia" in runtimes or any(services.which(h) for h in hooks):
+    if nvidia_runtime(info, services.which) is not None:
         return []
     return [
         PreFlightFailure(
@@ -204,9 +203,28 @@ def _check_nvidia_runtime(
     ]
 
 
+#: NVIDIA Container Toolkit programs: any of them on PATH means device requests reach the driver
+NVIDIA_HOOKS = ("nvidia-container-runtime-hook", "nvidia-container-runtime", "nvidia-ctk")
+
+
+def nvidia_runtime(info: Mapping[str, Any], which: Callable[[str], str | None] = shutil.which) -> str | None:
+    """How GPU device requests reach the driver on this Docker host, or None when they cannot.
+
+    ``"runtime"``: the daemon lists an ``nvidia`` runtime (``docker info`` Runtimes or
+    DefaultRuntime); ``"hook"``: the NVIDIA container hook is installed (CDI / toolkit).
+    The one rule used by pre-flight and ``llem config``.
+    """
+    runtimes = set((info.get("Runtimes") or {}).keys()) | {str(info.get("DefaultRuntime", ""))}
+    if "nvidia" in runtimes:
+        return "runtime"
+    if any(which(h) for h in NVIDIA_HOOKS):
+        return "hook"
+    return None
+
+
 def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]) -> list[PreFlightFailure]:
     try:
-        found = client.images.get(image)
+        found = engine_of(client).get_image(image)
     except errors as e:
         if type(e).__name__ == "ImageNotFound":
             return [
@@ -378,16 +396,3 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
 
 def _field(inp: HostInput) -> str:
     return {"model": "model", "adapter": "lora.adapter", "dataset": "dataset"}[inp.kind]
-
-
-def host_device_sets(experiments: Iterable[ExperimentConfig], gpu_count: int) -> list[list[int]]:
-    """Per experiment, the host GPU ids it runs on: ``gpus`` if set, else the first N it needs; [] without GPUs."""
-    return [device_ids_for(e, gpu_count) for e in experiments]
-
-
-def device_ids_for(config: ExperimentConfig, gpu_count: int) -> list[int]:
-    if gpu_count <= 0:
-        return []
-    if config.gpus:
-        return list(config.gpus)
-    return list(range(min(config.device_count(), gpu_count)))

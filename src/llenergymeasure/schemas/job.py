@@ -1,7 +1,10 @@
 """The job document carried by ``LLEM_EXPERIMENT``: protocol version + config + run context.
 
 `to_env` / `from_env` are the only translation between the document and the
-environment; the harness reads nothing else from the host.
+environment. Besides the job, the harness reads from the host only what the
+contract names: the results directory (`RESULTS_DIR_ENV_VAR`, here), the mount
+points and variables of `schemas.mounts` (HF cache, dataset cache, TensorRT-LLM
+engine cache) and the simulated-GPU spec (`schemas.simulated_gpus`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ DEFAULT_RESULTS_DIR = "/results"
 PROTOCOL_LABEL = "io.llenergymeasure.protocol"
 #: image label carrying the package version
 VERSION_LABEL = "org.opencontainers.image.version"
+#: labels of a run (container labels with the docker runner): which study, experiment and cycle it is
+LABEL_STUDY_ID = "llem.study_id"
+LABEL_EXPERIMENT_ID = "llem.experiment_id"
+LABEL_CYCLE = "llem.cycle"
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.json"
 TIMESERIES_FILE = "timeseries.parquet"

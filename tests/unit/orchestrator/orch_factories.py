@@ -94,9 +94,18 @@ class ScriptedRunner(Runner):
 
     name = "local"
 
-    def __init__(self, fail: Callable[[RunRequest], Exception | None] = lambda r: None) -> None:
+    def __init__(
+        self, fail: Callable[[RunRequest], Exception | None] = lambda r: None, environment: str = "img"
+    ) -> None:
         self.requests: list[RunRequest] = []
         self.fail = fail
+        self.environment = environment
+
+    def environment_key(self, backend: str) -> str:
+        return self.environment
+
+    def label(self, backend: str) -> str:
+        return f"scripted ({self.environment})"
 
     def run(self, request: RunRequest) -> ExperimentResult:
         self.requests.append(request)

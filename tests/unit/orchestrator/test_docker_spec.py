@@ -7,18 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.orchestrator.runners.base import RunRequest
+from llenergymeasure.orchestrator.runners.base import RunRequest, run_name
 from llenergymeasure.orchestrator.runners.docker_spec import (
-    CONTAINER_DATASET_CACHE,
-    CONTAINER_HF_CACHE,
     ENGINE_SHM_SIZE,
     HARNESS_COMMAND,
     DockerOptions,
     build_spec,
-    container_name,
 )
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import JOB_ENV_VAR, ExperimentJob, RunContext, from_env
+from llenergymeasure.schemas.mounts import CONTAINER_DATASET_CACHE, CONTAINER_HF_CACHE
 
 
 def _request(tmp_path: Path, config: ExperimentConfig, host_ids: list[int] | None = None) -> RunRequest:
@@ -223,9 +221,9 @@ def test_command_override_is_the_test_seam(tmp_path: Path) -> None:
     ],
 )
 def test_container_names_are_valid_and_deterministic(parts: tuple[str, ...], expected: str) -> None:
-    assert container_name(*parts) == expected
-    assert container_name(*parts) == container_name(*parts)
-    assert len(container_name("x" * 300)) <= 128
+    assert run_name(*parts) == expected
+    assert run_name(*parts) == run_name(*parts)
+    assert len(run_name("x" * 300)) <= 128
 
 
 def test_tensorrt_engine_cache_is_the_one_extra_writable_mount(tmp_path: Path) -> None:

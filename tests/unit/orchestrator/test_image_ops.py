@@ -78,6 +78,22 @@ def test_build_uses_the_packaged_dockerfile_pinned_base_and_declares_capabilitie
     assert "Successfully built 0123abcd" in lines
 
 
+def test_engine_image_build_passes_backend_framework_and_catalog_base_to_the_shared_dockerfile() -> None:
+    client = FakeDockerClient()
+    build_image(client, plan_build("tensorrt", "cuda13"), lambda _: None)
+    args = client.api.builds[0]["buildargs"]
+    assert (args["BASE_IMAGE"], args["BACKEND"], args["FRAMEWORK"]) == (
+        BASES["tensorrt"].image,
+        "tensorrt",
+        "tensorrt_llm",
+    )
+    assert args["CAPABILITIES"] == "codecarbon,zeus"
+    assert "ARG BACKEND" in client.api.build_contexts[0]["Dockerfile"]
+    # the pytorch Dockerfile declares no BACKEND/FRAMEWORK: it is not passed build arguments it would not consume
+    build_image(client, plan_build("pytorch", "cuda12"), lambda _: None)
+    assert "BACKEND" not in client.api.builds[1]["buildargs"]
+
+
 def test_build_from_a_wheelhouse_offline_and_with_another_base(tmp_path: Path) -> None:
     house = tmp_path / "wh"
     (house / "project").mkdir(parents=True)

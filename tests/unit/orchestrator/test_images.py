@@ -17,10 +17,12 @@ from llenergymeasure._version import __version__
 from llenergymeasure.images import (
     BASES,
     CAPABILITY_EXTRAS,
+    ENGINE_BACKENDS,
     IMAGE_BACKENDS,
     IMAGE_EXTRAS,
     capabilities_of,
     dockerfile,
+    engine_build_args,
     gpu_variant,
     image_ref,
     images_with,
@@ -117,9 +119,24 @@ def test_dockerfile_bases_docs_table_and_catalog_agree() -> None:
     table = _docs_table()
     assert set(table) == set(IMAGE_BACKENDS)
     for backend, base in BASES.items():
-        args = re.findall(r"^ARG BASE_IMAGE=(\S+)$", dockerfile(backend).read_text(), re.M)
-        assert args == [base.image], f"{dockerfile(backend)} ARG BASE_IMAGE default"
+        text = dockerfile(backend).read_text()
+        if backend in ENGINE_BACKENDS:  # the shared engine Dockerfile has no default to drift: the catalog passes it
+            assert re.findall(r"^ARG BASE_IMAGE(\S*)$", text, re.M) == [""], f"{dockerfile(backend)} ARG BASE_IMAGE"
+        else:
+            args = re.findall(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+            assert args == [base.image], f"{dockerfile(backend)} ARG BASE_IMAGE default"
         assert table[backend] == (base.image, base.framework_version, base.cuda), f"docs/images.md row {backend}"
+
+
+def test_engine_backends_share_one_dockerfile_told_their_backend_and_framework() -> None:
+    assert dockerfile("vllm") == dockerfile("tensorrt") != dockerfile("pytorch")
+    text = dockerfile("vllm").read_text()
+    for arg in ("BACKEND", "FRAMEWORK"):
+        assert re.search(rf"^ARG {arg}$", text, re.M), arg
+    assert 'io.llenergymeasure.backend="${BACKEND}"' in text
+    assert engine_build_args("tensorrt") == {"BACKEND": "tensorrt", "FRAMEWORK": "tensorrt_llm"}
+    assert engine_build_args("vllm") == {"BACKEND": "vllm", "FRAMEWORK": "vllm"}
+    assert engine_build_args("pytorch") == {}
 
 
 def test_bases_are_the_versions_the_adapters_target() -> None:

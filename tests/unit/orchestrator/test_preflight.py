@@ -9,11 +9,11 @@ from orch_factories import tiny_config
 from orch_fake_docker import FakeDockerClient
 
 from llenergymeasure.errors import PreFlightError
+from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
 from llenergymeasure.orchestrator.preflight import (
     HostServices,
     PreflightPlan,
     check_multi_backend,
-    device_ids_for,
     run_preflight,
 )
 from llenergymeasure.orchestrator.runners.gpus import NoGpus

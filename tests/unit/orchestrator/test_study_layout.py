@@ -1,17 +1,14 @@
-"""Study directory naming, atomic writes, and setting aside earlier attempts."""
+"""Study directory naming and setting aside earlier attempts."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 from orch_factories import tiny_config
 
 from llenergymeasure.orchestrator.study.layout import (
     ATTEMPTS_DIR,
-    atomic_write_text,
     create_study_dir,
     experiment_id,
     run_dir_name,
@@ -36,24 +33,6 @@ def test_run_dir_name_and_experiment_id() -> None:
     h = cfg.measurement_config_hash()
     assert run_dir_name(7, 2, cfg) == f"007_c2_tiny-llama_pytorch_{h[:8]}"
     assert experiment_id(7, cfg) == f"007-{h[:8]}"
-
-
-def test_atomic_write_leaves_no_temp_file_and_replaces(tmp_path: Path) -> None:
-    target = tmp_path / "manifest.json"
-    atomic_write_text(target, "one")
-    atomic_write_text(target, "two")
-    assert target.read_text() == "two"
-    assert os.listdir(tmp_path) == ["manifest.json"]
-
-
-def test_atomic_write_failure_keeps_old_content(tmp_path: Path) -> None:
-    target = tmp_path / "manifest.json"
-    atomic_write_text(target, "old")
-
-    with pytest.raises(TypeError):
-        atomic_write_text(target, 123)  # type: ignore[arg-type]
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["manifest.json"]
 
 
 def test_previous_attempt_is_set_aside(tmp_path: Path) -> None:

@@ -17,13 +17,12 @@ from llenergymeasure.schemas.study import StudyConfig
 
 
 def _loop(tmp_path: Path, study: StudyConfig, runner: Runner, **services: object) -> StudyLoop:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     store = ManifestStore.create(tmp_path, tmp_path.name, study)
     svc = LoopServices(
         runner_for=lambda backend: runner,
-        image_for=lambda backend: "img",
         device_ids_for=lambda cfg: [0],
-        baselines=BaselineCache(clock=lambda: T0),
-        **services,  # type: ignore[arg-type]
+        **{"baselines": BaselineCache(clock=lambda: T0), **services},  # type: ignore[arg-type]
     )
     return StudyLoop(study, tmp_path, store, svc)
 
@@ -64,6 +63,19 @@ def test_baseline_measured_once_is_passed_to_later_runs(tmp_path: Path) -> None:
     cached = [r.job.context.cached_baseline for r in runner.requests]
     assert cached[0] is None
     assert all(c is not None and c.power_w == 40.0 and c.device_ids == [0] for c in cached[1:])
+
+
+def test_baseline_cache_is_keyed_by_the_runner_environment_key(tmp_path: Path) -> None:
+    shared = BaselineCache(clock=lambda: T0)
+    first = ScriptedRunner(environment="env-a")
+    _loop(tmp_path / "a", study_of(1, 1), first, baselines=shared).run()
+    other_env = ScriptedRunner(environment="env-b")
+    _loop(tmp_path / "b", study_of(1, 1), other_env, baselines=shared).run()
+    same_env = ScriptedRunner(environment="env-a")
+    _loop(tmp_path / "c", study_of(1, 1), same_env, baselines=shared).run()
+    assert other_env.requests[0].job.context.cached_baseline is None  # another environment measures its own
+    reused = same_env.requests[0].job.context.cached_baseline
+    assert reused is not None and reused.power_w == 40.0
 
 
 def test_failure_is_isolated(tmp_path: Path) -> None:

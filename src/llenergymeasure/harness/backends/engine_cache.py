@@ -38,11 +38,12 @@ from typing import Any
 from llenergymeasure.harness.backends.tensorrt_mapping import build_settings
 from llenergymeasure.schemas._base import canonical_json, sha256_16
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.schemas.mounts import TRT_ENGINE_CACHE_ENV_VAR, TRT_ENGINE_CACHE_HOME_SUBDIR
 
 logger = logging.getLogger(__name__)
 
-ENGINE_CACHE_ENV_VAR = "LLEM_TRT_ENGINE_CACHE"
-DEFAULT_ENGINE_CACHE_SUBDIR = Path(".llenergymeasure") / "trt-engines"
+ENGINE_CACHE_ENV_VAR = TRT_ENGINE_CACHE_ENV_VAR
+DEFAULT_ENGINE_CACHE_SUBDIR = Path(TRT_ENGINE_CACHE_HOME_SUBDIR)
 MARKER_FILE = "llem-engine.json"
 #: what ``LLM.save()`` always writes into an engine directory
 ENGINE_CONFIG_FILE = "config.json"

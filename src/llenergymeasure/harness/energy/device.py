@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from llenergymeasure.schemas.devices import host_index_pairs
+
 logger = logging.getLogger(__name__)
 
 #: throttle-reason bits that mean the GPU was slowed by power or heat (not idle / app clocks / sync boost)
@@ -109,9 +111,8 @@ def measured_devices(
     provider: NvmlProvider, device_ids: Sequence[int], host_device_ids: Sequence[int] = ()
 ) -> list[MeasuredDevice]:
     """Open `device_ids`; report each under its host index when the host told us the mapping."""
-    hosts = list(host_device_ids) if len(host_device_ids) == len(device_ids) else list(device_ids)
     out = []
-    for local, host in zip(device_ids, hosts, strict=True):
+    for local, host in host_index_pairs(device_ids, host_device_ids):
         dev = provider.device(local)
         out.append(MeasuredDevice(host_index=host, uuid=dev.uuid, device=dev))
     return out

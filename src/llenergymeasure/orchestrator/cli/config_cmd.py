@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from llenergymeasure.schemas.config.capabilities import BACKENDS
 from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
 
 
@@ -44,45 +45,53 @@ def _package_checks() -> list[Check]:
     return out
 
 
-def _docker_checks(images: dict[str, str]) -> list[Check]:
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ImportError:  # pragma: no cover - docker is a base dependency
-        return [Check("docker", False, "docker SDK missing", "pip install docker")]
-    try:
-        client = docker.from_env(timeout=5)
-        info: dict[str, Any] = client.info()
-    except DockerException as e:
+def _docker_checks(images: dict[str, str], client: Any = None) -> list[Check]:
+    """The daemon, its GPU runtime and each image, with pre-flight's own probes (`orchestrator.preflight`)."""
+    from llenergymeasure.orchestrator.preflight import check_image, nvidia_runtime
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
+    from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
+    from llenergymeasure.orchestrator.runners.factory import connect_docker
+    from llenergymeasure.schemas.job import PROTOCOL_LABEL
+
+    errors = docker_exceptions()
+    client, why = connect_docker(client, timeout_s=5)
+    info: dict[str, Any] = {}
+    if client is not None:
+        try:
+            info = engine_of(client).info()
+        except errors as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if client is None or why is not None:
         return [
             Check(
                 "docker daemon",
                 False,
-                f"not reachable ({str(e).splitlines()[0][:120]})",
+                f"not reachable ({(why or '')[:120]})",
                 "start Docker (e.g. `sudo systemctl start docker` or `make docker-engine`) or set "
                 "LLEM_RUNNER_PYTORCH=local",
             )
         ]
     checks = [Check("docker daemon", True, f"server {info.get('ServerVersion', '?')}")]
-    runtimes = info.get("Runtimes") or {}
-    has_nvidia = "nvidia" in runtimes or any("nvidia" in str(v) for v in (info.get("CDISpecDirs") or []))
+    how = nvidia_runtime(info)
+    detail = {
+        "runtime": "nvidia runtime registered",
+        "hook": "NVIDIA container hook installed",
+        None: "no nvidia runtime (CPU containers only)",
+    }[how]
     checks.append(
         Check(
             "docker GPU runtime",
-            has_nvidia,
-            "nvidia runtime registered" if has_nvidia else "no nvidia runtime (CPU containers only)",
-            None if has_nvidia else "install the NVIDIA Container Toolkit on a GPU host",
+            how is not None,
+            detail,
+            None if how is not None else "install the NVIDIA Container Toolkit on a GPU host",
         )
     )
-    from llenergymeasure.orchestrator.preflight import check_image
-    from llenergymeasure.schemas.job import PROTOCOL_LABEL
-
     for backend, image in images.items():
-        failures = check_image(client, image, (DockerException,))
+        failures = check_image(client, image, errors)
         if failures:
             checks += [Check(f"image {backend}", False, f.message, f.fix) for f in failures]
             continue
-        proto = (client.images.get(image).labels or {}).get(PROTOCOL_LABEL)
+        proto = engine_of(client).image_labels(image).get(PROTOCOL_LABEL)
         checks.append(Check(f"image {backend}", True, f"{image} (protocol {proto})"))
     return checks
 
@@ -131,7 +140,7 @@ def config_command(
     # only the pytorch backend has a CPU image; vLLM and TensorRT-LLM need a GPU host
     images = {
         b: user.image_for(b, host_variant(b, 1 if has_gpu else 0) if b == "pytorch" else gpu_variant(b))
-        for b in ("pytorch", "vllm", "tensorrt")
+        for b in BACKENDS
         if user.runner_for(b) == "docker"
     }
 
@@ -150,7 +159,7 @@ def config_command(
 
     state = "found" if user.file_found else "not found, defaults in use"
     typer.echo(f"\nUser config: {user.path} ({state})")
-    typer.echo("  runners: " + ", ".join(f"{b}={user.runner_for(b)}" for b in ("pytorch", "vllm", "tensorrt")))
+    typer.echo("  runners: " + ", ".join(f"{b}={user.runner_for(b)}" for b in BACKENDS))
     typer.echo(f"  results dir: {user.config.output.results_dir}")
     if verbose:
         flat = _flatten(user.config.model_dump(mode="json"))

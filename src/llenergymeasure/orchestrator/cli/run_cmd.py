@@ -10,10 +10,6 @@ import typer
 if TYPE_CHECKING:
     from llenergymeasure.schemas.study import StudyConfig
 
-_BACKENDS = ("pytorch", "vllm", "tensorrt")
-_PRECISIONS = ("fp32", "fp16", "bf16")
-_ORDERS = ("sequential", "interleaved", "shuffled")
-
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
     if value is not None and value not in allowed:
@@ -61,9 +57,14 @@ def run_command(
     ),
 ) -> None:
     """Run an experiment or a study."""
-    _choice("--backend", backend, _BACKENDS)
-    _choice("--precision", precision, _PRECISIONS)
-    _choice("--order", order, _ORDERS)
+    from typing import get_args
+
+    from llenergymeasure.schemas.config.capabilities import BACKENDS, PRECISIONS
+    from llenergymeasure.schemas.study import CycleOrder
+
+    _choice("--backend", backend, BACKENDS)  # the schema's Literals: one list of choices
+    _choice("--precision", precision, PRECISIONS)
+    _choice("--order", order, get_args(CycleOrder))
     if quiet and verbose:
         raise typer.BadParameter("--quiet and --verbose exclude each other", param_hint="--quiet")
     _configure_logging(quiet=quiet, verbose=verbose)

@@ -12,7 +12,7 @@ Lifecycle of one run::
     collect result.json / error.json                # collect.py (shared with the local runner)
 
 Decisions:
-- The docker client is injected (``docker.from_env()`` is called by the API layer,
+- The docker client is injected (``docker.from_env()`` is called by `factory.connect_docker`,
   never here), so tests drive the runner with a fake client of our own.
 - stdout and stderr are followed by two reader threads feeding one queue; the
   calling thread waits on the queue with a timeout, so the wall-clock and silence
@@ -48,8 +48,9 @@ from typing import Any, ClassVar
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, LLEMError
 from llenergymeasure.orchestrator.retry import RetryPolicy
-from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
+from llenergymeasure.orchestrator.runners.base import PreflightNeeds, RunDeadlines, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
+from llenergymeasure.orchestrator.runners.docker_engine import engine_of
 from llenergymeasure.orchestrator.runners.docker_errors import (
     docker_exceptions,
     is_conflict,
@@ -69,6 +70,7 @@ from llenergymeasure.orchestrator.runners.reaper import (
     LABEL_HOST_PID_START,
     owner_labels,
     process_alive,
+    reap_orphans,
 )
 from llenergymeasure.schemas.results import ExperimentResult
 
@@ -101,6 +103,7 @@ class DockerRunner(Runner):
         retry: RetryPolicy | None = None,
     ) -> None:
         self.client = client
+        self.engine = engine_of(client)
         self.images = dict(images)
         self.options = options or DockerOptions()
         self._host_env = dict(os.environ if host_env is None else host_env)
@@ -115,6 +118,20 @@ class DockerRunner(Runner):
             return self.images[backend]
         except KeyError:
             raise LLEMError(f"no image configured for backend {backend!r}") from None
+
+    def environment_key(self, backend: str) -> str:
+        """The image reference: runs of one image share an environment."""
+        return self.image_for(backend)
+
+    def label(self, backend: str) -> str:
+        return f"docker ({self.image_for(backend)})"
+
+    def reap(self) -> list[str]:
+        """Force-remove this host's llem containers whose owner process is gone (`reaper.reap_orphans`)."""
+        return reap_orphans(self.client)
+
+    def preflight_needs(self, backend: str) -> PreflightNeeds:
+        return PreflightNeeds(image=self.image_for(backend), engine=self.client)
 
     def spec_for(self, request: RunRequest) -> ContainerSpec:
         """The container this request would get (pure; handy for dry runs and tests)."""
@@ -176,7 +193,7 @@ class DockerRunner(Runner):
 
         def create() -> Any:
             try:
-                return self.client.containers.create(**kwargs)
+                return self.engine.create_container(**kwargs)
             except self._errors as e:
                 if is_conflict(e) and self._remove_stale(spec.name):
                     raise _StaleRemoved(e) from e  # retried after a backoff: the removal may still be under way
@@ -201,7 +218,7 @@ class DockerRunner(Runner):
         """
         errors: tuple[type[BaseException], ...] = (*self._errors, ValueError)
         try:
-            existing = self.client.containers.get(name)
+            existing = self.engine.get_container(name)
             labels = existing.labels or {}
             pid = int(labels.get(LABEL_HOST_PID, "0"))
         except errors:
@@ -243,19 +260,17 @@ class DockerRunner(Runner):
             threading.Thread(
                 target=_pump, args=(stream_name, chunks, lines), name=f"llem-{stream_name}-{request.name}", daemon=True
             ).start()
-        start = last_output = self._clock()
+        last_output = self._clock()
+        deadlines = RunDeadlines.of(request, last_output)
         open_streams = len(streams)
         timed_out: str | None = None
         try:
             while open_streams:
                 now = self._clock()
-                if now - start >= request.wall_timeout_s:
-                    timed_out = "wall_clock"
+                timed_out = deadlines.expired(now, last_output)
+                if timed_out is not None:
                     break
-                if now - last_output >= request.silence_timeout_s:
-                    timed_out = "silence"
-                    break
-                wait_s = min(start + request.wall_timeout_s, last_output + request.silence_timeout_s) - now
+                wait_s = deadlines.wait_s(now, last_output)
                 try:
                     stream_name, item = lines.get(timeout=max(0.01, min(wait_s, 1.0)))
                 except queue.Empty:

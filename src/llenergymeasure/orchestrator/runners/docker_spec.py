@@ -5,7 +5,7 @@ Nothing here talks to Docker; `ContainerSpec.create_kwargs()` is what
 makes every rule of the contract a unit test over plain data.
 
 Decisions:
-- Container paths: ``/results`` (the run directory, read-write, the only writable
+- Container paths (`schemas.mounts`, shared with the harness): ``/results`` (the run directory, read-write, the only writable
   mount); ``/llem/models/<name>``, ``/llem/data/<name>``, ``/llem/adapters/<name>``
   for local inputs (read-only); ``/llem/hf-cache`` for the host's HF hub cache
   (read-only, with ``HF_HUB_OFFLINE=1`` when nothing needs fetching);
@@ -18,8 +18,8 @@ Decisions:
   the user set a network mode explicitly.
 - Secrets: only `SECRET_ENV_ALLOWLIST`, only if set on the host. The spec's
   ``repr`` masks them; nothing in this module writes files.
-- GPUs: one device request with the host ids; inside the container they are
-  renumbered 0..n-1, which is what the job's ``device_ids`` carry.
+- GPUs: one device request with the host ids; the container sees them pinned,
+  so the job's ``device_ids`` are their worker indices (`schemas.devices`).
 - Simulated GPUs (``LLEM_SIMULATE_GPUS`` on the host): the spec file is mounted
   read-only at ``/llem/simulated-gpus.json`` and the variable points there; no
   device request, no NVIDIA runtime; ``device_ids`` are the host indices (the
@@ -36,8 +36,18 @@ from typing import Any
 
 from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
+from llenergymeasure.schemas.config.capabilities import MULTI_PROCESS_BACKENDS
 from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
+from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR, ExperimentJob, to_env
+from llenergymeasure.schemas.mounts import (
+    CONTAINER_DATASET_CACHE,
+    CONTAINER_ENGINE_DIR,
+    CONTAINER_HF_CACHE,
+    CONTAINER_INPUT_DIRS,
+    CONTAINER_TRT_ENGINE_CACHE,
+    TRT_ENGINE_CACHE_ENV_VAR,
+)
 from llenergymeasure.schemas.simulated_gpus import CONTAINER_SIMULATED_GPUS_SPEC, SIMULATE_GPUS_ENV_VAR
 
 #: environment variables forwarded from the host when set there — nothing else is
@@ -47,16 +57,8 @@ HARNESS_COMMAND: tuple[str, ...] = ("python", "-m", "llenergymeasure.harness")
 #: /dev/shm of single-GPU vLLM / TensorRT-LLM runs when the user config gives none (their workers share tensors)
 ENGINE_SHM_SIZE = "8g"
 
-CONTAINER_HF_CACHE = "/llem/hf-cache"
-CONTAINER_DATASET_CACHE = "/llem/datasets"
-#: TensorRT-LLM engines built by earlier runs (read-write: a run that builds an engine publishes it there)
-CONTAINER_TRT_ENGINE_CACHE = "/llem/trt-engines"
-#: the variable the harness's engine cache reads (harness/backends/engine_cache.py)
-TRT_ENGINE_CACHE_ENV_VAR = "LLEM_TRT_ENGINE_CACHE"
 #: file a built-in dataset is cached as in a dataset cache directory (the harness's datasets module reads it)
 DATASET_CACHE_FILES = {"aienergyscore": "aienergyscore.jsonl"}
-_CONTAINER_INPUT_DIRS = {"model": "/llem/models", "dataset": "/llem/data", "adapter": "/llem/adapters"}
-CONTAINER_ENGINE_DIR = "/llem/engine"
 
 #: a callable that may replace the harness command for one job (test seam: fault injection)
 CommandOverride = Callable[[ExperimentJob], Sequence[str] | None]
@@ -144,13 +146,6 @@ class ContainerSpec:
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_.-]+")
 
 
-def container_name(*parts: str | int) -> str:
-    """A valid, deterministic container name: ``llem-<parts...>``, sanitised, at most 128 characters."""
-    raw = "-".join(["llem", *(str(p) for p in parts)])
-    name = re.sub(r"-{2,}", "-", _NAME_BAD.sub("-", raw)).strip("-.")
-    return name[:128]
-
-
 def default_user(uid: int, gid: int) -> str:
     return f"{uid}:{gid}"
 
@@ -165,7 +160,7 @@ class _Mounts:
 
 def _container_path(inp: HostInput, taken: set[str]) -> str:
     assert inp.local_path is not None
-    base = _CONTAINER_INPUT_DIRS[inp.kind]
+    base = CONTAINER_INPUT_DIRS[inp.kind]
     name = _NAME_BAD.sub("-", inp.local_path.name) or inp.kind
     target, n = f"{base}/{name}", 1
     while target in taken:
@@ -232,11 +227,11 @@ def shm_and_ipc(config: ExperimentConfig, options: DockerOptions) -> tuple[str |
     config sets ``runners.docker.shm_size``. PyTorch runs in one process: Docker's
     default /dev/shm unless configured.
     """
-    if config.device_count() > 1 and config.backend in ("vllm", "tensorrt"):
+    if config.device_count() > 1 and config.backend in MULTI_PROCESS_BACKENDS:
         return None, "host"
     if options.shm_size:
         return options.shm_size, None
-    return (ENGINE_SHM_SIZE if config.backend in ("vllm", "tensorrt") else None), None
+    return (ENGINE_SHM_SIZE if config.backend in MULTI_PROCESS_BACKENDS else None), None
 
 
 def build_spec(
@@ -260,7 +255,7 @@ def build_spec(
             "image": image,
             "host_device_ids": host_ids,
             # simulated GPUs are not pinned: the container sees every device of the spec, by its host index
-            "device_ids": host_ids if simulated_spec is not None else list(range(len(host_ids))),
+            "device_ids": worker_device_ids(host_ids, pinned=simulated_spec is None),
             "dataset_cache_dir": CONTAINER_DATASET_CACHE if CONTAINER_DATASET_CACHE in _binds(mounts.volumes) else None,
             "submitted_config": job.config if mounts.config is not job.config else None,
         }

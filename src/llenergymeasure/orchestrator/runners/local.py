@@ -11,8 +11,9 @@ The backend must be installed in that Python (default: this interpreter).
 - Timeouts: wall clock (`RunRequest.wall_timeout_s`) and stdout silence
   (`RunRequest.silence_timeout_s`; the harness's heartbeats keep a healthy run
   talking).
-- GPUs: the harness sees the host's GPUs directly, so the job's ``device_ids``
-  are host indices (``CUDA_DEVICE_ORDER=PCI_BUS_ID`` makes torch's order NVML's).
+- GPUs: the harness sees the host's GPUs directly (not pinned), so the job's
+  worker ``device_ids`` are the host indices (`schemas.devices`;
+  ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` makes torch's order NVML's).
 - The child inherits this process's environment (it is the same user on the
   same host), plus the job variables; ``LLEM_SIMULATE_GPUS`` is passed on as an
   absolute path (simulated GPUs: the harness reads the same spec).
@@ -33,8 +34,9 @@ from pathlib import Path
 from typing import IO
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure
-from llenergymeasure.orchestrator.runners.base import Runner, RunRequest
+from llenergymeasure.orchestrator.runners.base import RunDeadlines, Runner, RunRequest
 from llenergymeasure.orchestrator.runners.collect import StreamHandler, collect_result
+from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.job import RESULTS_DIR_ENV_VAR, to_env
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
@@ -82,13 +84,21 @@ class LocalRunner(Runner):
         self.poll_interval_s = poll_interval_s
         self._clock = clock
 
+    def environment_key(self, backend: str) -> str:
+        """The interpreter the harness runs in: runs of one Python share an environment."""
+        return f"local:{self.python}"
+
+    def label(self, backend: str) -> str:
+        return f"local ({self.python})"
+
     def environment(self, request: RunRequest) -> dict[str, str]:
         """The child's environment: ours + extra_env + the job + the results dir."""
         job = request.job
         if request.host_device_ids and not job.context.device_ids:
-            ids = list(request.host_device_ids)
+            hosts = list(request.host_device_ids)
+            workers = worker_device_ids(hosts, pinned=False)  # the child sees every GPU of the host
             job = job.model_copy(
-                update={"context": job.context.model_copy(update={"device_ids": ids, "host_device_ids": ids})}
+                update={"context": job.context.model_copy(update={"device_ids": workers, "host_device_ids": hosts})}
             )
         env = dict(os.environ)
         env.update(self.extra_env)
@@ -146,7 +156,7 @@ class LocalRunner(Runner):
 
     def _wait(self, proc: subprocess.Popen[str], request: RunRequest, handler: StreamHandler) -> str | None:
         """Wait for the child; the timeout kind (``wall_clock`` / ``silence``) if one fired, else None."""
-        start = self._clock()
+        deadlines = RunDeadlines.of(request, self._clock())
         while True:
             try:
                 proc.wait(timeout=self.poll_interval_s)
@@ -154,9 +164,10 @@ class LocalRunner(Runner):
             except subprocess.TimeoutExpired:
                 pass
             now = self._clock()
-            if now - start > request.wall_timeout_s:
-                logger.error("%s: wall-clock timeout after %.0f s", request.name, now - start)
-                return "wall_clock"
-            if now - handler.last_activity_at > request.silence_timeout_s:
+            expired = deadlines.expired(now, handler.last_activity_at)
+            if expired == "wall_clock":
+                logger.error("%s: wall-clock timeout after %.0f s", request.name, now - deadlines.started_at)
+            elif expired == "silence":
                 logger.error("%s: no output for %.0f s", request.name, now - handler.last_activity_at)
-                return "silence"
+            if expired is not None:
+                return expired

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-LABEL_STUDY_ID = "llem.study_id"
-LABEL_EXPERIMENT_ID = "llem.experiment_id"
-LABEL_CYCLE = "llem.cycle"
+#: labels tying a container to the llem process that created it (the run's own labels, llem.study_id,
+#: llem.experiment_id, llem.cycle, are contract names: `schemas.job`)
 LABEL_HOST = "llem.host"
 LABEL_HOST_PID = "llem.host_pid"
 LABEL_HOST_PID_START = "llem.host_pid_start"
@@ -77,13 +76,14 @@ def reap_orphans(
     Errors from Docker while removing one container are logged and skipped: the
     reaper must never stop a study from starting.
     """
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
     from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 
     api_errors = docker_exceptions()
     host = host or socket.gethostname()
     removed: list[str] = []
     try:
-        containers = client.containers.list(all=True, filters={"label": [f"{LABEL_HOST}={host}", LABEL_HOST_PID]})
+        containers = engine_of(client).list_containers([f"{LABEL_HOST}={host}", LABEL_HOST_PID])
     except api_errors as e:
         logger.warning("could not list containers to reap orphans: %s", e)
         return removed

@@ -152,6 +152,7 @@ def _images(client: Any, opts: SelfTestOptions, gpu_count: int, on_line: LineSin
 
 def _container(client: Any, image: str, command: list[str], opts: SelfTestOptions, **kwargs: Any) -> str:
     """Run `command` in `image` on the host's GPUs (or the simulated ones); its stdout. Raises `SelfTestError`."""
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
     from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 
     volumes = dict(kwargs.pop("volumes", {}))
@@ -165,7 +166,7 @@ def _container(client: Any, image: str, command: list[str], opts: SelfTestOption
 
         kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
     try:
-        out = client.containers.run(
+        out = engine_of(client).run_container(
             image, entrypoint=command[:1], command=command[1:], environment=env, volumes=volumes,
             remove=True, network_mode="none", user=f"{os.getuid()}:{os.getgid()}", **kwargs,
         )  # fmt: skip
@@ -173,7 +174,7 @@ def _container(client: Any, image: str, command: list[str], opts: SelfTestOption
         stderr = getattr(e, "stderr", b"") or b""
         tail = stderr.decode(errors="replace").strip().splitlines()[-5:] if isinstance(stderr, bytes) else []
         raise SelfTestError(f"{' '.join(command)} failed in {image}: {e}" + "".join(f"\n  {t}" for t in tail)) from e
-    return bytes(out).decode()
+    return out.decode()
 
 
 def _phase_test(

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from llenergymeasure.orchestrator.study.layout import utc_now
 from llenergymeasure.schemas.job import CachedBaseline
 from llenergymeasure.schemas.results import ExperimentResult
+from llenergymeasure.util.clock import utc_now
 
 BaselineKey = tuple[str, tuple[int, ...], str]
 

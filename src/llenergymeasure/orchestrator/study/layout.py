@@ -11,13 +11,13 @@ A study directory is never overwritten: a colliding name gets ``_1``, ``_2``, ..
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
+from llenergymeasure.util.clock import utc_now
+from llenergymeasure.util.files import make_unique_directory
 
 MANIFEST_FILE = "manifest.json"
 STUDY_YAML_FILE = "study.yaml"
@@ -49,10 +49,6 @@ def run_dir_name(index: int, cycle: int, config: ExperimentConfig) -> str:
     return f"{index:03d}_c{cycle}_{model_slug(config.model)}_{config.backend}_{config.measurement_config_hash()[:8]}"
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def create_study_dir(results_dir: Path, name: str, now: datetime | None = None) -> Path:
     """Create ``<results>/<name>_<UTC timestamp>`` (``_1``, ``_2``... on collision) and return it.
 
@@ -61,43 +57,10 @@ def create_study_dir(results_dir: Path, name: str, now: datetime | None = None) 
     """
     stamp = (now or utc_now()).astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
     base = f"{slug(name, 60)}_{stamp}"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    for n in range(0, 10_000):
-        candidate = results_dir / (base if n == 0 else f"{base}_{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
+    created = make_unique_directory(results_dir, base)
+    if created is not None:
+        return created
     raise FileExistsError(f"no free study directory name for {base} in {results_dir}")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same directory + fsync + rename.
-
-    A reader (or a resumed study after a crash) sees the old file or the new one,
-    never a partial one.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def set_aside_previous_attempt(study_dir: Path, run_dir: Path) -> Path | None:

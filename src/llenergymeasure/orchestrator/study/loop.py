@@ -3,8 +3,9 @@
 Three axes stay apart, as in optimum-benchmark: *how* a run is isolated (the
 `Runner`: docker, local, ...), *what* runs (the backend, inside the job's
 config) and *what is measured* (the harness). This module knows none of them
-beyond the `Runner` interface; it owns ordering, gaps, the baseline cache, the
-manifest and failure isolation.
+beyond the `Runner` interface; it owns ordering, gaps, the baseline cache (keyed
+by `Runner.environment_key`, the device set and the meter), the manifest and
+failure isolation.
 
 Retries: a run whose `ExperimentError` the runner marked transient (the container
 could not be created or started, the Docker daemon failed) is run again, up to
@@ -31,13 +32,10 @@ from typing import Literal
 
 from llenergymeasure.errors import ExperimentError, LLEMError, StudyError
 from llenergymeasure.orchestrator.display import NullDisplay, StudyDisplay
-from llenergymeasure.orchestrator.runners.base import EventCallback, Runner, RunRequest
-from llenergymeasure.orchestrator.runners.docker_spec import container_name
-from llenergymeasure.orchestrator.runners.reaper import LABEL_CYCLE, LABEL_EXPERIMENT_ID, LABEL_STUDY_ID
+from llenergymeasure.orchestrator.runners.base import EventCallback, Runner, RunRequest, run_name
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter, gap_before
 from llenergymeasure.orchestrator.study.layout import (
-    atomic_write_text,
     experiment_id,
     run_dir_name,
     set_aside_previous_attempt,
@@ -45,10 +43,18 @@ from llenergymeasure.orchestrator.study.layout import (
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import ProgressEvent
-from llenergymeasure.schemas.job import RESULT_FILE, ExperimentJob, RunContext
+from llenergymeasure.schemas.job import (
+    LABEL_CYCLE,
+    LABEL_EXPERIMENT_ID,
+    LABEL_STUDY_ID,
+    RESULT_FILE,
+    ExperimentJob,
+    RunContext,
+)
 from llenergymeasure.schemas.manifest import RunFailure
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +64,6 @@ class LoopServices:
     """What the loop needs from the outside, injected."""
 
     runner_for: Callable[[str], Runner]  # backend → runner
-    image_for: Callable[[str], str]  # backend → image (the baseline cache key; "local" for the local runner)
     device_ids_for: Callable[[ExperimentConfig], list[int]]  # host GPU ids of a run ([] on a CPU host)
     display: StudyDisplay = field(default_factory=NullDisplay)
     gaps: GapWaiter = field(default_factory=lambda: GapWaiter(enabled=False))
@@ -121,15 +126,17 @@ class StudyLoop:
         host_ids = self.services.device_ids_for(config)
         cached = None
         if config.baseline.enabled:
+            environment = self.services.runner_for(config.backend).environment_key(config.backend)
             cached = self.services.baselines.get(
-                self.services.image_for(config.backend), host_ids, config.baseline.ttl_seconds, config.energy.backend
+                environment, host_ids, config.baseline.ttl_seconds, config.energy.backend
             )
         exp_id = experiment_id(index, config)
         context = RunContext(
             study_id=self.study_id,
             experiment_id=exp_id,
             cycle=cycle,
-            device_ids=list(host_ids),  # the docker runner renumbers them as the container sees them
+            # worker indices: the runner translates the host set (schemas.devices.worker_device_ids)
+            device_ids=list(host_ids),
             host_device_ids=list(host_ids),
             cached_baseline=cached,
             timeseries=config.energy.timeseries,
@@ -141,7 +148,7 @@ class StudyLoop:
         return RunRequest(
             job=ExperimentJob(config=config, context=context),
             run_dir=self.study_dir / run_dir_name(index, cycle, config),
-            name=container_name(self.study_id, f"{index:03d}", f"c{cycle}"),
+            name=run_name(self.study_id, f"{index:03d}", f"c{cycle}"),
             labels={LABEL_STUDY_ID: self.study_id, LABEL_EXPERIMENT_ID: exp_id, LABEL_CYCLE: str(cycle)},
             wall_timeout_s=float(execution.experiment_timeout_seconds),
             silence_timeout_s=float(execution.silence_timeout_seconds),
@@ -203,7 +210,8 @@ class StudyLoop:
         return None
 
     def _remember_baseline(self, config: ExperimentConfig, request: RunRequest, result: ExperimentResult) -> None:
-        self.services.baselines.offer(self.services.image_for(config.backend), request.host_device_ids, result)
+        environment = self.services.runner_for(config.backend).environment_key(config.backend)
+        self.services.baselines.offer(environment, request.host_device_ids, result)
 
     def _on_event(self, event: ProgressEvent) -> None:
         self.services.display.event(event)

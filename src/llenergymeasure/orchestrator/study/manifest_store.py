@@ -24,10 +24,12 @@ from typing import Any
 
 from llenergymeasure._version import __version__
 from llenergymeasure.errors import StudyError
-from llenergymeasure.orchestrator.study.layout import MANIFEST_FILE, atomic_write_text, experiment_id, utc_now
+from llenergymeasure.orchestrator.study.layout import MANIFEST_FILE, experiment_id
 from llenergymeasure.schemas.manifest import ManifestEntry, RunFailure, StudyManifest, StudyStatus
 from llenergymeasure.schemas.reading import SchemaVersionError, read_json_tolerant
 from llenergymeasure.schemas.study import StudyConfig
+from llenergymeasure.util.clock import utc_now
+from llenergymeasure.util.files import atomic_write_text
 
 RunKey = tuple[int, int]  # (experiment index, cycle)
 

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
-from llenergymeasure.orchestrator.study.layout import STUDY_RESULT_FILE, atomic_write_text, utc_now
+from llenergymeasure.orchestrator.study.layout import STUDY_RESULT_FILE
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.orchestrator.study.resume import load_valid_result
 from llenergymeasure.results.summary import summarise
@@ -15,6 +15,8 @@ from llenergymeasure.schemas.job import PROTOCOL_VERSION, RESULT_FILE
 from llenergymeasure.schemas.results import ExperimentResult
 from llenergymeasure.schemas.study import StudyConfig
 from llenergymeasure.schemas.study_result import MeasurementProtocol, StudyResult, StudySummary
+from llenergymeasure.util.clock import utc_now
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -24,15 +24,15 @@ import yaml
 
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.orchestrator.display import StudyDisplay, make_display
-from llenergymeasure.orchestrator.host import HostOptions, HostRunners, prepare_host
-from llenergymeasure.orchestrator.preflight import device_ids_for
+from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
+from llenergymeasure.orchestrator.host import HostOptions, prepare_host
 from llenergymeasure.orchestrator.runners.base import EventCallback
+from llenergymeasure.orchestrator.runners.factory import WiredRunners
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.layout import (
     MANIFEST_FILE,
     STUDY_YAML_FILE,
-    atomic_write_text,
     create_study_dir,
 )
 from llenergymeasure.orchestrator.study.lock import StudyLock
@@ -47,6 +47,7 @@ from llenergymeasure.schemas.results import carbon_intensity_warning
 from llenergymeasure.schemas.study import CycleOrder, StudyConfig
 from llenergymeasure.schemas.study_result import StudyResult
 from llenergymeasure.schemas.sweep import experiment_as_study
+from llenergymeasure.util.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _run_loop(
     study: StudyConfig,
     study_dir: Path,
     store: ManifestStore,
-    runners: HostRunners,
+    runners: WiredRunners,
     opts: SessionOptions,
     gpu_count: int,
     user: EffectiveUserConfig,
@@ -130,7 +131,6 @@ def _run_loop(
         logger.warning("%s", intensity_warning)
     services = LoopServices(
         runner_for=runners.runner_for,
-        image_for=lambda b: runners.images.get(b) or runners.kinds.get(b, "runner"),
         device_ids_for=lambda e: device_ids_for(e, gpu_count),
         display=display,
         gaps=GapWaiter(enabled=not opts.no_gaps, on_tick=display.gap_tick),

@@ -92,6 +92,9 @@ LORA_MERGE_SUPPORT: Final[dict[str, bool]] = {"pytorch": True, "vllm": False, "t
 #: the precision a backend falls back to on a host without a GPU (only pytorch runs on CPU)
 CPU_CAPABLE: Final[frozenset[str]] = frozenset({"pytorch"})
 
+#: backends whose worker processes exchange tensors through shared memory (/dev/shm, NCCL/MPI IPC)
+MULTI_PROCESS_BACKENDS: Final[frozenset[str]] = frozenset({"vllm", "tensorrt"})
+
 #: vLLM ``QuantizationMethods`` (``vllm.model_executor.layers.quantization``): the union of 0.12 and 0.33
 #: (the image's base), so a name valid in either passes; a name the installed vLLM lacks fails at engine start
 VLLM_QUANTIZATION_METHODS: Final[frozenset[str]] = frozenset(
