@@ -13,9 +13,9 @@ from orch_factories import T0, make_result, tiny_config
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, StudyError
 from llenergymeasure.orchestrator.cluster.dispatcher import Completion, Dispatch, Dispatcher
 from llenergymeasure.orchestrator.cluster.placement import ClusterNode, NodeBook, Placement
-from llenergymeasure.orchestrator.preflight import device_ids_for
+from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
-from llenergymeasure.orchestrator.study.dispatch_loop import LoopServices, StudyLoop
+from llenergymeasure.orchestrator.study.loop import LoopServices, StudyLoop
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
@@ -99,7 +99,6 @@ def run_loop(tmp_path: Path, s: StudyConfig, cluster: FakeCluster, **services: o
     store = ManifestStore.create(tmp_path, tmp_path.name, s)
     svc = LoopServices(
         runner_for=lambda b: pytest.fail("a cluster run never uses the host runner"),
-        image_for=lambda b: "img",
         device_ids_for=lambda c: [0],
         baselines=BaselineCache(clock=lambda: T0),
         dispatcher=cluster,
@@ -226,7 +225,6 @@ def test_ctrl_c_cancels_the_runs_in_flight_and_marks_them_pending(tmp_path: Path
     store = ManifestStore.create(tmp_path, tmp_path.name, s)
     svc = LoopServices(
         runner_for=lambda b: pytest.fail("unused"),
-        image_for=lambda b: "img",
         device_ids_for=lambda c: [0],
         dispatcher=cluster,
     )

@@ -29,10 +29,10 @@ from llenergymeasure.orchestrator.cluster.transport import TransportError, pack_
 from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
 from llenergymeasure.orchestrator.runners.inputs import experiment_inputs, host_hf_cache, hub_snapshot
-from llenergymeasure.orchestrator.runners.reaper import LABEL_STUDY_ID, reap_orphans
+from llenergymeasure.orchestrator.runners.reaper import reap_orphans
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.events import event_line
-from llenergymeasure.schemas.job import ExperimentJob
+from llenergymeasure.schemas.job import LABEL_STUDY_ID, ExperimentJob
 
 logger = logging.getLogger(__name__)
 
@@ -86,20 +86,19 @@ def probe_node(images: list[str], experiments: list[ExperimentConfig], *, pull: 
     A missing image is pulled (first use on this node); a hub model missing from the node's
     HF cache is fetched into it; a local model path must exist on the node.
     """
-    from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions, from_env
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
+    from llenergymeasure.orchestrator.runners.factory import connect_docker
 
     host = socket.gethostname()
     problems: list[str] = []
     uuids = _gpu_uuids()
-    try:
-        client = from_env()
-        client.ping()
-    except docker_exceptions() as e:
-        return NodeProbe(host, uuids, (f"the Docker engine of {host} is unreachable: {e}; fix: start Docker there",))
+    client, why = connect_docker()
+    if client is None:
+        return NodeProbe(host, uuids, (f"the Docker engine of {host} is unreachable: {why}; fix: start Docker there",))
     try:
         reaped = tuple(reap_orphans(client))
         for image in dict.fromkeys(images):
-            problem = _ensure_image(client, image, host, pull=pull)
+            problem = _ensure_image(engine_of(client), image, host, pull=pull)
             if problem:
                 problems.append(problem)
         problems.extend(_ensure_inputs(experiments, host))
@@ -111,7 +110,7 @@ def probe_node(images: list[str], experiments: list[ExperimentConfig], *, pull: 
 def run_on_node(payload: NodeRunPayload, *, client: Any = None, scratch_root: Path | None = None) -> NodeRunOutcome:
     """Run one job in a container on this node; its files and its failure (if any) in the outcome."""
     from llenergymeasure.orchestrator.runners.docker import DockerRunner
-    from llenergymeasure.orchestrator.runners.docker_errors import from_env
+    from llenergymeasure.orchestrator.runners.factory import connect_docker
 
     host = socket.gethostname()
     job = ExperimentJob.model_validate_json(payload.job_json)
@@ -121,7 +120,13 @@ def run_on_node(payload: NodeRunPayload, *, client: Any = None, scratch_root: Pa
     run_dir = scratch / payload.run_dir_name
     own_client = client is None
     try:
-        client = client if client is not None else from_env()
+        client, why = connect_docker(client)
+        if client is None:
+            return NodeRunOutcome(
+                host_name=host,
+                error_message=f"the Docker engine of {host} is unreachable: {why}",
+                failure=ExperimentFailure(phase="container", error_type="DockerUnreachable", transient=True),
+            )
         runner = DockerRunner(client, payload.images, node_docker_options(payload.docker_options, os.environ))
         request = RunRequest(
             job=job,
@@ -154,22 +159,24 @@ def run_on_node(payload: NodeRunPayload, *, client: Any = None, scratch_root: Pa
 
 def cleanup_study(study_id: str) -> list[str]:
     """Force-remove every container of `study_id` on this node's Docker engine; their names."""
-    from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions, from_env
+    from llenergymeasure.orchestrator.runners.docker_engine import engine_of
+    from llenergymeasure.orchestrator.runners.factory import connect_docker
 
-    errors = docker_exceptions()
     removed: list[str] = []
-    try:
-        client = from_env()
-    except errors as e:
-        logger.warning("cannot reach the Docker engine to clean up study %s: %s", study_id, e)
+    client, why = connect_docker()
+    if client is None:
+        logger.warning("cannot reach the Docker engine to clean up study %s: %s", study_id, why)
         return removed
+    engine = engine_of(client)
     try:
-        for c in client.containers.list(all=True, filters={"label": f"{LABEL_STUDY_ID}={study_id}"}):
+        for c in engine.list_containers([f"{LABEL_STUDY_ID}={study_id}"]):
             try:
                 c.remove(force=True)
                 removed.append(c.name)
-            except errors as e:
+            except engine.errors as e:
                 logger.warning("could not remove container %s: %s", c.name, e)
+    except engine.errors as e:
+        logger.warning("could not list the containers of study %s: %s", study_id, e)
     finally:
         client.close()
     return removed
@@ -178,12 +185,13 @@ def cleanup_study(study_id: str) -> list[str]:
 def node_docker_options(head: DockerOptions, env: Any) -> DockerOptions:
     """The head's docker options with this node's own cache folders (each machine has its own disk)."""
     from llenergymeasure.orchestrator.runners.factory import host_dataset_cache
+    from llenergymeasure.schemas.mounts import TRT_ENGINE_CACHE_HOME_SUBDIR
 
     return dataclasses.replace(
         head,
         hf_cache_dir=host_hf_cache(env),
         dataset_cache_dir=host_dataset_cache(),
-        trt_engine_cache_dir=Path("~/.llenergymeasure/trt-engines").expanduser(),
+        trt_engine_cache_dir=Path.home() / TRT_ENGINE_CACHE_HOME_SUBDIR,
     )
 
 
@@ -194,23 +202,22 @@ def _gpu_uuids() -> tuple[str, ...]:
     return tuple(probe.device_uuids()) if isinstance(probe, (NvmlGpus, NoGpus)) else ()
 
 
-def _ensure_image(client: Any, image: str, host: str, *, pull: bool) -> str | None:
+def _ensure_image(engine: Any, image: str, host: str, *, pull: bool) -> str | None:
     from llenergymeasure.orchestrator.image_ops import ImageError, pull_image
-    from llenergymeasure.orchestrator.runners.docker_errors import docker_exceptions
 
-    errors = docker_exceptions()
     try:
-        client.images.get(image)
+        engine.get_image(image)
         return None
-    except errors as e:
+    except engine.errors as e:
         if type(e).__name__ != "ImageNotFound":
             return f"cannot inspect image {image} on {host}: {e}"
     if not pull:
         return f"image {image} is missing on {host}; fix: pull or build it there"
     try:
-        pull_image(client, image, lambda line: logger.info("%s: %s", host, line))
+        pull_image(engine, image, lambda line: logger.info("%s: %s", host, line))
     except ImageError as e:
-        return f"image {image} is missing on {host} and pulling it failed: {e.message}; fix: {e.fix or 'push it to a registry the node can reach'}"
+        fix = e.fix or "push it to a registry the node can reach"
+        return f"image {image} is missing on {host} and pulling it failed: {e.message}; fix: {fix}"
     return None
 
 
