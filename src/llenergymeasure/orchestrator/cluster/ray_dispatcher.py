@@ -85,7 +85,7 @@ def import_ray() -> Any:
     return ray
 
 
-def check_reachable(address: RayAddress, timeout_s: float = CONNECT_CHECK_S) -> None:
+def check_reachable(address: RayAddress, timeout_s: float = CONNECT_CHECK_S, *, source: str = "--ray") -> None:
     """A TCP connect to ``host:port`` (Ray's own connect can hang for minutes); `ConfigError` when it fails."""
     if address.kind not in ("gcs", "client"):
         return
@@ -99,7 +99,7 @@ def check_reachable(address: RayAddress, timeout_s: float = CONNECT_CHECK_S) -> 
             f"cannot reach the Ray cluster at {address.text}",
             issues=[
                 ConfigIssue(
-                    "--ray",
+                    source,
                     f"{host_port} did not answer within {timeout_s:.0f} s: {e}",
                     "check the address and that the head's port is open to this machine "
                     "(ray://HEAD:10001 for the Ray Client server, HEAD:6379 on the head itself), or use --ray local",
@@ -108,9 +108,9 @@ def check_reachable(address: RayAddress, timeout_s: float = CONNECT_CHECK_S) -> 
         ) from e
 
 
-def connect_ray(address: RayAddress, ray: Any) -> None:
-    """``ray.init`` for `address`; `ConfigError` when no cluster answers."""
-    check_reachable(address)
+def connect_ray(address: RayAddress, ray: Any, *, source: str = "--ray") -> None:
+    """``ray.init`` for `address`; `ConfigError` naming `source` when no cluster answers."""
+    check_reachable(address, source=source)
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address.kind == "local":
         kwargs["include_dashboard"] = False
@@ -135,7 +135,7 @@ class RayDispatcher(Dispatcher):
         ray: Any,
         nodes: Sequence[ClusterNode],
         *,
-        study_id: str,
+        study_id: str = "",
         images: Mapping[str, str],
         docker_options: DockerOptions,
         device_ids_for: Callable[[ExperimentConfig, int], list[int]],
@@ -154,6 +154,12 @@ class RayDispatcher(Dispatcher):
 
         self._run_remote = ray.remote(max_retries=0)(node_task.run_on_node)
         self._cleanup_remote = ray.remote(max_retries=0)(node_task.cleanup_study)
+
+    def bind_study(self, study_id: str, concurrency: Concurrency) -> None:
+        """The study this dispatcher serves (its containers' label) and the concurrency it runs with
+        (a resumed study's is the one its manifest recorded)."""
+        self._study_id = study_id
+        self.book.concurrency = concurrency
 
     # -- Dispatcher -----------------------------------------------------------------------------
 
@@ -222,6 +228,8 @@ class RayDispatcher(Dispatcher):
 
     def cleanup_nodes(self) -> list[str]:
         """Remove every container of this study on every alive node (by the ``llem.study_id`` label)."""
+        if not self._study_id:
+            return []
         alive = alive_node_ids(self._ray)
         refs = [
             self._cleanup_remote.options(num_cpus=0, scheduling_strategy=_pinned(self._ray, n.node_id)).remote(
@@ -361,7 +369,6 @@ def open_ray_dispatcher(
     address_text: str,
     *,
     source: str,
-    study_id: str,
     experiments: Sequence[ExperimentConfig],
     images: Mapping[str, str],
     docker_options: DockerOptions,
@@ -377,7 +384,7 @@ def open_ray_dispatcher(
     except AddressError as e:
         raise ConfigError(f"invalid Ray address {address_text!r}", issues=[ConfigIssue(source, str(e))]) from e
     ray = import_ray()
-    connect_ray(address, ray)
+    connect_ray(address, ray, source=source)
     try:
         nodes = probe_cluster(ray, list(dict.fromkeys(images.values())), experiments)
         for n in nodes:
@@ -385,7 +392,6 @@ def open_ray_dispatcher(
         return RayDispatcher(
             ray,
             nodes,
-            study_id=study_id,
             images=images,
             docker_options=docker_options,
             device_ids_for=device_ids_for,

@@ -352,4 +352,3 @@ def run_failure(error: LLEMError) -> RunFailure:
             transient=f.transient and not f.oom_killed and timed_out is None,
         )
     return RunFailure(type=type(error).__name__, message=error.message)
-
