@@ -15,8 +15,8 @@ from llenergymeasure.orchestrator.cluster.dispatcher import Completion, Dispatch
 from llenergymeasure.orchestrator.cluster.placement import ClusterNode, NodeBook, Placement
 from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
-from llenergymeasure.orchestrator.study.loop import LoopServices, StudyLoop
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
+from llenergymeasure.orchestrator.study.loop import LoopServices, StudyLoop
 from llenergymeasure.orchestrator.study.manifest_store import ManifestStore
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.job import RESULT_FILE

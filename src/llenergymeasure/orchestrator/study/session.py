@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from llenergymeasure.errors import ConfigError, ConfigIssue, LLEMError
+from llenergymeasure.orchestrator.cluster.dispatcher import Dispatcher
 from llenergymeasure.orchestrator.display import StudyDisplay, make_display
 from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
 from llenergymeasure.orchestrator.host import HostOptions, prepare_host
-from llenergymeasure.orchestrator.cluster.dispatcher import Dispatcher
 from llenergymeasure.orchestrator.preflight import check_multi_backend
 from llenergymeasure.orchestrator.runners.base import EventCallback, Runner
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
