@@ -307,9 +307,8 @@ def _replay_events(dispatch: Dispatch, lines: Sequence[str]) -> None:
 
 
 def _pinned(ray: Any, node_id: str) -> Any:
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+    """Hard node affinity: the task runs on that node or not at all."""
+    return ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
 
 
 def alive_node_ids(ray: Any) -> set[str]:
