@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from orch_factories import T0, make_result, tiny_config
+from orch_factories import T0, ScriptedRunner, make_result, tiny_config
 
 from llenergymeasure.errors import ExperimentError, ExperimentFailure, StudyError
 from llenergymeasure.orchestrator.cluster.dispatcher import Completion, Dispatch, Dispatcher
 from llenergymeasure.orchestrator.cluster.placement import ClusterNode, NodeBook, Placement
 from llenergymeasure.orchestrator.gpu_assignment import device_ids_for
+from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.study.baseline_cache import BaselineCache
 from llenergymeasure.orchestrator.study.gaps import GapWaiter
 from llenergymeasure.orchestrator.study.loop import LoopServices, StudyLoop
@@ -247,3 +248,46 @@ def test_circuit_breaker_cancels_what_is_in_flight(tmp_path: Path) -> None:
     store = ManifestStore.load(tmp_path / "manifest.json")
     assert [e.status for e in store.entries()] == ["failed", "failed", "pending", "pending", "pending"]
     assert store.manifest.status == "failed"
+
+
+def test_a_retry_goes_first_in_line_and_waits_for_its_new_device_set(tmp_path: Path) -> None:
+    waits: list[tuple[float, str]] = []
+
+    class RecordingWaiter(GapWaiter):
+        def wait(self, seconds: float, reason: str) -> None:
+            waits.append((seconds, reason))
+
+    tries = {"n": 0}
+
+    def lose_first(d: Dispatch) -> str:
+        tries["n"] += 1
+        return "lost" if tries["n"] == 1 else "ok"
+
+    cluster = FakeCluster([node("a"), node("b")], outcome=lose_first)
+    s = study([tiny_config(n=4, gpus=[0]), tiny_config(n=5, gpus=[0])], max_attempts=2, config_gap_seconds=60)
+    run_loop(tmp_path, s, cluster, gaps=RecordingWaiter())
+    assert [d.key for d in cluster.submitted] == [(0, 1), (1, 1), (0, 1)]
+    assert cluster.submitted[2].placement.node.host_name == "b"  # a is gone
+    # the retry lands on b just after b's own run ended: b's GPU gets its config gap first
+    assert waits[-1] == (60.0, "config gap")
+
+
+def test_on_this_host_a_retry_follows_at_once(tmp_path: Path) -> None:
+    waits: list[tuple[float, str]] = []
+
+    class RecordingWaiter(GapWaiter):
+        def wait(self, seconds: float, reason: str) -> None:
+            waits.append((seconds, reason))
+
+    def transient_once(r: RunRequest) -> Exception | None:
+        if len(runner.requests) == 2:  # the second run's first try
+            return ExperimentError("daemon reset", ExperimentFailure(phase="container", transient=True))
+        return None
+
+    runner = ScriptedRunner(transient_once)
+    s = study([tiny_config(n=4, gpus=[0]), tiny_config(n=5, gpus=[0])], max_attempts=2, config_gap_seconds=60)
+    store = ManifestStore.create(tmp_path, tmp_path.name, s)
+    svc = LoopServices(runner_for=lambda b: runner, device_ids_for=lambda c: [0], gaps=RecordingWaiter())
+    StudyLoop(s, tmp_path, store, svc).run()
+    assert waits == [(0.0, "first run"), (60.0, "config gap"), (0.0, "retry")]
+    assert store.entry(1, 1).attempts == 2 and store.manifest.status == "completed"

@@ -116,9 +116,10 @@ class StudyLoop:
         )
         try:
             while queue or self._in_flight:
-                if queue and self._dispatch_head(queue):
+                dispatched, wait_s = self._dispatch_head(queue) if queue else (False, None)
+                if dispatched:
                     continue
-                completion = self.dispatcher.wait(self._wait_s)
+                completion = self.dispatcher.wait(wait_s)
                 if completion is not None:
                     self._complete(completion, queue)
         except KeyboardInterrupt:
@@ -138,11 +139,9 @@ class StudyLoop:
         failed = self.store.count("failed")
         self.store.set_status("failed" if failed else "completed")
 
-    _wait_s: float | None = None  # how long `wait` may block: until the head's gap ends, or until a run ends
-
-    def _dispatch_head(self, queue: deque[RunKey]) -> bool:
-        """Dispatch the first run in line if it may start now; True when the loop should look again at once."""
-        self._wait_s = None
+    def _dispatch_head(self, queue: deque[RunKey]) -> tuple[bool, float | None]:
+        """Dispatch the first run in line if it may start now. (True, _) when the loop should look again at
+        once; else (False, how long to wait for a run to end: until the head's gap is over, or None)."""
         index, cycle = queue[0]
         config = self.study.experiments[index]
         try:
@@ -154,25 +153,28 @@ class StudyLoop:
                 ExperimentError(f"{config.label()}: {e}; fix: add a node with those GPUs or change gpus"),
                 None,
             )
-            return True
+            return True, None
         if placement is None:
-            return False
+            return False, None
         seconds, reason = self._gap((index, cycle), placement)
         if seconds > 0 and self.dispatcher.in_flight():
-            self._wait_s = seconds  # let runs end meanwhile; the head is looked at again when the gap is over
-            return False
+            return False, seconds  # let runs end meanwhile; the head is looked at again when the gap is over
         self.services.gaps.wait(seconds, reason)
         queue.popleft()
         self._dispatch((index, cycle), placement)
-        return True
+        return True, None
 
     def _gap(self, key: RunKey, placement: Placement) -> tuple[float, str]:
-        """Seconds still to wait before `key` may start at `placement`, and why."""
+        """Seconds still to wait before `key` may start at `placement`, and why (no gap before a retry)."""
         if not self.dispatcher.concurrent:
+            if self._previous == key:
+                return 0.0, "retry"
             return gap_before(self._previous, key, self.study.execution)
         previous = self.dispatcher.book.previous_on(placement)
         if previous is None:
             return gap_before(None, key, self.study.execution)
+        if previous[0] == key:
+            return 0.0, "retry"
         seconds, reason = gap_before(previous[0], key, self.study.execution)
         return max(0.0, seconds - (self.services.clock() - previous[1])), reason
 
