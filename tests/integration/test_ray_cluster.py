@@ -157,10 +157,10 @@ def test_a_node_lost_mid_study_is_retried_on_another_node(
     wait_for(lambda: study_containers(study_dir.name) == [], 60, "no container of the study left")
 
 
-def test_ctrl_c_cancels_the_cluster_runs_and_leaves_no_container(
+def test_ctrl_c_cancels_the_cluster_runs_and_leaves_no_container_then_resume_finishes(
     ray_cluster: LocalCluster, cpu_image: str, tiny_model: Path, tmp_path: Path, docker_client: Any
 ) -> None:
-    study = _study(tiny_model, "ray-ctrl-c", 3, baseline={"duration_seconds": 60})
+    study = _study(tiny_model, "ray-ctrl-c", 3, baseline={"duration_seconds": 15})
     proc = _llem(tmp_path, study, ray_cluster.address)
     try:
         output = tmp_path / "results"
@@ -179,6 +179,31 @@ def test_ctrl_c_cancels_the_cluster_runs_and_leaves_no_container(
     assert manifest.status == "interrupted"
     assert [e.status for e in manifest.entries] == ["pending"] * 3
     assert [e.failure.type if e.failure else None for e in manifest.entries[:2]] == ["Interrupted"] * 2
+
+    # --resume on the head, on the same cluster: the same study directory, every run completed
+    config = tmp_path / "study.yaml"
+    resumed = subprocess.run(
+        [
+            *llem_command(),
+            "run",
+            str(config),
+            "-o",
+            str(tmp_path / "results"),
+            "--resume",
+            "--ray",
+            ray_cluster.address,
+        ],
+        env=llem_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, f"stdout:\n{resumed.stdout}\nstderr:\n{resumed.stderr[-4000:]}"
+    assert only_study_dir(tmp_path / "results") == study_dir
+    manifest = read_manifest(study_dir)
+    assert manifest.status == "completed"
+    assert [(e.status, e.attempts) for e in manifest.entries] == [("completed", 2), ("completed", 2), ("completed", 1)]
+    assert len(_results(study_dir)) == 3
 
 
 def _running(client: Any, study_id: str) -> list[Any]:
