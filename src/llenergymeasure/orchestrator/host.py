@@ -29,7 +29,12 @@ from llenergymeasure.orchestrator.runners import RunnerChoice, resolve_runner
 from llenergymeasure.orchestrator.runners.base import Runner
 from llenergymeasure.orchestrator.runners.docker import DockerRunner
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
-from llenergymeasure.orchestrator.runners.factory import build_runners, connect_docker, docker_options_from
+from llenergymeasure.orchestrator.runners.factory import (
+    build_runners,
+    connect_docker,
+    docker_options_from,
+    host_dataset_cache,
+)
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe, probe_gpus
 from llenergymeasure.orchestrator.runners.inputs import host_hf_cache
 from llenergymeasure.orchestrator.runners.reaper import reap_orphans
@@ -83,7 +88,7 @@ def prepare_host(
     gpus = opts.gpu_probe or probe_gpus()
     gpu_count = gpus.device_count()
     hf_cache = host_hf_cache(opts.env)
-    docker_options = opts.docker_options or docker_options_from(user, hf_cache)
+    docker_options = opts.docker_options or docker_options_from(user, hf_cache, opts.env)
     runners = _resolve_runners(experiments, opts, user, gpu_count, docker_options)
     check_multi_backend(runners.kinds)
 
@@ -95,6 +100,7 @@ def prepare_host(
             host_device_ids=[device_ids_for(e, gpu_count) for e in experiments],
             output_dir=output_dir,
             hf_cache_dir=docker_options.hf_cache_dir or hf_cache,
+            dataset_cache_dir=docker_options.dataset_cache_dir or host_dataset_cache(opts.env),
         )
         services = HostServices(
             gpus=gpus,

@@ -37,6 +37,7 @@ from typing import Any
 from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
 from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
+from llenergymeasure.schemas.datasets import AIENERGYSCORE_CACHE_FILE
 from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR, ExperimentJob, to_env
 from llenergymeasure.schemas.simulated_gpus import CONTAINER_SIMULATED_GPUS_SPEC, SIMULATE_GPUS_ENV_VAR
 
@@ -54,7 +55,7 @@ CONTAINER_TRT_ENGINE_CACHE = "/llem/trt-engines"
 #: the variable the harness's engine cache reads (harness/backends/engine_cache.py)
 TRT_ENGINE_CACHE_ENV_VAR = "LLEM_TRT_ENGINE_CACHE"
 #: file a built-in dataset is cached as in a dataset cache directory (the harness's datasets module reads it)
-DATASET_CACHE_FILES = {"aienergyscore": "aienergyscore.jsonl"}
+DATASET_CACHE_FILES = {"aienergyscore": AIENERGYSCORE_CACHE_FILE}
 _CONTAINER_INPUT_DIRS = {"model": "/llem/models", "dataset": "/llem/data", "adapter": "/llem/adapters"}
 CONTAINER_ENGINE_DIR = "/llem/engine"
 
@@ -197,7 +198,8 @@ def plan_mounts(config: ExperimentConfig, run_dir: Path, options: DockerOptions,
     needs_network = False
     if hub_ids:
         cache = options.hf_cache_dir
-        missing = [h for h in hub_ids if cache is None or hub_snapshot(cache, h) is None]
+        revisions = {config.model: config.model_revision}  # the model's pinned snapshot; adapters at main
+        missing = [h for h in hub_ids if cache is None or hub_snapshot(cache, h, revisions.get(h)) is None]
         if missing:
             # only reachable with pre-flight skipped: the harness fetches into the container's own
             # (ephemeral) HF_HOME, because the host cache is mounted read-only
