@@ -86,8 +86,9 @@ def test_aienergyscore_and_a_pinned_model_revision_are_fetched_once_on_the_host_
     # the server is gone and the container has no network: the read-only dataset mount and HF cache serve it
     second = run_study(experiment, output_dir=tmp_path / "r2", no_gaps=True, quiet=True, env=env)
     assert second.runs_completed == second.runs_total > 0
-    for output in (tmp_path / "r1", tmp_path / "r2"):
-        (result_file,) = output.glob("*/*/result.json")
+    result_files = sorted((tmp_path / "r1").glob("*/*/result.json")) + sorted((tmp_path / "r2").glob("*/*/result.json"))
+    assert len(result_files) == first.runs_total + second.runs_total
+    for result_file in result_files:
         result = ExperimentResult.model_validate_json(result_file.read_text())
         assert result.config.dataset == "aienergyscore"
         assert result.model_commit == COMMIT  # the snapshot the harness loaded
