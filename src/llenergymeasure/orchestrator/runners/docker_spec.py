@@ -14,8 +14,9 @@ Decisions:
   The rewritten config has its own `measurement_config_hash`; the host keeps the
   original hash in the manifest (see docs/contract.md).
 - Network: ``none`` unless something must be fetched from inside (a hub model
-  missing from the cache, a built-in dataset with no dataset cache mounted), or
-  the user set a network mode explicitly.
+  missing from the cache at its ``model_revision``, a built-in dataset with no
+  prepared file in the dataset cache — both only when the host pre-flight, which
+  fetches them, was skipped), or the user set a network mode explicitly.
 - Secrets: only `SECRET_ENV_ALLOWLIST`, only if set on the host. The spec's
   ``repr`` masks them; nothing in this module writes files.
 - GPUs: one device request with the host ids; inside the container they are
