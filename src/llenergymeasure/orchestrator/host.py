@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class HostOptions:
     - ``skip_preflight``: skip the host pre-flight (the multi-backend rule still applies).
     - ``user_config``, ``docker_client``, ``docker_options``, ``gpu_probe``, ``fetch_model``,
       ``env``: injected collaborators (tests, embedding); each defaults to the real one for this host.
+    - ``dataset_cache_dir``: the host dataset cache pre-flight prepares the built-in dataset in and
+      containers mount (a run context's ``dataset_cache_dir``); default: the user cache's.
     """
 
     runner: RunnerInput = None
@@ -66,6 +68,7 @@ class HostOptions:
     gpu_probe: GpuProbe | None = None
     fetch_model: ModelFetcher | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    dataset_cache_dir: Path | None = None
 
 
 @dataclass
@@ -89,6 +92,8 @@ def prepare_host(
     gpu_count = gpus.device_count()
     hf_cache = host_hf_cache(opts.env)
     docker_options = opts.docker_options or docker_options_from(user, hf_cache, opts.env)
+    if opts.dataset_cache_dir is not None:  # one folder: prepared by pre-flight, read by the harness
+        docker_options = replace(docker_options, dataset_cache_dir=opts.dataset_cache_dir)
     runners = _resolve_runners(experiments, opts, user, gpu_count, docker_options)
     check_multi_backend(runners.kinds)
 

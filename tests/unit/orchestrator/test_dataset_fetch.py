@@ -171,3 +171,32 @@ def test_preflight_does_not_fetch_the_dataset_for_a_local_file(tmp_path: Path, h
         _preflight(tmp_path, {"HF_ENDPOINT": url}, dataset=str(prompts))
     assert hub.requests == []
     assert not (tmp_path / "datasets").exists()
+
+
+def test_a_run_context_dataset_cache_is_where_preflight_looks_for_the_dataset(tmp_path: Path) -> None:
+    from orch_factories import ScriptedRunner
+
+    from conftest import write_prepared_dataset
+    from llenergymeasure.orchestrator.api import run_experiment
+    from llenergymeasure.orchestrator.user_config import load_user_config
+    from llenergymeasure.schemas.job import RunContext
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    common = {
+        "runner": ScriptedRunner(),
+        "gpu_probe": NoGpus(),
+        "user_config": load_user_config(env={}, path=tmp_path / "none.yaml"),
+        "env": {"HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "empty-user-cache")},
+    }
+    empty = tmp_path / "empty"
+    with pytest.raises(PreFlightError) as info:
+        run_experiment(model=str(model), n=2, context=RunContext(dataset_cache_dir=str(empty)), **common)  # type: ignore[arg-type]
+    (failure,) = info.value.failures
+    assert failure.check == "dataset" and str(empty / AIENERGYSCORE_CACHE_FILE) in failure.message
+    prepared = tmp_path / "prepared"
+    write_prepared_dataset(prepared, ["a", "b", "c"])
+    context = RunContext(dataset_cache_dir=str(prepared))
+    result = run_experiment(model=str(model), n=2, context=context, output_dir=tmp_path / "out", **common)  # type: ignore[arg-type]
+    assert result.n_prompts == 2
