@@ -7,28 +7,11 @@ Tests of the missing or stale cache point the dataset cache elsewhere.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from llenergymeasure.schemas.datasets import (
-    AIENERGYSCORE_CACHE_FILE,
-    AIENERGYSCORE_FILE,
-    AIENERGYSCORE_REPO,
-    AIENERGYSCORE_REVISION,
-    provenance_record,
-)
-
-
-def write_prepared_dataset(cache_dir: Path, prompts: list[str]) -> Path:
-    """A cache file as the host pre-flight writes it, at the pinned revision."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    record = provenance_record(AIENERGYSCORE_REPO, AIENERGYSCORE_REVISION, AIENERGYSCORE_FILE, "0" * 64)
-    lines = [json.dumps(record), *(json.dumps({"prompt": p}) for p in prompts)]
-    path = cache_dir / AIENERGYSCORE_CACHE_FILE
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from fixtures.datasets import write_prepared_dataset
 
 
 @pytest.fixture(autouse=True)

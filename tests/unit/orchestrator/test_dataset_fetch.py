@@ -12,6 +12,7 @@ import pytest
 from orch_factories import tiny_config
 from orch_fake_docker import FakeDockerClient
 
+from fixtures.datasets import write_prepared_dataset
 from fixtures.hub_server import HubRepo, HubServer, HubState
 from llenergymeasure.errors import PreFlightError
 from llenergymeasure.harness.datasets import load_aienergyscore
@@ -176,7 +177,6 @@ def test_preflight_does_not_fetch_the_dataset_for_a_local_file(tmp_path: Path, h
 def test_a_run_context_dataset_cache_is_where_preflight_looks_for_the_dataset(tmp_path: Path) -> None:
     from orch_factories import ScriptedRunner
 
-    from conftest import write_prepared_dataset
     from llenergymeasure.orchestrator.api import run_experiment
     from llenergymeasure.orchestrator.user_config import load_user_config
     from llenergymeasure.schemas.job import RunContext
