@@ -6,14 +6,21 @@ tokenised by the backend's `prepare`.
 
 ``aienergyscore``: the 1,000 text-generation prompts of ``AIEnergyScore/text_generation``
 (WikiText, OSCAR, UltraChat; Apache-2.0), pinned to one revision of the dataset
-repository. Resolution order:
+repository (the pin and the cache file name live in `llenergymeasure.schemas.datasets`,
+shared with the host). Resolution order:
 
-1. ``<cache dir>/aienergyscore.jsonl`` — our converted copy (first line a
+1. ``<cache dir>/aienergyscore.jsonl`` — the converted copy (first line a
    provenance record with keys starting ``_``; then ``{"prompt": ...}`` rows).
    The cache dir is ``RunContext.dataset_cache_dir``, else the user cache
-   (``platformdirs``), so a read-only mount of a prepared cache works offline.
-2. The pinned parquet file through ``huggingface_hub`` (its own cache first;
-   ``HF_HUB_OFFLINE=1`` makes that cache-only), converted and written to 1.
+   (``platformdirs``). The host's pre-flight prepares this file before any run
+   (``llenergymeasure.orchestrator.dataset_fetch``) — in the host dataset cache,
+   which Docker runs mount read-only and local runs read directly — so the
+   harness normally only reads it, offline.
+2. Fallback, kept for runs whose host pre-flight was skipped (``--skip-preflight``)
+   and for calling the harness directly: the pinned parquet file through
+   ``huggingface_hub`` (its own cache first; ``HF_HUB_OFFLINE=1`` makes that
+   cache-only), converted and written to 1. A Docker run without the prepared
+   file gets network access for this fetch.
 3. Otherwise a `NotAvailableError` saying how to get it.
 
 A local JSONL file holds one ``{"prompt": "..."}`` object per line; leading
@@ -51,15 +58,18 @@ from llenergymeasure.errors import ConfigError, NotAvailableError
 from llenergymeasure.harness.backends.base import Prompt
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.sections import SyntheticDataset
+from llenergymeasure.schemas.datasets import (
+    AIENERGYSCORE_CACHE_FILE,
+    AIENERGYSCORE_FILE,
+    AIENERGYSCORE_REPO,
+    AIENERGYSCORE_REVISION,
+    TEXT_COLUMNS,
+    matches_pin,
+    provenance_record,
+    recorded_revision,
+)
 
 logger = logging.getLogger(__name__)
-
-AIENERGYSCORE_REPO = "AIEnergyScore/text_generation"
-AIENERGYSCORE_REVISION = "2dc92b2ee2cd9776a51ccf08c6c2ab04138370c3"
-AIENERGYSCORE_FILE = "data/train-00000-of-00001.parquet"
-AIENERGYSCORE_CACHE_FILE = "aienergyscore.jsonl"
-#: parquet columns that may hold the prompt text, in order of preference
-TEXT_COLUMNS = ("text", "prompt")
 
 Fetcher = Callable[[], Path]
 
@@ -219,9 +229,9 @@ def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptS
     cached = cache_dir / AIENERGYSCORE_CACHE_FILE
     if cached.is_file():
         texts, provenance = read_prompt_jsonl(cached)
-        revision = str(provenance.get("_commit")) if provenance.get("_commit") else None
+        revision = recorded_revision(provenance)
         notes = []
-        if revision != AIENERGYSCORE_REVISION:
+        if not matches_pin(provenance):
             notes.append(
                 f"aienergyscore cache {cached} is at revision {revision}, not the pinned {AIENERGYSCORE_REVISION}"
             )
@@ -240,17 +250,24 @@ def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptS
             f"{AIENERGYSCORE_REVISION[:12]} and cached), mount a prepared cache as dataset_cache_dir, "
             "or set dataset to a local JSONL file"
         ) from e
-    record: dict[str, object] = {
-        "_provenance": AIENERGYSCORE_REPO,
-        "_commit": AIENERGYSCORE_REVISION,
-        "_license": "apache-2.0",
-        "_description": "AI Energy Score text-generation prompts (WikiText, OSCAR, UltraChat)",
-    }
+    record: dict[str, object] = dict(
+        provenance_record(AIENERGYSCORE_REPO, AIENERGYSCORE_REVISION, AIENERGYSCORE_FILE, _sha256(parquet))
+    )
     try:
         write_prompt_jsonl(cached, texts, record)
     except OSError as e:
         logger.info("could not cache the dataset at %s (%s); continuing without the cache", cached, e)
     return PromptSource("aienergyscore", texts, AIENERGYSCORE_REVISION)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def synthetic_texts(spec: SyntheticDataset, n: int, seed: int) -> list[str]:
@@ -285,7 +302,7 @@ def load_source(config: ExperimentConfig, cache_dir: Path | None, fetch: Fetcher
     if dataset == "aienergyscore":
         return load_aienergyscore(cache_dir or default_cache_dir(), fetch)
     texts, provenance = read_prompt_jsonl(Path(dataset))
-    revision = str(provenance["_commit"]) if "_commit" in provenance else None
+    revision = recorded_revision(provenance)
     return PromptSource(str(dataset), texts, revision)
 
 

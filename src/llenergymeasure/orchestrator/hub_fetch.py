@@ -12,7 +12,8 @@ is honoured by the client itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -43,6 +44,53 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def retrying(attempts: int, sleep: Callable[[float], None]) -> Retrying:
+    """Retry transient failures (`is_transient`) with exponential backoff; re-raise the last error."""
+    return Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.5, max=8),
+        retry=retry_if_exception(is_transient),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+@contextmanager
+def hub_errors(repo_id: str, revision: str | None, *, what: str) -> Iterator[None]:
+    """Translate the hub client's errors a user must act on into `HubFetchError` (`what`: model or dataset)."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    rev = revision or "main"
+    try:
+        yield
+    except GatedRepoError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) is gated: the hub refused the download without a token that has access",
+            f"accept the {what}'s terms on its hub page, then set HF_TOKEN on this host ({type(e).__name__})",
+        ) from e
+    except RevisionNotFoundError as e:
+        raise HubFetchError(
+            f"revision {rev} of {repo_id} does not exist on the hub",
+            f"use an existing branch, tag or commit of {repo_id}",
+        ) from e
+    except EntryNotFoundError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) has no file {getattr(e, 'filename', None) or str(e).splitlines()[0]}",
+            f"check the revision of {repo_id}: the file must exist at that commit",
+        ) from e
+    except RepositoryNotFoundError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) is not on the hub, or is private",
+            "check the id, or set HF_TOKEN for a private repo"
+            + (", or pass a local directory" if what == "model" else ""),
+        ) from e
+
+
 def fetch_with_hub(
     repo_id: str,
     cache_dir: Path,
@@ -59,18 +107,9 @@ def fetch_with_hub(
     None lets huggingface_hub read its own defaults.
     """
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
-    rev = revision or "main"
-    retrying = Retrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.5, max=8),
-        retry=retry_if_exception(is_transient),
-        sleep=sleep,
-        reraise=True,
-    )
-    try:
-        path = retrying(
+    with hub_errors(repo_id, revision, what="model"):
+        path = retrying(attempts, sleep)(
             snapshot_download,
             repo_id=repo_id,
             revision=revision,
@@ -78,19 +117,4 @@ def fetch_with_hub(
             endpoint=endpoint,
             token=token,
         )
-    except GatedRepoError as e:
-        raise HubFetchError(
-            f"{repo_id} (revision {rev}) is gated: the hub refused the download without a token that has access",
-            f"accept the model's terms on its hub page, then set HF_TOKEN on this host ({type(e).__name__})",
-        ) from e
-    except RevisionNotFoundError as e:
-        raise HubFetchError(
-            f"revision {rev} of {repo_id} does not exist on the hub",
-            f"use an existing branch, tag or commit of {repo_id}",
-        ) from e
-    except RepositoryNotFoundError as e:
-        raise HubFetchError(
-            f"{repo_id} (revision {rev}) is not on the hub, or is private",
-            "check the model id, or set HF_TOKEN for a private repo, or pass a local directory",
-        ) from e
     return Path(path)
