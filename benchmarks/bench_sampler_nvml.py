@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.995)
     parser.add_argument("--legacy", action="store_true", help="also measure a 7-calls-per-tick sampler")
     parser.add_argument("--alone-s", type=float, default=10.0, help="seconds to run each sampler on its own")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--check", action="store_true", help="exit 1 when the median paired ratio is below --target")
     args = parser.parse_args(argv)
     if args.pairs < 1:
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = simulated_devices(args.devices, args.latency_us * 1e-6)
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu; {args.devices} simulated GPUs, "
