@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.orchestrator.hub_fetch import HubFetchError, hub_errors, retrying
+from llenergymeasure.orchestrator.retry import is_transient_download_error
 from llenergymeasure.schemas.datasets import (
     AIENERGYSCORE_CACHE_FILE,
     AIENERGYSCORE_FILE,
@@ -127,15 +128,18 @@ def prepare_dataset(
     from huggingface_hub import hf_hub_download
 
     with hub_errors(pin.repo, pin.revision, what="dataset"):
-        parquet = retrying(attempts, sleep)(
-            hf_hub_download,
-            pin.repo,
-            pin.file,
-            repo_type="dataset",
-            revision=pin.revision,
-            cache_dir=str(hf_cache_dir),
-            endpoint=endpoint,
-            token=token,
+        parquet = retrying(attempts, sleep).call(
+            lambda: hf_hub_download(
+                pin.repo,
+                pin.file,
+                repo_type="dataset",
+                revision=pin.revision,
+                cache_dir=str(hf_cache_dir),
+                endpoint=endpoint,
+                token=token,
+            ),
+            is_transient=is_transient_download_error,
+            what=f"fetching {pin.file} of {pin.repo}",
         )
     prompts = parquet_prompts(Path(parquet))
     if not prompts:

@@ -16,10 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-#: HTTP statuses worth another attempt
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
 
 
 class HubFetchError(Exception):
@@ -31,28 +28,9 @@ class HubFetchError(Exception):
         self.fix = fix
 
 
-def is_transient(error: BaseException) -> bool:
-    """A 429/5xx answer or a dropped connection, here or in the cause chain (snapshot_download wraps them)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        status = getattr(getattr(seen, "response", None), "status_code", None)
-        if status is not None:
-            return int(status) in TRANSIENT_STATUS
-        if type(seen).__name__ in {"ConnectError", "ReadTimeout", "ConnectTimeout", "RemoteProtocolError", "ReadError"}:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def retrying(attempts: int, sleep: Callable[[float], None]) -> Retrying:
-    """Retry transient failures (`is_transient`) with exponential backoff; re-raise the last error."""
-    return Retrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.5, max=8),
-        retry=retry_if_exception(is_transient),
-        sleep=sleep,
-        reraise=True,
-    )
+def retrying(attempts: int, sleep: Callable[[float], None]) -> RetryPolicy:
+    """The hub downloads' retry: transient failures (`is_transient_download_error`) with exponential backoff."""
+    return RetryPolicy(attempts=attempts, sleep=sleep)
 
 
 @contextmanager
@@ -109,12 +87,11 @@ def fetch_with_hub(
     from huggingface_hub import snapshot_download
 
     with hub_errors(repo_id, revision, what="model"):
-        path = retrying(attempts, sleep)(
-            snapshot_download,
-            repo_id=repo_id,
-            revision=revision,
-            cache_dir=str(cache_dir),
-            endpoint=endpoint,
-            token=token,
+        path = retrying(attempts, sleep).call(
+            lambda: snapshot_download(
+                repo_id=repo_id, revision=revision, cache_dir=str(cache_dir), endpoint=endpoint, token=token
+            ),
+            is_transient=is_transient_download_error,
+            what=f"fetching {repo_id}",
         )
     return Path(path)

@@ -398,6 +398,7 @@ def _ensure_cached(
             revision,
             endpoint=env.get("HF_ENDPOINT") or None,
             token=env.get("HF_TOKEN") or None,
+            attempts=1,  # one layer of retries: services.retry, below, around any fetcher
         )
 
     fetch = services.fetch_model or fetch_from_env
@@ -446,6 +447,8 @@ def _check_builtin_dataset(plan: PreflightPlan, services: HostServices) -> list[
             endpoint=env.get("HF_ENDPOINT") or None,
             token=env.get("HF_TOKEN") or None,
             offline=offline,
+            attempts=services.retry.attempts,
+            sleep=services.retry.sleep,
         )
 
     prepare = services.prepare_dataset or prepare_from_env
