@@ -261,21 +261,23 @@ def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]
     return []
 
 
+def nvml_init_failure(nvml_error: str) -> PreFlightFailure:
+    """A GPU host whose NVML does not initialise: named, with the fixes (pre-flight and ``llem config``)."""
+    return PreFlightFailure(
+        "gpus",
+        f"the NVIDIA driver library is installed but NVML fails to initialise ({nvml_error}); "
+        "experiments would run on CPU with no energy measurement",
+        "check `nvidia-smi`: a driver/library version mismatch needs a reboot or a driver reinstall; "
+        "'insufficient permissions' needs access to /dev/nvidia* (run as a user in the video group); "
+        "on a host meant to run on CPU, uninstall the NVIDIA driver library",
+    )
+
+
 def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
     failures: list[PreFlightFailure] = []
     nvml_error = getattr(services.gpus, "nvml_error", None)
     if nvml_error:
-        failures.append(
-            PreFlightFailure(
-                "gpus",
-                f"the NVIDIA driver library is installed but NVML fails to initialise ({nvml_error}); "
-                "experiments would run on CPU with no energy measurement",
-                "check `nvidia-smi`: a driver/library version mismatch needs a reboot or a driver reinstall; "
-                "'insufficient permissions' needs access to /dev/nvidia* (run as a user in the video group); "
-                "on a host meant to run on CPU, uninstall the NVIDIA driver library",
-            )
-        )
-        return failures
+        return [nvml_init_failure(nvml_error)]
     count = services.gpus.device_count()
     asked = sorted({i for e in plan.experiments if e.gpus for i in e.gpus})
     if asked and count == 0:
