@@ -63,11 +63,13 @@ from llenergymeasure.schemas.datasets import (
     AIENERGYSCORE_FILE,
     AIENERGYSCORE_REPO,
     AIENERGYSCORE_REVISION,
-    TEXT_COLUMNS,
     matches_pin,
+    parquet_prompts,
+    prompt_cache_text,
     provenance_record,
     recorded_revision,
 )
+from llenergymeasure.util.files import atomic_write_text, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -204,24 +206,16 @@ def hub_fetcher(cache_dir: Path | None = None) -> Fetcher:
 
 def read_parquet_texts(path: Path) -> list[str]:
     """The prompt column of a parquet file (``text`` or ``prompt``)."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    for column in TEXT_COLUMNS:
-        if column in table.column_names:
-            return [str(v) for v in table.column(column).to_pylist() if v]
-    raise NotAvailableError(f"{path} has none of the columns {list(TEXT_COLUMNS)}: {table.column_names}")
+    try:
+        return parquet_prompts(path)
+    except ValueError as e:
+        raise NotAvailableError(str(e)) from e
 
 
 def write_prompt_jsonl(path: Path, prompts: list[str], provenance: dict[str, object]) -> None:
     """Write `prompts` with a provenance line, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(provenance, ensure_ascii=False) + "\n")
-        for p in prompts:
-            fh.write(json.dumps({"prompt": p}, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, prompt_cache_text(prompts, provenance), mode=0o644)
 
 
 def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptSource:
@@ -251,23 +245,13 @@ def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptS
             "or set dataset to a local JSONL file"
         ) from e
     record: dict[str, object] = dict(
-        provenance_record(AIENERGYSCORE_REPO, AIENERGYSCORE_REVISION, AIENERGYSCORE_FILE, _sha256(parquet))
+        provenance_record(AIENERGYSCORE_REPO, AIENERGYSCORE_REVISION, AIENERGYSCORE_FILE, sha256_file(parquet))
     )
     try:
         write_prompt_jsonl(cached, texts, record)
     except OSError as e:
         logger.info("could not cache the dataset at %s (%s); continuing without the cache", cached, e)
     return PromptSource("aienergyscore", texts, AIENERGYSCORE_REVISION)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def synthetic_texts(spec: SyntheticDataset, n: int, seed: int) -> list[str]:

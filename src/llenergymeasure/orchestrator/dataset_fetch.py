@@ -12,10 +12,7 @@ read-only and never fetch the dataset themselves.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +25,12 @@ from llenergymeasure.schemas.datasets import (
     AIENERGYSCORE_FILE,
     AIENERGYSCORE_REPO,
     AIENERGYSCORE_REVISION,
-    TEXT_COLUMNS,
     matches_pin,
+    parquet_prompts,
+    prompt_cache_text,
     provenance_record,
 )
+from llenergymeasure.util.files import atomic_write_text, sha256_file
 
 
 @dataclass(frozen=True)
@@ -61,42 +60,13 @@ def is_prepared(dataset_cache_dir: Path, pin: DatasetPin = DatasetPin()) -> bool
     return matches_pin(read_provenance(dataset_cache_dir / pin.cache_file), pin.repo, pin.revision, pin.file)
 
 
-def parquet_prompts(parquet: Path) -> list[str]:
-    """The non-empty values of the prompt column (``text``, else ``prompt``) of a parquet file."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(parquet)
-    for column in TEXT_COLUMNS:
-        if column in table.column_names:
-            return [str(v) for v in table.column(column).to_pylist() if v]
-    raise HubFetchError(
-        f"{parquet.name} has none of the prompt columns {list(TEXT_COLUMNS)} (it has {table.column_names})",
-        "the pinned dataset file is not the AI Energy Score prompt set; check the pin",
-    )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_cache_file(path: Path, prompts: list[str], provenance: dict[str, str]) -> None:
-    """Provenance line, then one ``{"prompt": ...}`` per line; written to a temp file and renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _parquet_prompts(parquet: Path) -> list[str]:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(provenance, ensure_ascii=False) + "\n")
-            for prompt in prompts:
-                fh.write(json.dumps({"prompt": prompt}, ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o644)  # readable by the container user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return parquet_prompts(parquet)
+    except ValueError as e:
+        raise HubFetchError(
+            str(e), "the pinned dataset file is not the AI Energy Score prompt set; check the pin"
+        ) from e
 
 
 def prepare_dataset(
@@ -141,12 +111,13 @@ def prepare_dataset(
             is_transient=is_transient_download_error,
             what=f"fetching {pin.file} of {pin.repo}",
         )
-    prompts = parquet_prompts(Path(parquet))
+    prompts = _parquet_prompts(Path(parquet))
     if not prompts:
         raise HubFetchError(
             f"{pin.file} of {pin.repo} (revision {pin.revision[:12]}) holds no prompts",
             "check the pinned revision of the dataset",
         )
     record = provenance_record(pin.repo, pin.revision, pin.file, sha256_file(Path(parquet)))
-    write_cache_file(target, prompts, record)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, prompt_cache_text(prompts, record), mode=0o644)  # the container user reads it
     return target

@@ -11,7 +11,9 @@ all start with ``_`` (`provenance_record`); every other line is ``{"prompt": ...
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 #: dataset repository on the hub
 AIENERGYSCORE_REPO = "AIEnergyScore/text_generation"
@@ -61,3 +63,25 @@ def matches_pin(
         and recorded_revision(provenance) == revision
         and (recorded_file is None or recorded_file == file)
     )
+
+
+def prompt_cache_text(prompts: Sequence[str], provenance: Mapping[str, object]) -> str:
+    """A cache file's content: the provenance line, then one ``{"prompt": ...}`` line per prompt."""
+    lines = [json.dumps(dict(provenance), ensure_ascii=False)]
+    lines += [json.dumps({"prompt": p}, ensure_ascii=False) for p in prompts]
+    return "\n".join(lines) + "\n"
+
+
+def parquet_prompts(path: Path) -> list[str]:
+    """The non-empty values of a parquet file's prompt column (the first of `TEXT_COLUMNS` it has).
+
+    Raises `ValueError` naming the columns it has when none is a prompt column (each wing turns that
+    into its own error). pyarrow is imported here, only when called.
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    for column in TEXT_COLUMNS:
+        if column in table.column_names:
+            return [str(v) for v in table.column(column).to_pylist() if v]
+    raise ValueError(f"{path.name} has none of the prompt columns {list(TEXT_COLUMNS)} (it has {table.column_names})")
