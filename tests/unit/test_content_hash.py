@@ -71,7 +71,19 @@ def test_identities_by_hand(tmp_path: Path) -> None:
 
 
 def test_hub_models_hash_as_before() -> None:
-    # no local input: the hash is the plain SHA-256 of the canonical dump, unchanged by content identities
+    # no local input: the hash is the plain SHA-256 of the canonical dump, unchanged by content identities;
+    # an unset model_revision is left out, so hashes recorded before the field existed still match
     cfg = ExperimentConfig.model_validate({"model": "org/model", "precision": "fp32"})
-    expected = hashlib.sha256(cfg.model_dump_json(exclude={"gpus"}).encode()).hexdigest()[:16]
+    expected = hashlib.sha256(cfg.model_dump_json(exclude={"gpus", "model_revision"}).encode()).hexdigest()[:16]
     assert cfg.measurement_config_hash() == expected
+
+
+def test_a_model_revision_changes_the_hash_and_an_unset_one_does_not() -> None:
+    plain = ExperimentConfig.model_validate({"model": "org/model"})
+    pinned = ExperimentConfig.model_validate({"model": "org/model", "model_revision": "v1"})
+    other = ExperimentConfig.model_validate({"model": "org/model", "model_revision": "v2"})
+    assert (
+        len({plain.measurement_config_hash(), pinned.measurement_config_hash(), other.measurement_config_hash()}) == 3
+    )
+    expected = hashlib.sha256(pinned.model_dump_json(exclude={"gpus"}).encode()).hexdigest()[:16]
+    assert pinned.measurement_config_hash() == expected

@@ -10,7 +10,7 @@ import pytest
 
 from llenergymeasure.util import files
 from llenergymeasure.util.clock import utc_now
-from llenergymeasure.util.files import atomic_write_text, make_unique_directory
+from llenergymeasure.util.files import atomic_write_text, make_unique_directory, sha256_file
 
 
 def test_atomic_write_leaves_no_temp_file_and_replaces(tmp_path: Path) -> None:
@@ -55,3 +55,32 @@ def test_unique_directory_is_none_when_every_name_is_taken(tmp_path: Path) -> No
 
 def test_utc_now_is_timezone_aware_utc() -> None:
     assert utc_now().tzinfo == timezone.utc
+
+
+def test_atomic_write_sets_the_requested_mode_else_keeps_the_private_one(tmp_path: Path) -> None:
+    shared, private = tmp_path / "shared.jsonl", tmp_path / "private.json"
+    atomic_write_text(shared, "x\n", mode=0o644)
+    atomic_write_text(private, "y\n")
+    assert (shared.stat().st_mode & 0o777, private.stat().st_mode & 0o777) == (0o644, 0o600)
+
+
+def test_sha256_file_is_the_digest_of_the_bytes(tmp_path: Path) -> None:
+    import hashlib
+
+    path = tmp_path / "blob"
+    data = os.urandom(3 * (1 << 20) + 17)  # spans several read chunks
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_prompt_cache_written_by_the_host_is_read_by_the_harness(tmp_path: Path) -> None:
+    from llenergymeasure.harness.datasets import read_prompt_jsonl
+    from llenergymeasure.schemas.datasets import matches_pin, prompt_cache_text, provenance_record
+
+    record = provenance_record("org/ds", "abc123", "data/x.parquet", "00" * 32)
+    prompts = ['first "quoted"', "second\nwith a newline", "naïve"]
+    path = tmp_path / "cache.jsonl"
+    atomic_write_text(path, prompt_cache_text(prompts, record), mode=0o644)
+    read, provenance = read_prompt_jsonl(path)
+    assert read == prompts
+    assert provenance == record and matches_pin(provenance, "org/ds", "abc123", "data/x.parquet")

@@ -6,14 +6,21 @@ tokenised by the backend's `prepare`.
 
 ``aienergyscore``: the 1,000 text-generation prompts of ``AIEnergyScore/text_generation``
 (WikiText, OSCAR, UltraChat; Apache-2.0), pinned to one revision of the dataset
-repository. Resolution order:
+repository (the pin and the cache file name live in `llenergymeasure.schemas.datasets`,
+shared with the host). Resolution order:
 
-1. ``<cache dir>/aienergyscore.jsonl`` — our converted copy (first line a
+1. ``<cache dir>/aienergyscore.jsonl`` — the converted copy (first line a
    provenance record with keys starting ``_``; then ``{"prompt": ...}`` rows).
    The cache dir is ``RunContext.dataset_cache_dir``, else the user cache
-   (``platformdirs``), so a read-only mount of a prepared cache works offline.
-2. The pinned parquet file through ``huggingface_hub`` (its own cache first;
-   ``HF_HUB_OFFLINE=1`` makes that cache-only), converted and written to 1.
+   (``platformdirs``). The host's pre-flight prepares this file before any run
+   (``llenergymeasure.orchestrator.dataset_fetch``) — in the host dataset cache,
+   which Docker runs mount read-only and local runs read directly — so the
+   harness normally only reads it, offline.
+2. Fallback, kept for runs whose host pre-flight was skipped (``--skip-preflight``)
+   and for calling the harness directly: the pinned parquet file through
+   ``huggingface_hub`` (its own cache first; ``HF_HUB_OFFLINE=1`` makes that
+   cache-only), converted and written to 1. A Docker run without the prepared
+   file gets network access for this fetch.
 3. Otherwise a `NotAvailableError` saying how to get it.
 
 A local JSONL file holds one ``{"prompt": "..."}`` object per line; leading
@@ -51,15 +58,20 @@ from llenergymeasure.errors import ConfigError, NotAvailableError
 from llenergymeasure.harness.backends.base import Prompt
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.sections import SyntheticDataset
+from llenergymeasure.schemas.datasets import (
+    AIENERGYSCORE_CACHE_FILE,
+    AIENERGYSCORE_FILE,
+    AIENERGYSCORE_REPO,
+    AIENERGYSCORE_REVISION,
+    matches_pin,
+    parquet_prompts,
+    prompt_cache_text,
+    provenance_record,
+    recorded_revision,
+)
+from llenergymeasure.util.files import atomic_write_text, sha256_file
 
 logger = logging.getLogger(__name__)
-
-AIENERGYSCORE_REPO = "AIEnergyScore/text_generation"
-AIENERGYSCORE_REVISION = "2dc92b2ee2cd9776a51ccf08c6c2ab04138370c3"
-AIENERGYSCORE_FILE = "data/train-00000-of-00001.parquet"
-AIENERGYSCORE_CACHE_FILE = "aienergyscore.jsonl"
-#: parquet columns that may hold the prompt text, in order of preference
-TEXT_COLUMNS = ("text", "prompt")
 
 Fetcher = Callable[[], Path]
 
@@ -194,24 +206,16 @@ def hub_fetcher(cache_dir: Path | None = None) -> Fetcher:
 
 def read_parquet_texts(path: Path) -> list[str]:
     """The prompt column of a parquet file (``text`` or ``prompt``)."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    for column in TEXT_COLUMNS:
-        if column in table.column_names:
-            return [str(v) for v in table.column(column).to_pylist() if v]
-    raise NotAvailableError(f"{path} has none of the columns {list(TEXT_COLUMNS)}: {table.column_names}")
+    try:
+        return parquet_prompts(path)
+    except ValueError as e:
+        raise NotAvailableError(str(e)) from e
 
 
 def write_prompt_jsonl(path: Path, prompts: list[str], provenance: dict[str, object]) -> None:
     """Write `prompts` with a provenance line, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(provenance, ensure_ascii=False) + "\n")
-        for p in prompts:
-            fh.write(json.dumps({"prompt": p}, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, prompt_cache_text(prompts, provenance), mode=0o644)
 
 
 def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptSource:
@@ -219,9 +223,9 @@ def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptS
     cached = cache_dir / AIENERGYSCORE_CACHE_FILE
     if cached.is_file():
         texts, provenance = read_prompt_jsonl(cached)
-        revision = str(provenance.get("_commit")) if provenance.get("_commit") else None
+        revision = recorded_revision(provenance)
         notes = []
-        if revision != AIENERGYSCORE_REVISION:
+        if not matches_pin(provenance):
             notes.append(
                 f"aienergyscore cache {cached} is at revision {revision}, not the pinned {AIENERGYSCORE_REVISION}"
             )
@@ -240,12 +244,9 @@ def load_aienergyscore(cache_dir: Path, fetch: Fetcher | None = None) -> PromptS
             f"{AIENERGYSCORE_REVISION[:12]} and cached), mount a prepared cache as dataset_cache_dir, "
             "or set dataset to a local JSONL file"
         ) from e
-    record: dict[str, object] = {
-        "_provenance": AIENERGYSCORE_REPO,
-        "_commit": AIENERGYSCORE_REVISION,
-        "_license": "apache-2.0",
-        "_description": "AI Energy Score text-generation prompts (WikiText, OSCAR, UltraChat)",
-    }
+    record: dict[str, object] = dict(
+        provenance_record(AIENERGYSCORE_REPO, AIENERGYSCORE_REVISION, AIENERGYSCORE_FILE, sha256_file(parquet))
+    )
     try:
         write_prompt_jsonl(cached, texts, record)
     except OSError as e:
@@ -285,7 +286,7 @@ def load_source(config: ExperimentConfig, cache_dir: Path | None, fetch: Fetcher
     if dataset == "aienergyscore":
         return load_aienergyscore(cache_dir or default_cache_dir(), fetch)
     texts, provenance = read_prompt_jsonl(Path(dataset))
-    revision = str(provenance["_commit"]) if "_commit" in provenance else None
+    revision = recorded_revision(provenance)
     return PromptSource(str(dataset), texts, revision)
 
 

@@ -47,6 +47,7 @@ from llenergymeasure.harness.result import RunFacts, build_result
 from llenergymeasure.harness.simulated import SIMULATED_GPU_WARNING, simulated_gpu_failures
 from llenergymeasure.harness.steady_state import steady_state_of
 from llenergymeasure.harness.warmup import run_warmup
+from llenergymeasure.harness.weights import locate_model, snapshot_commit
 from llenergymeasure.harness.window import run_window
 from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.events import ResultWritten, WarmupProgress, WindowFinished, WindowStarted
@@ -181,6 +182,7 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
 
         with events.phase("load"):
             backend.load()
+            model_commit = snapshot_commit(locate_model(config.model, config.model_revision)[0])
             prompts = backend.prepare(prompts)
             warmup_prompts = backend.prepare(warmup_set.prompts) if config.warmup.enabled else []
             notes += backend.reproducibility_notes()
@@ -239,6 +241,7 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             warnings=warnings,
             notes=notes,
             cache_reuse=cache_reuse,
+            model_commit=model_commit,
         )
         facts.steady_state = steady_state_of(window, sampler, config.energy.sample_interval_ms / 1000.0)
         if sampler is not None:

@@ -148,7 +148,7 @@ def run_preflight(
         source = load_source(config, dataset_cache_dir, fetch)
     except LLEMError as e:
         failures.append(PreFlightFailure("dataset", e.message, None))
-    model_dir, problem = locate_model(config.model)
+    model_dir, problem = locate_model(config.model, config.model_revision)
     warnings: list[MeasurementWarning] = []
     if problem:
         failures.append(

@@ -71,6 +71,7 @@ class RunFacts:
     notes: list[str] = field(default_factory=list)
     cache_reuse: CacheReuse | None = None
     steady_state: SteadyStateWindow | None = None
+    model_commit: str | None = None
 
 
 def collect_warnings(facts: RunFacts) -> list[MeasurementWarning]:
@@ -197,6 +198,7 @@ def build_result(facts: RunFacts) -> ExperimentResult:
             throttled=facts.throttled,
         ),
         environment_snapshot=facts.environment,
+        model_commit=facts.model_commit,
         measurement_warnings=collect_warnings(facts),
         reproducibility_notes=list(facts.notes),
         timeseries_file=facts.timeseries_file,

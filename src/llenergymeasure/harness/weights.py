@@ -25,8 +25,8 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def locate_model(model: str) -> tuple[Path | None, str | None]:
-    """(local directory holding config.json or None, problem or None).
+def locate_model(model: str, revision: str | None = None) -> tuple[Path | None, str | None]:
+    """(local directory holding config.json or None, problem or None); a hub id at `revision` (None = main).
 
     ``(None, None)`` means a hub id that is not cached yet but may be downloaded
     (hub reachable is not checked here; the load phase reports a download failure).
@@ -40,12 +40,21 @@ def locate_model(model: str) -> tuple[Path | None, str | None]:
         return None, f"model path {model} does not exist"
     from huggingface_hub import try_to_load_from_cache
 
-    cached = try_to_load_from_cache(model, "config.json")
+    cached = try_to_load_from_cache(model, "config.json", revision=revision)
     if isinstance(cached, str):
         return Path(cached).parent, None
     if hub_offline():
-        return None, f"{model} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+        at = f" at revision {revision}" if revision else ""
+        return None, f"{model}{at} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
     return None, None
+
+
+def snapshot_commit(model_dir: Path | None) -> str | None:
+    """The commit hash of a hub cache snapshot directory (``.../snapshots/<commit>``); None for any other directory."""
+    if model_dir is None or model_dir.parent.name != "snapshots":
+        return None
+    name = model_dir.name
+    return name if len(name) == 40 and all(c in "0123456789abcdef" for c in name) else None
 
 
 def safetensors_param_count(model_dir: Path) -> int | None:

@@ -156,6 +156,7 @@ def run_experiment(
         gpu_probe=gpu_probe,
         fetch_model=fetch_model,
         env=dict(os.environ if env is None else env),
+        dataset_cache_dir=Path(ctx.dataset_cache_dir) if ctx.dataset_cache_dir else None,
     )
     where = Path(output_dir) if output_dir is not None else Path(tempfile.gettempdir())
     host = prepare_host([cfg], where, opts)

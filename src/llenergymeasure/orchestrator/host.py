@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,13 @@ from llenergymeasure.orchestrator.preflight import (
     run_preflight,
 )
 from llenergymeasure.orchestrator.runners.docker_spec import DockerOptions
-from llenergymeasure.orchestrator.runners.factory import RunnerInput, WiredRunners, docker_options_from, wire_runners
+from llenergymeasure.orchestrator.runners.factory import (
+    RunnerInput,
+    WiredRunners,
+    docker_options_from,
+    host_dataset_cache,
+    wire_runners,
+)
 from llenergymeasure.orchestrator.runners.gpus import GpuProbe, probe_gpus
 from llenergymeasure.orchestrator.runners.inputs import host_hf_cache
 from llenergymeasure.orchestrator.user_config import EffectiveUserConfig, load_user_config
@@ -47,6 +53,8 @@ class HostOptions:
     - ``skip_preflight``: skip the host pre-flight (the multi-backend rule still applies).
     - ``user_config``, ``docker_client``, ``docker_options``, ``gpu_probe``, ``fetch_model``,
       ``env``: injected collaborators (tests, embedding); each defaults to the real one for this host.
+    - ``dataset_cache_dir``: the host dataset cache pre-flight prepares the built-in dataset in and
+      containers mount (a run context's ``dataset_cache_dir``); default: the user cache's.
     """
 
     runner: RunnerInput = None
@@ -57,6 +65,7 @@ class HostOptions:
     gpu_probe: GpuProbe | None = None
     fetch_model: ModelFetcher | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    dataset_cache_dir: Path | None = None
 
 
 @dataclass
@@ -79,7 +88,9 @@ def prepare_host(
     gpus = opts.gpu_probe or probe_gpus()
     gpu_count = gpus.device_count()
     hf_cache = host_hf_cache(opts.env)
-    docker_options = opts.docker_options or docker_options_from(user, hf_cache)
+    docker_options = opts.docker_options or docker_options_from(user, hf_cache, opts.env)
+    if opts.dataset_cache_dir is not None:  # one folder: prepared by pre-flight, read by the harness
+        docker_options = replace(docker_options, dataset_cache_dir=opts.dataset_cache_dir)
     # simulated GPUs are not CUDA devices: the model runs on CPU, so the image is the CPU variant
     cuda_gpus = 0 if opts.env.get(SIMULATE_GPUS_ENV_VAR) else gpu_count
     runners = wire_runners(
@@ -102,6 +113,7 @@ def prepare_host(
             host_device_ids=[device_ids_for(e, gpu_count) for e in experiments],
             output_dir=output_dir,
             hf_cache_dir=docker_options.hf_cache_dir or hf_cache,
+            dataset_cache_dir=docker_options.dataset_cache_dir or host_dataset_cache(opts.env),
         )
         services = HostServices(
             gpus=gpus,

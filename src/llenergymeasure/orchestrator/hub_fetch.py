@@ -12,13 +12,11 @@ is honoured by the client itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-#: HTTP statuses worth another attempt
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
 
 
 class HubFetchError(Exception):
@@ -30,17 +28,45 @@ class HubFetchError(Exception):
         self.fix = fix
 
 
-def is_transient(error: BaseException) -> bool:
-    """A 429/5xx answer or a dropped connection, here or in the cause chain (snapshot_download wraps them)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        status = getattr(getattr(seen, "response", None), "status_code", None)
-        if status is not None:
-            return int(status) in TRANSIENT_STATUS
-        if type(seen).__name__ in {"ConnectError", "ReadTimeout", "ConnectTimeout", "RemoteProtocolError", "ReadError"}:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+def retrying(attempts: int, sleep: Callable[[float], None]) -> RetryPolicy:
+    """The hub downloads' retry: transient failures (`is_transient_download_error`) with exponential backoff."""
+    return RetryPolicy(attempts=attempts, sleep=sleep)
+
+
+@contextmanager
+def hub_errors(repo_id: str, revision: str | None, *, what: str) -> Iterator[None]:
+    """Translate the hub client's errors a user must act on into `HubFetchError` (`what`: model or dataset)."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    rev = revision or "main"
+    try:
+        yield
+    except GatedRepoError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) is gated: the hub refused the download without a token that has access",
+            f"accept the {what}'s terms on its hub page, then set HF_TOKEN on this host ({type(e).__name__})",
+        ) from e
+    except RevisionNotFoundError as e:
+        raise HubFetchError(
+            f"revision {rev} of {repo_id} does not exist on the hub",
+            f"use an existing branch, tag or commit of {repo_id}",
+        ) from e
+    except EntryNotFoundError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) has no file {getattr(e, 'filename', None) or str(e).splitlines()[0]}",
+            f"check the revision of {repo_id}: the file must exist at that commit",
+        ) from e
+    except RepositoryNotFoundError as e:
+        raise HubFetchError(
+            f"{repo_id} (revision {rev}) is not on the hub, or is private",
+            "check the id, or set HF_TOKEN for a private repo"
+            + (", or pass a local directory" if what == "model" else ""),
+        ) from e
 
 
 def fetch_with_hub(
@@ -59,38 +85,13 @@ def fetch_with_hub(
     None lets huggingface_hub read its own defaults.
     """
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
-    rev = revision or "main"
-    retrying = Retrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.5, max=8),
-        retry=retry_if_exception(is_transient),
-        sleep=sleep,
-        reraise=True,
-    )
-    try:
-        path = retrying(
-            snapshot_download,
-            repo_id=repo_id,
-            revision=revision,
-            cache_dir=str(cache_dir),
-            endpoint=endpoint,
-            token=token,
+    with hub_errors(repo_id, revision, what="model"):
+        path = retrying(attempts, sleep).call(
+            lambda: snapshot_download(
+                repo_id=repo_id, revision=revision, cache_dir=str(cache_dir), endpoint=endpoint, token=token
+            ),
+            is_transient=is_transient_download_error,
+            what=f"fetching {repo_id}",
         )
-    except GatedRepoError as e:
-        raise HubFetchError(
-            f"{repo_id} (revision {rev}) is gated: the hub refused the download without a token that has access",
-            f"accept the model's terms on its hub page, then set HF_TOKEN on this host ({type(e).__name__})",
-        ) from e
-    except RevisionNotFoundError as e:
-        raise HubFetchError(
-            f"revision {rev} of {repo_id} does not exist on the hub",
-            f"use an existing branch, tag or commit of {repo_id}",
-        ) from e
-    except RepositoryNotFoundError as e:
-        raise HubFetchError(
-            f"{repo_id} (revision {rev}) is not on the hub, or is private",
-            "check the model id, or set HF_TOKEN for a private repo, or pass a local directory",
-        ) from e
     return Path(path)

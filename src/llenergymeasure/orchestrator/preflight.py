@@ -17,8 +17,12 @@ Checks (each one only where it applies):
 - disk: free space where the study directory goes;
 - inputs: local model/adapter directories and dataset files exist; hub models
   are in the host HF cache, fetched once here when missing (the container then
-  runs offline from a read-only mount); a fetch that fails for a transient reason
-  (network, timeout, 429/5xx) is retried with backoff and jitter (`retry`).
+  runs offline from a read-only mount), at the config's ``model_revision`` when
+  set; a fetch that fails for a transient reason (network, timeout, 429/5xx) is
+  retried with backoff and jitter (`retry`);
+- dataset: when an experiment uses the built-in ``aienergyscore``, the pinned
+  parquet is downloaded once and converted into the host dataset cache
+  (`dataset_fetch`), unless the cache file there already matches the pin.
 
 A multi-backend study that is not run entirely with Docker is refused by
 `check_multi_backend` — not skippable, since backends cannot share one Python
@@ -37,6 +41,7 @@ from typing import Any
 
 from llenergymeasure.errors import PreFlightError, PreFlightFailure
 from llenergymeasure.images import CAPABILITIES_LABEL, CAPABILITY_EXTRAS, images_with, parse_capabilities
+from llenergymeasure.orchestrator.dataset_fetch import DatasetPin, prepare_dataset
 from llenergymeasure.orchestrator.hub_fetch import HubFetchError, fetch_with_hub
 from llenergymeasure.orchestrator.retry import RetryPolicy, is_transient_download_error
 from llenergymeasure.orchestrator.runners.docker_engine import engine_of
@@ -54,6 +59,8 @@ logger = logging.getLogger(__name__)
 MIN_FREE_DISK_BYTES = 1 * 1024**3
 #: (repo id, cache dir) → snapshot path; raises on failure
 ModelFetcher = Callable[[str, Path], Path]
+#: offline? → the prepared cache file of the built-in dataset; raises on failure
+DatasetPreparer = Callable[[bool], Path]
 
 
 @dataclass
@@ -67,6 +74,8 @@ class PreflightPlan:
     output_dir: Path
     hf_cache_dir: Path
     cwd: Path = field(default_factory=Path.cwd)
+    #: host dataset cache the built-in dataset is prepared in (mounted read-only into containers); None: not prepared
+    dataset_cache_dir: Path | None = None
 
 
 @dataclass
@@ -77,6 +86,7 @@ class HostServices:
     docker_client: Any = None
     docker_error: str | None = None
     fetch_model: ModelFetcher | None = None
+    prepare_dataset: DatasetPreparer | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     which: Callable[[str], str | None] = shutil.which
     min_free_disk_bytes: int = MIN_FREE_DISK_BYTES
@@ -110,6 +120,7 @@ def run_preflight(plan: PreflightPlan, services: HostServices) -> None:
     failures += _check_gpus(plan, services)
     failures += _check_disk(plan.output_dir, services.min_free_disk_bytes)
     failures += _check_inputs(plan, services)
+    failures += _check_builtin_dataset(plan, services)
     if failures:
         raise PreFlightError(failures)
 
@@ -250,21 +261,23 @@ def check_image(client: Any, image: str, errors: tuple[type[BaseException], ...]
     return []
 
 
+def nvml_init_failure(nvml_error: str) -> PreFlightFailure:
+    """A GPU host whose NVML does not initialise: named, with the fixes (pre-flight and ``llem config``)."""
+    return PreFlightFailure(
+        "gpus",
+        f"the NVIDIA driver library is installed but NVML fails to initialise ({nvml_error}); "
+        "experiments would run on CPU with no energy measurement",
+        "check `nvidia-smi`: a driver/library version mismatch needs a reboot or a driver reinstall; "
+        "'insufficient permissions' needs access to /dev/nvidia* (run as a user in the video group); "
+        "on a host meant to run on CPU, uninstall the NVIDIA driver library",
+    )
+
+
 def _check_gpus(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
     failures: list[PreFlightFailure] = []
     nvml_error = getattr(services.gpus, "nvml_error", None)
     if nvml_error:
-        failures.append(
-            PreFlightFailure(
-                "gpus",
-                f"the NVIDIA driver library is installed but NVML fails to initialise ({nvml_error}); "
-                "experiments would run on CPU with no energy measurement",
-                "check `nvidia-smi`: a driver/library version mismatch needs a reboot or a driver reinstall; "
-                "'insufficient permissions' needs access to /dev/nvidia* (run as a user in the video group); "
-                "on a host meant to run on CPU, uninstall the NVIDIA driver library",
-            )
-        )
-        return failures
+        return [nvml_init_failure(nvml_error)]
     count = services.gpus.device_count()
     asked = sorted({i for e in plan.experiments if e.gpus for i in e.gpus})
     if asked and count == 0:
@@ -323,21 +336,31 @@ def _check_disk(output_dir: Path, min_free: int) -> list[PreFlightFailure]:
 
 def _check_inputs(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
     failures: list[PreFlightFailure] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str | None]] = set()
     for config in plan.experiments:
         for inp in experiment_inputs(config, plan.cwd):
-            if (inp.kind, inp.value) in seen:
+            revision = config.model_revision if inp.kind == "model" else None
+            if (inp.kind, inp.value, revision) in seen:
                 continue
-            seen.add((inp.kind, inp.value))
-            failure = _check_local(inp, config.backend) if inp.is_local else _ensure_cached(inp, plan, services)
+            seen.add((inp.kind, inp.value, revision))
+            if inp.is_local:
+                failure = _check_local(inp, config.backend, revision)
+            else:
+                failure = _ensure_cached(inp, plan, services, revision)
             if failure is not None:
                 failures.append(failure)
     return failures
 
 
-def _check_local(inp: HostInput, backend: str) -> PreFlightFailure | None:
+def _check_local(inp: HostInput, backend: str, revision: str | None = None) -> PreFlightFailure | None:
     path = inp.local_path
     assert path is not None
+    if revision is not None:  # a bare name that is an existing directory here: the schema could not tell
+        return PreFlightFailure(
+            "model",
+            f"model_revision {revision} is set but model {inp.value} is the local directory {path}",
+            "remove model_revision (a local directory has no revisions) or give a hub id as model",
+        )
     if inp.kind == "dataset":
         if not path.is_file():
             return PreFlightFailure("dataset", f"dataset file {path} does not exist", "fix the `dataset:` path")
@@ -354,21 +377,30 @@ def _check_local(inp: HostInput, backend: str) -> PreFlightFailure | None:
     return None
 
 
-def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) -> PreFlightFailure | None:
-    """Hub id: present in the host cache, or fetched into it now (once, on the host)."""
-    if hub_snapshot(plan.hf_cache_dir, inp.value) is not None:
+def _ensure_cached(
+    inp: HostInput, plan: PreflightPlan, services: HostServices, revision: str | None = None
+) -> PreFlightFailure | None:
+    """Hub id: present in the host cache (at `revision`), or fetched into it now (once, on the host)."""
+    if hub_snapshot(plan.hf_cache_dir, inp.value, revision) is not None:
         return None
-    if services.env.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+    at = f" at revision {revision}" if revision else ""
+    if _offline(services):
+        download = f"huggingface-cli download {inp.value}" + (f" --revision {revision}" if revision else "")
         return PreFlightFailure(
             inp.kind,
-            f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and HF_HUB_OFFLINE is set",
-            f"fetch it on a connected host (`huggingface-cli download {inp.value}`) or unset HF_HUB_OFFLINE",
+            f"{inp.value}{at} is not in the HF cache {plan.hf_cache_dir} and HF_HUB_OFFLINE is set",
+            f"fetch it on a connected host (`{download}`) or unset HF_HUB_OFFLINE",
         )
 
     def fetch_from_env(repo_id: str, cache_dir: Path) -> Path:
         env = services.env
         return fetch_with_hub(
-            repo_id, cache_dir, endpoint=env.get("HF_ENDPOINT") or None, token=env.get("HF_TOKEN") or None
+            repo_id,
+            cache_dir,
+            revision,
+            endpoint=env.get("HF_ENDPOINT") or None,
+            token=env.get("HF_TOKEN") or None,
+            attempts=1,  # one layer of retries: services.retry, below, around any fetcher
         )
 
     fetch = services.fetch_model or fetch_from_env
@@ -383,15 +415,59 @@ def _ensure_cached(inp: HostInput, plan: PreflightPlan, services: HostServices) 
     except Exception as e:  # huggingface_hub raises many classes (network, auth, not found): all mean "not fetched"
         return PreFlightFailure(
             inp.kind,
-            f"{inp.value} is not in the HF cache {plan.hf_cache_dir} and fetching it failed: {type(e).__name__}: {e}",
+            f"{inp.value}{at} is not in the HF cache {plan.hf_cache_dir} and fetching it failed: "
+            f"{type(e).__name__}: {e}",
             "check the id and your network, set HF_TOKEN for gated models, or pass a local directory",
         )
-    if hub_snapshot(plan.hf_cache_dir, inp.value) is None:
+    if hub_snapshot(plan.hf_cache_dir, inp.value, revision) is None:
         return PreFlightFailure(
-            inp.kind, f"{inp.value} was fetched but no snapshot appeared in {plan.hf_cache_dir}", "check HF_HUB_CACHE"
+            inp.kind,
+            f"{inp.value}{at} was fetched but no snapshot appeared in {plan.hf_cache_dir}",
+            "check HF_HUB_CACHE",
         )
-    logger.info("fetched %s into %s", inp.value, plan.hf_cache_dir)
+    logger.info("fetched %s%s into %s", inp.value, at, plan.hf_cache_dir)
     return None
+
+
+def _offline(services: HostServices) -> bool:
+    return services.env.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _check_builtin_dataset(plan: PreflightPlan, services: HostServices) -> list[PreFlightFailure]:
+    """The built-in dataset prepared in the host dataset cache (downloaded once; kept while it matches the pin)."""
+    if plan.dataset_cache_dir is None or not any(c.dataset == "aienergyscore" for c in plan.experiments):
+        return []
+    cache_dir = plan.dataset_cache_dir
+    pin = DatasetPin()
+
+    def prepare_from_env(offline: bool) -> Path:
+        env = services.env
+        return prepare_dataset(
+            cache_dir,
+            plan.hf_cache_dir,
+            pin,
+            endpoint=env.get("HF_ENDPOINT") or None,
+            token=env.get("HF_TOKEN") or None,
+            offline=offline,
+            attempts=services.retry.attempts,
+            sleep=services.retry.sleep,
+        )
+
+    prepare = services.prepare_dataset or prepare_from_env
+    try:
+        prepare(_offline(services))
+    except HubFetchError as e:
+        return [PreFlightFailure("dataset", f"aienergyscore: {e.message}", e.fix)]
+    except Exception as e:  # network, file and parquet errors: all mean "not prepared"
+        return [
+            PreFlightFailure(
+                "dataset",
+                f"aienergyscore ({pin.repo} revision {pin.revision[:12]}) could not be prepared in {cache_dir}: "
+                f"{type(e).__name__}: {e}",
+                "check your network and HF_ENDPOINT, or set dataset to a local JSONL file",
+            )
+        ]
+    return []
 
 
 def _field(inp: HostInput) -> str:

@@ -76,20 +76,37 @@ NO_RETRY = RetryPolicy(attempts=1)
 #: exception class names (anywhere in the class's MRO) of transport failures in the HTTP clients the
 #: hub library has used (requests, httpx): matched by name, so no HTTP client is imported to classify
 _TRANSPORT_ERRORS = frozenset(
-    {"TransportError", "TimeoutException", "ConnectionError", "Timeout", "ChunkedEncodingError"}
+    {
+        "TransportError",
+        "TimeoutException",
+        "ConnectionError",
+        "Timeout",
+        "ChunkedEncodingError",
+        "ConnectError",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "RemoteProtocolError",
+        "ReadError",
+    }
 )
 
 
 def is_transient_download_error(exc: BaseException) -> bool:
-    """A model download that may succeed if tried again: network trouble, a timeout, 429 or 5xx.
+    """A download that may succeed if tried again: network trouble, a timeout, 429 or 5xx — in `exc`
+    or in its cause chain (the hub client wraps transport errors in its own).
 
     Not: offline mode, a repository or revision that does not exist, a gated repository (4xx).
     """
-    if type(exc).__name__ == "OfflineModeIsEnabled":
-        return False
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(status, int):
-        return status == 429 or status >= 500
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    return any(c.__name__ in _TRANSPORT_ERRORS for c in type(exc).__mro__)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "OfflineModeIsEnabled":
+            return False
+        status = getattr(getattr(seen, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status == 429 or status >= 500
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        if any(c.__name__ in _TRANSPORT_ERRORS for c in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -336,6 +336,11 @@ class ExperimentResult(StrictModel):
     )
     measurement_config_hash: str = Field(description="SHA-256[:16] of the measurement-defining config.")
     config: ExperimentConfig = Field(description="The resolved experiment config that was run.")
+    model_commit: str | None = Field(
+        None,
+        description="Commit hash of the hub snapshot the harness loaded the model from (config.model_revision "
+        "resolved, or main's commit); null for a model loaded from a local directory.",
+    )
     effective_precision: str = Field(description="Precision actually used (fp32 on a host without a GPU).")
     device: Literal["cuda", "cpu"] = Field(description="Where the model ran.")
     device_ids: list[int] = Field(default_factory=list, description="Host GPU indices of the measured device set.")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     """Write `text` to `path` via a temp file in the same directory + fsync + rename + directory fsync.
 
     A reader (or a resumed study after a crash) sees the old file or the whole new
     one, never a part. On any failure the temp file is removed and the error raised;
-    `path` is left as it was.
+    `path` is left as it was. `mode`: permission bits of the new file (default: the
+    temp file's 0o600), e.g. 0o644 for a file another user (a container) reads.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -20,6 +22,8 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -51,3 +55,12 @@ def make_unique_directory(parent: Path, name: str, max_tries: int = 10_000) -> P
             continue
         return candidate
     return None
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -137,3 +137,13 @@ def test_missing_or_unfilled_perf_metrics_fall_back_to_batch() -> None:
         assert batch.granularity == "batch"
         assert batch.outputs[0].latency_s == 3.0
         assert batch.outputs[0].ttft_s is None
+
+
+def test_a_model_revision_reaches_the_checkpoint_and_the_tokenizer() -> None:
+    cfg = _cfg(model_revision="abc123")
+    built = build_kwargs(cfg)
+    assert (built["revision"], built["tokenizer_revision"]) == ("abc123", "abc123")
+    loaded = load_kwargs(cfg, "/cache/abc")
+    assert loaded["tokenizer_revision"] == "abc123"
+    assert "revision" not in loaded  # the engine directory has no revision; its tokenizer does
+    assert "revision" not in build_kwargs(_cfg()) and "tokenizer_revision" not in build_kwargs(_cfg())

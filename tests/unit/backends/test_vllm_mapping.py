@@ -189,3 +189,9 @@ def test_prefix_cached_tokens_still_count_as_input_and_are_summed_separately() -
     batch = batch_from_vllm(outputs, window_s=1.0)
     assert [o.input_tokens for o in batch.outputs] == [12, 12]
     assert cached_prompt_tokens(outputs) == 8
+
+
+def test_a_model_revision_reaches_the_engine_and_its_tokenizer() -> None:
+    kwargs = engine_kwargs(_cfg(model_revision="v1.0"))
+    assert (kwargs["revision"], kwargs["tokenizer_revision"]) == ("v1.0", "v1.0")
+    assert "revision" not in engine_kwargs(_cfg())

@@ -11,8 +11,6 @@ import pytest
 
 from llenergymeasure.errors import ConfigError, NotAvailableError
 from llenergymeasure.harness.datasets import (
-    AIENERGYSCORE_CACHE_FILE,
-    AIENERGYSCORE_REVISION,
     build_prompts,
     build_warmup_prompts,
     length_matched,
@@ -24,6 +22,7 @@ from llenergymeasure.harness.datasets import (
 )
 from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.sections import SyntheticDataset
+from llenergymeasure.schemas.datasets import AIENERGYSCORE_CACHE_FILE, AIENERGYSCORE_REVISION
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "datasets"
 
@@ -57,7 +56,7 @@ def test_aienergyscore_is_fetched_once_converted_and_cached(tmp_path: Path) -> N
     assert calls == [1]
     prompts, provenance = read_prompt_jsonl(cache / AIENERGYSCORE_CACHE_FILE)
     assert prompts == first.texts
-    assert provenance["_commit"] == AIENERGYSCORE_REVISION
+    assert provenance["_revision"] == AIENERGYSCORE_REVISION
 
 
 def test_aienergyscore_neither_cached_nor_fetchable_says_what_to_do(tmp_path: Path) -> None:

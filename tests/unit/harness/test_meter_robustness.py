@@ -204,6 +204,29 @@ def test_a_missing_energy_field_does_not_switch_off_the_energy_counter(clock: Fa
     assert dev.energy_mj() == 100_000  # 100 W × 1 s
 
 
+class NoPowerField(SimulatedNvml):
+    """A driver without the instant-power field (the energy counter's field is there)."""
+
+    def _field(self, handle: Any, field_id: int, t: float, slot: Any) -> int:
+        if field_id == pynvml.NVML_FI_DEV_POWER_INSTANT:
+            return int(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return super()._field(handle, field_id, t, slot)
+
+
+def test_a_reading_switched_off_leaves_the_other_fields_in_their_places(clock: FakeClock) -> None:
+    spec = SimulatedGpuSpec.model_validate({"devices": [{"power": {"kind": "constant", "watts": 100}}]})
+    nvml = NoPowerField(spec, clock=clock)
+    dev = PynvmlProvider(nvml).device(0)
+    clock.advance(1.0)
+    assert dev.power_and_energy() == (None, 100_000)  # power: NOT_SUPPORTED, switched off for good
+    clock.advance(1.0)
+    asked: list[list[int]] = []
+    ask = nvml.nvmlDeviceGetFieldValues
+    nvml.nvmlDeviceGetFieldValues = lambda handle, ids: asked.append(list(ids)) or ask(handle, ids)  # type: ignore[method-assign]
+    assert dev.power_and_energy() == (None, 200_000)  # the counter's value still lands in the energy slot
+    assert asked == [[pynvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION]]  # the switched-off field is not asked again
+
+
 class CountingDevice(FakeNvmlDevice):
     """Its counter advances by 1 J at every read. A read by `holder` is held until released; the next read by
     anyone else first runs `on_next_read` (to interleave threads deterministically)."""

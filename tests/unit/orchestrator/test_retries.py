@@ -307,3 +307,41 @@ def test_download_error_classes() -> None:
     assert not is_transient_download_error(_HubError(401))
     assert not is_transient_download_error(OfflineModeIsEnabled("offline"))
     assert not is_transient_download_error(ValueError("bad repo id"))
+
+
+def test_a_transient_error_wrapped_by_the_hub_client_is_still_transient() -> None:
+    class HubWrapper(Exception):
+        pass
+
+    def wrapped(inner: BaseException) -> BaseException:
+        try:
+            raise HubWrapper("snapshot_download failed") from inner
+        except HubWrapper as e:
+            return e
+
+    assert is_transient_download_error(wrapped(_HubError(503)))
+    assert is_transient_download_error(wrapped(ConnectionResetError(104, "reset")))
+    assert not is_transient_download_error(wrapped(_HubError(404)))
+
+
+def test_the_real_hub_fetch_is_retried_by_one_layer_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pre-flight's retry policy wraps the fetch; the hub client call inside it must not retry again,
+    # or a dead hub is tried attempts × attempts times
+    from llenergymeasure.orchestrator import hub_fetch, preflight
+
+    downloads: list[str] = []
+    sleeps = Sleeps()
+
+    def snapshot_download(**kwargs: Any) -> str:
+        downloads.append(kwargs["repo_id"])
+        raise _HubError(503)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
+    assert preflight.fetch_with_hub is hub_fetch.fetch_with_hub
+    services = HostServices(gpus=NoGpus(), env={}, retry=RetryPolicy(attempts=3, sleep=sleeps))
+    from llenergymeasure.errors import PreFlightError
+
+    with pytest.raises(PreFlightError):
+        run_preflight(_plan(tmp_path), services)
+    assert downloads == ["org/tiny"] * 3
+    assert len(sleeps) == 2

@@ -59,7 +59,7 @@ def test_report_is_self_contained_with_every_figure(tmp_path: Path) -> None:
         assert (study_dir / "figures" / f"{name}.png").stat().st_size > 1000
         assert (study_dir / "figures" / f"{name}.svg").is_file()
     # the table: b = 1 fp16 → 6.0 ± 0.149 J/token (see test_loading for the arithmetic)
-    assert "6 ± 0.149" in page
+    assert "6.000 ± 0.149" in page
     assert "SIMULATED" not in page and "UNAVAILABLE" not in page
     assert (
         'href="000_c1_tiny_pytorch_' in page

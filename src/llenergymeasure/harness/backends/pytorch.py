@@ -147,7 +147,9 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
         trust = bool(self.options.trust_remote_code)
         kwargs = self._from_pretrained_kwargs(torch)
         try:
-            tokenizer: Any = AutoTokenizer.from_pretrained(self.config.model, trust_remote_code=trust)
+            tokenizer: Any = AutoTokenizer.from_pretrained(
+                self.config.model, trust_remote_code=trust, revision=self.config.model_revision
+            )
             model: Any = AutoModelForCausalLM.from_pretrained(self.config.model, **kwargs)
         except (OSError, ValueError, ImportError) as e:
             raise BackendError(
@@ -184,6 +186,8 @@ class PyTorchBackend(InferenceBackend[PyTorchConfig]):
             if self.config.precision != "fp32":
                 self._notes.append(f"no GPU: ran on CPU in fp32 (config asked {self.config.precision})")
         kwargs: dict[str, Any] = {"dtype": dtype}
+        if self.config.model_revision is not None:
+            kwargs["revision"] = self.config.model_revision
         if opts.attn_implementation:
             kwargs["attn_implementation"] = opts.attn_implementation
         if opts.trust_remote_code:

@@ -342,7 +342,7 @@ class TensorRTBackend(HelperHeldContexts, InferenceBackend[TensorRTConfig]):
 
     def parameter_counts(self) -> ParameterCounts | None:
         """From the model's config.json (the weights live in the engine's processes)."""
-        return counts_from_model_dir(locate_model(self.config.model)[0])
+        return counts_from_model_dir(locate_model(self.config.model, self.config.model_revision)[0])
 
     def count_tokens(self, text: str) -> int:
         return count_text_tokens(self._tokenizer(), text)

@@ -109,6 +109,16 @@ def runtime_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
+def revision_kwargs(config: ExperimentConfig, *, model: bool) -> dict[str, Any]:
+    """``revision`` (of the checkpoint, when `model`) and ``tokenizer_revision``: the config's `model_revision`."""
+    if config.model_revision is None:
+        return {}
+    kwargs = {"tokenizer_revision": config.model_revision}
+    if model:
+        kwargs["revision"] = config.model_revision
+    return kwargs
+
+
 def build_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """LLM arguments that build an engine from the model checkpoint (runtime arguments + build limits).
 
@@ -117,7 +127,7 @@ def build_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     turns them into TensorRT-LLM objects.
     """
     settings = build_settings(config)
-    kwargs = {"model": config.model, **runtime_kwargs(config)}
+    kwargs = {"model": config.model, **revision_kwargs(config, model=True), **runtime_kwargs(config)}
     for name in ("max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens"):
         if settings[name] is not None:
             kwargs[name] = settings[name]
@@ -136,7 +146,8 @@ def build_kwargs(config: ExperimentConfig) -> dict[str, Any]:
 
 def load_kwargs(config: ExperimentConfig, engine_dir: str) -> dict[str, Any]:
     """LLM arguments that load a built engine from `engine_dir`, with the model's tokenizer."""
-    kwargs = {"model": engine_dir, "tokenizer": config.model, **runtime_kwargs(config)}
+    kwargs = {"model": engine_dir, "tokenizer": config.model, **revision_kwargs(config, model=False)}
+    kwargs.update(runtime_kwargs(config))
     kwargs.update(config.passthrough_kwargs or {})
     return kwargs
 

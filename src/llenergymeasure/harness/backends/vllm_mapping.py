@@ -88,6 +88,9 @@ def engine_kwargs(config: ExperimentConfig) -> dict[str, Any]:
         "seed": config.random_seed,
         "disable_log_stats": False,
     }
+    if config.model_revision is not None:  # the snapshot the host fetched; the tokenizer from the same commit
+        kwargs["revision"] = config.model_revision
+        kwargs["tokenizer_revision"] = config.model_revision
     for name in _ENGINE_PASSTHROUGH_FIELDS:
         value = getattr(engine, name)
         if value is not None:

@@ -141,6 +141,7 @@ class PynvmlDevice:
         self._in_a_row: dict[str, int] = {}
         self._success = nvml.NVML_SUCCESS
         self._members = _value_members(nvml)
+        self._tick_readings: tuple[tuple[str, int], ...] | None = None
         self._uuid = self._read("uuid", lambda: _text(nvml.nvmlDeviceGetUUID(handle))) or "unknown"
         self._name = self._read("name", lambda: _text(nvml.nvmlDeviceGetName(handle))) or "unknown"
 
@@ -183,23 +184,32 @@ class PynvmlDevice:
         return dict(self._failures)
 
     def _fields(self, readings: Sequence[tuple[str, int]]) -> list[int | None]:
-        """Field values by (reading name, field id) in ONE call; each field's own return code is honoured."""
-        wanted = [(what, fid) for what, fid in readings if what not in self._off]
-        out: dict[str, int | None] = {what: None for what, _ in readings}
-        if wanted:
-            try:
-                values = self._nvml.nvmlDeviceGetFieldValues(self._handle, [fid for _, fid in wanted])
-            except self._nvml.NVMLError as e:
-                for what, _ in wanted:
-                    self._failed(what, int(getattr(e, "value", -1)), e)
-                values = None
-            for (what, _), value in zip(wanted, values or (), strict=False):
-                if value.nvmlReturn == self._success:
-                    self._succeeded(what)
-                    out[what] = int(getattr(value.value, self._members.get(value.valueType, "dVal")))
-                else:
-                    self._failed(what, int(value.nvmlReturn), f"field return code {value.nvmlReturn}")
-        return [out[what] for what, _ in readings]
+        """Field values by (reading name, field id) in ONE call; each field's own return code is honoured.
+
+        The sampler calls this for every device at every tick with the GIL held: the answer is a list
+        filled by position (no dict per call), and the slots asked for are all of them unless a reading
+        was switched off."""
+        off = self._off
+        slots = range(len(readings)) if not off else [i for i, (what, _) in enumerate(readings) if what not in off]
+        out: list[int | None] = [None] * len(readings)
+        if not slots:
+            return out
+        nvml = self._nvml
+        try:
+            values = nvml.nvmlDeviceGetFieldValues(self._handle, [readings[i][1] for i in slots])
+        except nvml.NVMLError as e:
+            for i in slots:
+                self._failed(readings[i][0], int(getattr(e, "value", -1)), e)
+            return out
+        success, members = self._success, self._members
+        for i, value in zip(slots, values, strict=False):
+            what, code = readings[i][0], value.nvmlReturn
+            if code == success:
+                self._succeeded(what)
+                out[i] = int(getattr(value.value, members.get(value.valueType, "dVal")))
+            else:
+                self._failed(what, int(code), f"field return code {code}")
+        return out
 
     @property
     def uuid(self) -> str:
@@ -221,15 +231,16 @@ class PynvmlDevice:
         return power
 
     def power_and_energy(self) -> tuple[int | None, int | None]:
-        nvml = self._nvml
         # the counter's field is tracked apart from nvmlDeviceGetTotalEnergyConsumption: a driver lacking the
         # field must not switch off the function the window edges read
-        power, energy = self._fields(
-            [
+        readings = self._tick_readings
+        if readings is None:  # built once: the sampler reads it every tick
+            nvml = self._nvml
+            readings = self._tick_readings = (
                 ("power_instant", nvml.NVML_FI_DEV_POWER_INSTANT),
                 ("energy_field", nvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION),
-            ]
-        )
+            )
+        power, energy = self._fields(readings)
         return power, energy
 
     def temperature_c(self) -> float | None:

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.harness.energy.device import MeasuredDevice
@@ -59,23 +59,34 @@ def read_sample(
     dev: MeasuredDevice, t_s: float, unix_s: float, *, full: bool = True, clock: Clock | None = None
 ) -> PowerSample:
     """`dev`'s power and energy now (one driver call); with `full`, its slow readings too (timestamps: the caller's;
-    `clock` stamps when the reads finished)."""
+    `clock` stamps when the reads finished).
+
+    Built in one constructor call: this runs for every device at every tick, with the GIL held."""
     d = dev.device
     power_mw, energy_mj = d.power_and_energy()
-    sample = PowerSample(
-        t_s=t_s,
-        unix_s=unix_s,
-        device_index=dev.host_index,
-        device_uuid=dev.uuid,
-        power_w=None if power_mw is None else power_mw / 1000.0,
-        energy_mj=energy_mj,
-        temperature_c=d.temperature_c() if full else None,
-        sm_clock_mhz=d.sm_clock_mhz() if full else None,
-        memory_used_mb=d.memory_used_mb() if full else None,
-        utilization_pct=d.utilization_pct() if full else None,
-        throttle_reasons=d.throttle_reasons() if full else None,
+    if full:
+        temperature_c = d.temperature_c()
+        sm_clock_mhz = d.sm_clock_mhz()
+        memory_used_mb = d.memory_used_mb()
+        utilization_pct = d.utilization_pct()
+        throttle_reasons = d.throttle_reasons()
+    else:
+        temperature_c = memory_used_mb = None
+        sm_clock_mhz = utilization_pct = throttle_reasons = None
+    return PowerSample(
+        t_s,
+        unix_s,
+        dev.host_index,
+        dev.uuid,
+        None if power_mw is None else power_mw / 1000.0,
+        energy_mj,
+        temperature_c,
+        sm_clock_mhz,
+        memory_used_mb,
+        utilization_pct,
+        throttle_reasons,
+        None if clock is None else clock(),  # after every read of the device
     )
-    return sample if clock is None else replace(sample, read_done_s=clock())
 
 
 class PowerSampler:
@@ -105,9 +116,10 @@ class PowerSampler:
 
     def sample_now(self, full: bool = True) -> float:
         """Read every device once (`full`: the slow readings too); returns the timestamp used (monotonic seconds)."""
-        t = self._clock()
+        clock = self._clock
+        t = clock()
         unix = self._wall_clock()
-        batch = [read_sample(dev, t, unix, full=full, clock=self._clock) for dev in self.devices]
+        batch = [read_sample(dev, t, unix, full=full, clock=clock) for dev in self.devices]
         with self._lock:
             self._samples.extend(batch)
         return t

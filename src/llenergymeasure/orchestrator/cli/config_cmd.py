@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from llenergymeasure.schemas.config.capabilities import BACKENDS
 from llenergymeasure.schemas.simulated_gpus import SIMULATE_GPUS_ENV_VAR
+
+if TYPE_CHECKING:
+    from llenergymeasure.orchestrator.runners.gpus import GpuProbe
+    from llenergymeasure.orchestrator.user_config import EffectiveUserConfig
 
 
 @dataclass
@@ -96,35 +99,37 @@ def _docker_checks(images: dict[str, str], client: Any = None) -> list[Check]:
     return checks
 
 
-def _gpu_checks() -> tuple[list[Check], bool]:
-    if os.environ.get(SIMULATE_GPUS_ENV_VAR):
-        from llenergymeasure.simgpu import simulated_nvml
+def _gpu_checks(probe: GpuProbe) -> tuple[list[Check], int]:
+    """The GPU section, from pre-flight's probe, and how many CUDA GPUs the images should expect
+    (simulated GPUs are not CUDA devices: the model runs on CPU, so those hosts get the CPU image)."""
+    from llenergymeasure.orchestrator.preflight import nvml_init_failure
 
-        sim = simulated_nvml(os.environ)
-        assert sim is not None
-        devices = [f"{i}: {d.name} ({d.power.kind})" for i, d in enumerate(sim.spec.devices)]
-        note = f"{SIMULATE_GPUS_ENV_VAR}: results are labelled simulated — {', '.join(devices)}"
-        return [Check("simulated GPUs", True, note)], True
-    try:
-        import pynvml
-    except ImportError:
-        return [Check("NVIDIA GPUs", False, "nvidia-ml-py missing", "pip install nvidia-ml-py")], False
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as e:
-        return [
-            Check("NVIDIA GPUs", False, f"NVML unavailable ({e}); experiments run on CPU, energy unavailable")
-        ], False
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        checks = [Check("NVIDIA driver", True, str(driver))]
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h).total / 1024**3
-            checks.append(Check(f"GPU {i}", True, f"{pynvml.nvmlDeviceGetName(h)} ({mem:.0f} GiB)"))
-        return checks, len(checks) > 1
-    finally:
-        pynvml.nvmlShutdown()
+    nvml_error = getattr(probe, "nvml_error", None)
+    if nvml_error:
+        failure = nvml_init_failure(nvml_error)
+        return [Check("NVIDIA GPUs", False, failure.message, failure.fix)], 0
+    driver, devices = probe.describe()
+    if getattr(probe, "simulated", False):
+        described = ", ".join(f"{d.index}: {d.name}" for d in devices)
+        note = f"{SIMULATE_GPUS_ENV_VAR}: results are labelled simulated — {described}"
+        return [Check("simulated GPUs", True, note)], 0
+    if not devices:
+        return [Check("NVIDIA GPUs", False, "none visible to NVML; experiments run on CPU, energy unavailable")], 0
+    checks = [Check("NVIDIA driver", True, driver or "?")]
+    checks += [Check(f"GPU {d.index}", True, f"{d.name} ({d.memory_gib:.0f} GiB)") for d in devices]
+    return checks, len(devices)
+
+
+def _docker_images(user: EffectiveUserConfig, cuda_gpus: int) -> dict[str, str]:
+    """backend → the image its docker runner would use on this host (only the pytorch backend has a CPU
+    image; vLLM and TensorRT-LLM need a GPU host, so theirs is always the GPU build)."""
+    from llenergymeasure.images import gpu_variant, host_variant
+
+    return {
+        b: user.image_for(b, host_variant(b, cuda_gpus) if b == "pytorch" else gpu_variant(b))
+        for b in BACKENDS
+        if user.runner_for(b) == "docker"
+    }
 
 
 def config_command(
@@ -132,17 +137,12 @@ def config_command(
 ) -> None:
     """Show what is installed and reachable, and the effective user config."""
     from llenergymeasure._version import __version__
-    from llenergymeasure.images import gpu_variant, host_variant
+    from llenergymeasure.orchestrator.runners.gpus import probe_gpus
     from llenergymeasure.orchestrator.user_config import load_user_config
 
     user = load_user_config()
-    gpu_checks, has_gpu = _gpu_checks()
-    # only the pytorch backend has a CPU image; vLLM and TensorRT-LLM need a GPU host
-    images = {
-        b: user.image_for(b, host_variant(b, 1 if has_gpu else 0) if b == "pytorch" else gpu_variant(b))
-        for b in BACKENDS
-        if user.runner_for(b) == "docker"
-    }
+    gpu_checks, cuda_gpus = _gpu_checks(probe_gpus())
+    images = _docker_images(user, cuda_gpus)
 
     typer.echo(f"llenergymeasure {__version__}  (Python {platform.python_version()}, {platform.platform()})")
     sections = [

@@ -5,16 +5,8 @@ from __future__ import annotations
 import typer
 
 from llenergymeasure.orchestrator.cli.table import render_table
-from llenergymeasure.schemas.study_result import MetricStats, StudyResult
-
-
-def mean_ci(stats: MetricStats, fmt: str = ".4g") -> str:
-    """``mean ± half-width`` of the 95 % CI; the mean alone with one cycle; ``n/a`` when unavailable."""
-    if stats.mean is None:
-        return "n/a"
-    if stats.ci95_high is None:
-        return format(stats.mean, fmt)
-    return f"{format(stats.mean, fmt)} ± {format(stats.ci95_high - stats.mean, fmt)}"
+from llenergymeasure.schemas.study_result import StudyResult
+from llenergymeasure.util.numbers import mean_ci
 
 
 def _energy_cell(method: str | None, source: str | None) -> str:

@@ -14,8 +14,9 @@ Decisions:
   The rewritten config has its own `measurement_config_hash`; the host keeps the
   original hash in the manifest (see docs/contract.md).
 - Network: ``none`` unless something must be fetched from inside (a hub model
-  missing from the cache, a built-in dataset with no dataset cache mounted), or
-  the user set a network mode explicitly.
+  missing from the cache at its ``model_revision``, a built-in dataset with no
+  prepared file in the dataset cache — both only when the host pre-flight, which
+  fetches them, was skipped), or the user set a network mode explicitly.
 - Secrets: only `SECRET_ENV_ALLOWLIST`, only if set on the host. The spec's
   ``repr`` masks them; nothing in this module writes files.
 - GPUs: one device request with the host ids; the container sees them pinned,
@@ -38,6 +39,7 @@ from llenergymeasure.orchestrator.runners.base import RunRequest
 from llenergymeasure.orchestrator.runners.inputs import HostInput, experiment_inputs, hub_snapshot
 from llenergymeasure.schemas.config.capabilities import MULTI_PROCESS_BACKENDS
 from llenergymeasure.schemas.config.experiment import BUILTIN_DATASETS, ExperimentConfig
+from llenergymeasure.schemas.datasets import AIENERGYSCORE_CACHE_FILE
 from llenergymeasure.schemas.devices import worker_device_ids
 from llenergymeasure.schemas.job import DEFAULT_RESULTS_DIR, RESULTS_DIR_ENV_VAR, ExperimentJob, to_env
 from llenergymeasure.schemas.mounts import (
@@ -58,7 +60,7 @@ HARNESS_COMMAND: tuple[str, ...] = ("python", "-m", "llenergymeasure.harness")
 ENGINE_SHM_SIZE = "8g"
 
 #: file a built-in dataset is cached as in a dataset cache directory (the harness's datasets module reads it)
-DATASET_CACHE_FILES = {"aienergyscore": "aienergyscore.jsonl"}
+DATASET_CACHE_FILES = {"aienergyscore": AIENERGYSCORE_CACHE_FILE}
 
 #: a callable that may replace the harness command for one job (test seam: fault injection)
 CommandOverride = Callable[[ExperimentJob], Sequence[str] | None]
@@ -192,7 +194,8 @@ def plan_mounts(config: ExperimentConfig, run_dir: Path, options: DockerOptions,
     needs_network = False
     if hub_ids:
         cache = options.hf_cache_dir
-        missing = [h for h in hub_ids if cache is None or hub_snapshot(cache, h) is None]
+        revisions = {config.model: config.model_revision}  # the model's pinned snapshot; adapters at main
+        missing = [h for h in hub_ids if cache is None or hub_snapshot(cache, h, revisions.get(h)) is None]
         if missing:
             # only reachable with pre-flight skipped: the harness fetches into the container's own
             # (ephemeral) HF_HOME, because the host cache is mounted read-only

@@ -41,22 +41,29 @@ def connect_docker(client: Any = None, *, timeout_s: float | None = None) -> tup
         return None, str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def docker_options_from(user: EffectiveUserConfig, hf_cache_dir: Path) -> DockerOptions:
-    """`DockerOptions` from the user config's ``runners.docker`` section."""
+def docker_options_from(
+    user: EffectiveUserConfig, hf_cache_dir: Path, env: Mapping[str, str] | None = None
+) -> DockerOptions:
+    """`DockerOptions` from the user config's ``runners.docker`` section (`env`: where the dataset cache is)."""
     section = user.config.runners.docker
     allow = tuple(dict.fromkeys([*SECRET_ENV_ALLOWLIST, *section.extra_env_allowlist]))
     return DockerOptions(
         shm_size=section.shm_size,
         network_mode=section.network,
         hf_cache_dir=hf_cache_dir,
-        dataset_cache_dir=host_dataset_cache(),
+        dataset_cache_dir=host_dataset_cache(env),
         trt_engine_cache_dir=Path.home() / TRT_ENGINE_CACHE_HOME_SUBDIR,
         secret_env_allowlist=allow,
     )
 
 
-def host_dataset_cache() -> Path:
-    """The host's dataset cache, the same folder the harness uses by default (``<user cache>/llenergymeasure/datasets``)."""
+def host_dataset_cache(env: Mapping[str, str] | None = None) -> Path:
+    """The host's dataset cache, the same folder the harness uses by default (``<user cache>/llenergymeasure/datasets``).
+
+    ``XDG_CACHE_HOME`` in `env` (the caller's environment) sets the user cache, as it does for platformdirs on Linux.
+    """
+    if env is not None and env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]).expanduser() / CACHE_APP_NAME / DATASET_CACHE_SUBDIR
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir(CACHE_APP_NAME)) / DATASET_CACHE_SUBDIR

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -24,10 +25,23 @@ logger = logging.getLogger(__name__)
 CPU_HOST_NVML_ERRORS = frozenset({"NVMLError_LibraryNotFound"})
 
 
+@dataclass(frozen=True)
+class GpuDescription:
+    """One host GPU as ``llem config`` shows it."""
+
+    index: int
+    name: str
+    memory_gib: float
+
+
 class GpuProbe(Protocol):
     """Host GPUs as NVML sees them (host indices)."""
 
     def device_count(self) -> int: ...
+
+    def describe(self) -> tuple[str | None, list[GpuDescription]]:
+        """(driver version, every device); (None, []) without NVML."""
+        ...
 
     def foreign_processes(self, index: int, own_pids: frozenset[int] = frozenset()) -> list[int]:
         """Pids of compute processes on GPU `index` other than `own_pids`."""
@@ -49,6 +63,9 @@ class NoGpus:
 
     def device_uuids(self) -> list[str]:
         return []
+
+    def describe(self) -> tuple[str | None, list[GpuDescription]]:
+        return None, []
 
     def foreign_processes(self, index: int, own_pids: frozenset[int] = frozenset()) -> list[int]:
         return []
@@ -75,6 +92,17 @@ class NvmlGpus:
             raw = self._nvml.nvmlDeviceGetUUID(self._nvml.nvmlDeviceGetHandleByIndex(i))
             out.append(raw.decode() if isinstance(raw, bytes) else str(raw))
         return out
+
+    def describe(self) -> tuple[str | None, list[GpuDescription]]:
+        nvml = self._nvml
+        devices = []
+        for i in range(self.device_count()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            name = nvml.nvmlDeviceGetName(handle)
+            memory_gib = float(nvml.nvmlDeviceGetMemoryInfo(handle).total) / 1024**3
+            devices.append(GpuDescription(i, name.decode() if isinstance(name, bytes) else str(name), memory_gib))
+        driver = nvml.nvmlSystemGetDriverVersion()
+        return (driver.decode() if isinstance(driver, bytes) else str(driver)), devices
 
     def foreign_processes(self, index: int, own_pids: frozenset[int] = frozenset()) -> list[int]:
         handle = self._nvml.nvmlDeviceGetHandleByIndex(index)

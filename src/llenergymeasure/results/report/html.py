@@ -10,7 +10,7 @@ from pathlib import Path
 
 from llenergymeasure._version import __version__
 from llenergymeasure.results.report.data import NOT_MEASURED, Cell, ReportData
-from llenergymeasure.schemas.study_result import MetricStats
+from llenergymeasure.util.numbers import mean_ci
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
@@ -41,14 +41,6 @@ class RenderedFigure:
 
 def _fmt(value: float | None, spec: str = ".4g") -> str:
     return "n/a" if value is None else format(value, spec)
-
-
-def mean_ci(stats: MetricStats) -> str:
-    if stats.mean is None:
-        return "n/a"
-    if stats.ci95_high is None:
-        return _fmt(stats.mean)
-    return f"{_fmt(stats.mean)} ± {_fmt(stats.ci95_high - stats.mean)}"
 
 
 def _e(text: object) -> str:

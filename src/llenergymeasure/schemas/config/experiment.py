@@ -46,6 +46,9 @@ def looks_like_path(value: str) -> bool:
     return value.startswith(("/", "./", "../", "~")) or value in {".", ".."} or value.count("/") > 1
 
 
+#: longest `model_revision` (characters): a branch or tag name, or a 40-character commit hash
+MAX_REVISION_CHARS = 255
+
 #: largest `n` (prompts per window, count)
 MAX_PROMPTS = 1_000_000
 #: largest `random_seed`: torch.manual_seed accepts up to 2**64 - 1
@@ -61,6 +64,13 @@ class ExperimentConfig(ConfigModel):
     """One experiment: a model, a backend and everything that defines the measurement."""
 
     model: str = Field(min_length=1, description="Hub id (org/name) or local directory of the model.")
+    model_revision: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REVISION_CHARS,
+        description="Branch, tag or commit of a hub model to fetch and load; null = the repository's main. "
+        "The result records the commit actually loaded (model_commit). Not allowed with a local directory.",
+    )
     backend: Backend = Field("pytorch", description="Inference backend: pytorch, vllm or tensorrt.")
     precision: Precision = Field(
         "bf16", description="Weights/activation precision: fp32, fp16 or bf16. A host without a GPU runs fp32."
@@ -101,6 +111,15 @@ class ExperimentConfig(ConfigModel):
     def _model_path(cls, v: str) -> str:
         return check_path(v, "model")
 
+    @field_validator("model_revision")
+    @classmethod
+    def _revision_text(cls, v: str | None) -> str | None:
+        if v is not None and (v != v.strip() or any(ch.isspace() for ch in v) or not v.isprintable()):
+            raise ValueError(
+                f"model_revision {v!r} is not a branch, tag or commit name; fix: remove spaces and control characters"
+            )
+        return v
+
     @field_validator("dataset")
     @classmethod
     def _dataset_name_or_path(cls, v: str | SyntheticDataset) -> str | SyntheticDataset:
@@ -130,6 +149,11 @@ class ExperimentConfig(ConfigModel):
             raise incompatible(
                 f"precision {self.precision} is not supported by backend {backend}",
                 f"use one of {supported_precisions(backend)}",
+            )
+        if self.model_revision is not None and looks_like_path(self.model):
+            raise incompatible(
+                f"model_revision {self.model_revision} is set but model {self.model} is a local directory",
+                "remove model_revision (a local directory has no revisions) or give a hub id (org/name) as model",
             )
         for other in BACKENDS:
             if other != backend and getattr(self, other) is not None:
@@ -182,7 +206,10 @@ class ExperimentConfig(ConfigModel):
         Local inputs (model, dataset, adapter, engine) count by content, not by path
         (`llenergymeasure.schemas.identity`): the same study in two directories has the same hashes.
         """
-        payload = self.model_dump_json(exclude=set(OPERATIONAL_FIELDS))
+        exclude = set(OPERATIONAL_FIELDS)
+        if self.model_revision is None:  # unset: the hash of every config written before the field existed
+            exclude.add("model_revision")
+        payload = self.model_dump_json(exclude=exclude)
         identities = self._local_identities()
         if identities:
             data = json.loads(payload)
