@@ -208,3 +208,43 @@ def test_ctrl_c_cancels_the_cluster_runs_and_leaves_no_container_then_resume_fin
 
 def _running(client: Any, study_id: str) -> list[Any]:
     return [c for c in client.containers.list(filters={"label": f"llem.study_id={study_id}"}) if c.status == "running"]
+
+
+def test_device_set_concurrency_runs_disjoint_gpus_of_one_node_side_by_side(
+    cpu_image: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    from ray.cluster_utils import Cluster
+
+    spec = tmp_path / "two-gpus.json"
+    device = {"power": {"kind": "constant", "watts": 150}}
+    spec.write_text(json.dumps({"devices": [{"name": "Sim 0", **device}, {"name": "Sim 1", **device}]}))
+    spec.chmod(0o644)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES})
+    worker = cluster.add_node(
+        num_cpus=1, num_gpus=2, object_store_memory=OBJECT_STORE_BYTES, env_vars={"LLEM_SIMULATE_GPUS": str(spec)}
+    )
+    cluster.wait_for_nodes()
+    try:
+        study = {
+            **tiny_experiment(tiny_model, baseline={"duration_seconds": 8}),
+            "name": "ray-device-sets",
+            "experiments": [{"n": 2, "gpus": [0]}, {"n": 3, "gpus": [1]}],
+            "execution": {"n_cycles": 1, "config_gap_seconds": 0, "cycle_gap_seconds": 0, "concurrency": "device_set"},
+        }
+        proc = _llem(tmp_path, study, cluster.address)
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        cluster.shutdown()
+    assert proc.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}"
+    study_dir = only_study_dir(tmp_path / "results")
+    manifest = read_manifest(study_dir)
+    first, second = manifest.entries
+    assert first.started_at and second.started_at and first.finished_at and second.finished_at
+    assert second.started_at < first.finished_at  # side by side on the one node
+    results = {r.experiment_id: r for r in _results(study_dir)}
+    for entry, other in ((first, second), (second, first)):
+        node = results[entry.experiment_id].node
+        assert node is not None and node.ray_node_id == str(worker.node_id)
+        assert node.concurrent_runs == [other.run_dir]
+    uuids = [results[e.experiment_id].node.gpu_uuids for e in (first, second)]  # type: ignore[union-attr]
+    assert len(uuids[0]) == len(uuids[1]) == 1 and uuids[0] != uuids[1]
