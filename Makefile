@@ -63,7 +63,7 @@ help: ## list the targets
 
 # ---------------------------------------------------------------- development
 
-install: $(INSTALLED) ## create $(VENV) and install the project editable with dev + pytorch extras
+install: $(INSTALLED) ## create $(VENV) and install the project editable with dev + pytorch + ray extras
 
 # A torch that is already there (a CUDA build on a GPU host) is kept; only a
 # venv without one gets the CPU pin. hatchling lets make_wheelhouse.sh build
@@ -72,7 +72,7 @@ $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	if $(BIN)/python -c 'import torch' 2>/dev/null; then torch=; else torch='$(TORCH_CPU)'; fi; \
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --progress-bar off \
-	    -e '.[dev,pytorch]' hatchling $$torch
+	    -e '.[dev,pytorch,ray]' hatchling $$torch
 	touch $@
 
 lint: $(INSTALLED) ## ruff check + ruff format --check + import contracts + zizmor on the workflows

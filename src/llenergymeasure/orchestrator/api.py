@@ -205,6 +205,7 @@ def run_study(
     on_event: EventCallback | None = None,
     runner: Runner | Mapping[str, Runner] | None = None,
     skip_preflight: bool = False,
+    ray_address: str | None = None,
     **injected: Any,
 ) -> StudyResult:
     """Run a study (every experiment × cycle) and return its `StudyResult`; always writes the study directory.
@@ -214,7 +215,10 @@ def run_study(
     gaps from the user config, each backend's runner resolved on this host, the host
     pre-flight. ``n_cycles`` / ``cycle_order`` are ``--cycles`` / ``--order``;
     ``resume=True`` continues the latest unfinished study of the same design with the
-    execution settings it was started with. `injected` collaborators (``user_config``,
+    execution settings it was started with. ``ray_address`` (``--ray``: ``auto``, ``local``,
+    ``ray://host:port``, ``host:port``; default: user config ``runners.ray.address``) runs the
+    study on a Ray cluster, each run in a container on a node, the study directory here
+    (docs/campaigns.md); it needs the ``[ray]`` extra. `injected` collaborators (``user_config``,
     ``docker_client``, ``docker_options``, ``gpu_probe``, ``fetch_model``, ``display``,
     ``env``) are described in `llenergymeasure.orchestrator.study.session.SessionOptions`.
     """
@@ -231,6 +235,7 @@ def run_study(
         on_event=on_event,
         runner=runner,
         skip_preflight=skip_preflight,
+        ray_address=ray_address,
         **injected,
     )
     return run_study_session(config, options)

@@ -68,6 +68,27 @@ class DockerSection(_Section):
         return v
 
 
+class RaySection(_Section):
+    address: str | None = Field(
+        None,
+        description="Ray cluster every study runs on, as for llem run --ray: auto, ray://host:port, host:port or "
+        "local; null = no cluster (this host). --ray wins over it.",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from llenergymeasure.orchestrator.cluster.address import AddressError, parse_ray_address
+
+        try:
+            parse_ray_address(v)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
 class RunnersSection(_Section):
     pytorch: RunnerKind = Field("docker", description="How pytorch experiments run.")
     vllm: RunnerKind = Field("docker", description="How vllm experiments run.")
@@ -79,6 +100,7 @@ class RunnersSection(_Section):
         "registries: images become <registry>/llenergymeasure/<backend>:<tag>; null = the Docker engine's default.",
     )
     docker: DockerSection = Field(default_factory=DockerSection, description="Docker runner options.")
+    ray: RaySection = Field(default_factory=RaySection, description="Ray cluster options (llem run --ray).")
 
     @field_validator("images")
     @classmethod

@@ -27,6 +27,12 @@ class RunFailure(StrictModel):
     transient: bool = Field(
         False, description="The host or Docker daemon failed, not the experiment (retried up to max_attempts)."
     )
+    reason: Literal["node_lost"] | None = Field(
+        None,
+        description="A cluster-level cause: node_lost = the Ray node running it left the cluster (transient: "
+        "execution.max_attempts runs it again on another node).",
+    )
+    node: str | None = Field(None, description="The node the try ran on (host name, and Ray node id on a cluster).")
 
 
 class ManifestEntry(StrictModel):

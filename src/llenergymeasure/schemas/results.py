@@ -207,6 +207,22 @@ class EnvironmentSnapshot(StrictModel):
     pip_freeze: list[str] = Field(default_factory=list, description="Installed Python packages (name==version).")
 
 
+class RunNode(StrictModel):
+    """The machine a run executed on, stamped by the host (the harness in its container cannot know it),
+    so the rows of a multi-machine campaign can be grouped by machine."""
+
+    host_name: str = Field(description="Host name of the machine that ran the container.")
+    ray_node_id: str | None = Field(None, description="Ray node id, on a Ray cluster (llem run --ray); else null.")
+    gpu_uuids: list[str] = Field(
+        default_factory=list, description="UUIDs of the GPUs of the measured device set, in device-set order."
+    )
+    concurrent_runs: list[str] = Field(
+        default_factory=list,
+        description="Run directories of other runs that ran on the same node during this run (execution."
+        "concurrency: device_set on a Ray cluster); empty = the node ran nothing else.",
+    )
+
+
 class MeasurementWarning(StrictModel):
     """Something that weakens the measurement; kept with the result."""
 
@@ -392,6 +408,9 @@ class ExperimentResult(StrictModel):
     warmup: WarmupResult | None = Field(None, description="Warmup outcome; null if warmup was disabled.")
     thermal: ThermalInfo = Field(default_factory=ThermalInfo, description="Temperatures around the window.")
     environment_snapshot: EnvironmentSnapshot = Field(description="Software and hardware snapshot.")
+    node: RunNode | None = Field(
+        None, description="The machine the run executed on (host-stamped); null in results written before it existed."
+    )
     measurement_warnings: list[MeasurementWarning] = Field(
         default_factory=list, description="What weakens this measurement: {code, message, severity} items."
     )

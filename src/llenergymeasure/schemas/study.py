@@ -12,6 +12,7 @@ from llenergymeasure.schemas.config.experiment import ExperimentConfig
 from llenergymeasure.schemas.config.text import MAX_NAME_CHARS, text_problem
 
 CycleOrder = Literal["sequential", "interleaved", "shuffled"]
+Concurrency = Literal["node", "device_set"]
 
 #: `n_cycles` the CLI uses when neither the YAML nor --cycles sets it
 CLI_DEFAULT_N_CYCLES = 3
@@ -56,14 +57,21 @@ class ExecutionConfig(ConfigModel):
         le=MAX_ATTEMPTS_LIMIT,
         strict=True,
         description="Tries of one run (count). A run that failed for a transient reason (the container could not "
-        "be created or started, the Docker daemon failed) is run again, up to this many tries in all; never after "
-        "an OOM kill, a timeout, a config or a harness error.",
+        "be created or started, the Docker daemon failed, its Ray node was lost) is run again, up to this many tries in "
+        "all; never after an OOM kill, a timeout, a config or a harness error.",
     )
     experiment_timeout_seconds: PositiveInt = Field(
         7200, le=MAX_TIMEOUT_SECONDS, description="Wall-clock limit of one run (container or subprocess), in seconds."
     )
     silence_timeout_seconds: PositiveInt = Field(
         600, le=MAX_TIMEOUT_SECONDS, description="A run that prints nothing for this many seconds is killed (seconds)."
+    )
+    concurrency: Concurrency = Field(
+        "node",
+        description="On a Ray cluster (llem run --ray): node = one run per node at a time, so nothing shares a "
+        "host's CPU, PCIe or power budget while it is measured; device_set = runs on disjoint GPU sets of one node "
+        "at the same time (each result lists what else ran on its node: node.concurrent_runs). The docker and "
+        "local runners always run one at a time.",
     )
     max_grid_points: PositiveInt = Field(
         DEFAULT_MAX_GRID_POINTS,

@@ -117,3 +117,15 @@ def test_llem_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert f"report: {study_dir / 'report.html'}" in out
     assert (study_dir / "results.csv").is_file()
     assert main(["report", str(tmp_path / "nope")]) == 2
+
+
+def test_run_links_name_the_machine_each_run_ran_on(tmp_path: Path) -> None:
+    import json
+
+    study_dir = write_study(tmp_path)
+    result_path = sorted(study_dir.glob("*/result.json"))[0]
+    data = json.loads(result_path.read_text())
+    data["node"] = {"host_name": "gpu-node-7", "ray_node_id": "6f25", "gpu_uuids": [], "concurrent_runs": []}
+    result_path.write_text(json.dumps(data))
+    page = write_report([study_dir]).html.read_text()
+    assert f'title="{result_path.parent.name} on gpu-node-7"' in page

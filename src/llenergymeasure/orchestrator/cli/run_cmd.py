@@ -55,6 +55,12 @@ def run_command(
     report: bool = typer.Option(
         False, "--report", help="Write report.html into the study directory at the end (needs [report])."
     ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="ADDRESS",
+        help="Run on a Ray cluster: auto, local, ray://host:port or host:port (needs [ray]; docs/campaigns.md).",
+    ),
 ) -> None:
     """Run an experiment or a study."""
     from typing import get_args
@@ -110,6 +116,7 @@ def run_command(
         quiet=quiet,
         verbose=verbose,
         skip_preflight=skip_preflight,
+        ray_address=ray,
     )
     print_study_summary(result)
     _write_outputs(Path(result.study_dir), export_csv=export_csv, report=report)

@@ -61,6 +61,9 @@ class NoGpus:
     def device_count(self) -> int:
         return 0
 
+    def device_uuids(self) -> list[str]:
+        return []
+
     def describe(self) -> tuple[str | None, list[GpuDescription]]:
         return None, []
 
@@ -81,6 +84,14 @@ class NvmlGpus:
 
     def device_count(self) -> int:
         return int(self._nvml.nvmlDeviceGetCount())
+
+    def device_uuids(self) -> list[str]:
+        """UUID of every device, in NVML index order (what a cluster node reports about itself)."""
+        out = []
+        for i in range(self.device_count()):
+            raw = self._nvml.nvmlDeviceGetUUID(self._nvml.nvmlDeviceGetHandleByIndex(i))
+            out.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+        return out
 
     def describe(self) -> tuple[str | None, list[GpuDescription]]:
         nvml = self._nvml

@@ -113,11 +113,14 @@ def _header(data: ReportData) -> str:
 
 
 def _links(cell: Cell, out_dir: Path) -> str:
-    """One link per cycle to its run directory (result.json, timeseries.parquet, harness.log)."""
+    """One link per cycle to its run directory (result.json, timeseries.parquet, harness.log); its title
+    names the run directory and the machine it ran on (a campaign's runs spread over several)."""
     links = []
     for run in cell.runs:
         rel = os.path.relpath(run.run_dir, out_dir)
-        links.append(f'<a href="{_e(rel)}/" title="{_e(run.run_dir.name)}">c{run.result.cycle}</a>')
+        node = run.result.node
+        title = run.run_dir.name + (f" on {node.host_name}" if node is not None else "")
+        links.append(f'<a href="{_e(rel)}/" title="{_e(title)}">c{run.result.cycle}</a>')
     return " ".join(links)
 
 
