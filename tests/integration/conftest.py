@@ -22,14 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_helpers import CPU_IMAGE
 
-from llenergymeasure._version import __version__
 from llenergymeasure.schemas.job import PROTOCOL_LABEL, PROTOCOL_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
-# IMAGE_CPU (the Makefile variable, read from the environment) lets two checkouts on one engine
-# keep separate CPU images.
-CPU_IMAGE = os.environ.get("IMAGE_CPU") or f"llenergymeasure/pytorch:{__version__}-cpu"
 SHARED_DATASET = REPO.parent / "shared" / "datasets" / "aienergyscore.jsonl"
 
 

@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure._version import __version__
+
 SECRET_CANARY = "hf_llemcanary_5f1c9a7e2b4d4c0f9e8a"
 
 
@@ -43,6 +45,11 @@ def files_containing(root: Path, needle: str) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
 
 
+# IMAGE_CPU (the Makefile variable, read from the environment) lets two checkouts on one engine
+# keep separate CPU images.
+CPU_IMAGE = os.environ.get("IMAGE_CPU") or f"llenergymeasure/pytorch:{__version__}-cpu"
+
+
 def llem_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for a `llem` subprocess: an empty user config, no stray runner/image overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLEM_RUNNER_", "LLEM_IMAGE_", "LLEM_OUTPUT_DIR"))}
@@ -50,7 +57,7 @@ def llem_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     user_config.write_text("{}\n")
     env["LLEM_CONFIG"] = str(user_config)
     env["PYTHONUNBUFFERED"] = "1"
-    if os.environ.get("IMAGE_CPU"):  # a checkout-specific CPU image (see conftest.CPU_IMAGE)
+    if os.environ.get("IMAGE_CPU"):  # a checkout-specific CPU image (see CPU_IMAGE)
         env["LLEM_IMAGE_PYTORCH"] = os.environ["IMAGE_CPU"]
     env.update(extra)
     return env

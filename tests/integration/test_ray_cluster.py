@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from docker_helpers import (
+    CPU_IMAGE,
     llem_command,
     llem_env,
     only_study_dir,
@@ -83,11 +84,17 @@ def _study(tiny_model: Path, name: str, runs: int, **overrides: Any) -> dict[str
     }
 
 
+def _env(tmp_path: Path) -> dict[str, str]:
+    # the head has no simulated GPUs of its own, so it would choose the GPU image for the nodes: a campaign
+    # whose nodes differ from the head names the image, as here the CPU image the nodes' simulated GPUs need
+    return llem_env(tmp_path, LLEM_IMAGE_PYTORCH=CPU_IMAGE)
+
+
 def _llem(tmp_path: Path, study: dict[str, Any], address: str) -> subprocess.Popen[str]:
     config = write_study_yaml(tmp_path / "study.yaml", study)
     return subprocess.Popen(
         [*llem_command(), "run", str(config), "-o", str(tmp_path / "results"), "--ray", address],
-        env=llem_env(tmp_path),
+        env=_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -193,7 +200,7 @@ def test_ctrl_c_cancels_the_cluster_runs_and_leaves_no_container_then_resume_fin
             "--ray",
             ray_cluster.address,
         ],
-        env=llem_env(tmp_path),
+        env=_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=600,

@@ -199,9 +199,9 @@ def check_simulated_study(study_dir: Path, stdout: str) -> ExperimentResult:
     baseline_bound_w = sum(p * (PERIOD_S + slack_s) for p in p_max) / baseline.duration_s + 0.05 * 50.0
     assert result.baseline_power_w is not None
     assert abs(result.baseline_power_w - baseline_w) <= baseline_bound_w
-    # adjusted = total − baseline × duration; the ramp makes it clearly positive (the window runs later, hotter)
+    # adjusted = total − baseline × duration (its sign is not fixed: on a window shorter than the square wave's
+    # 100 ms period the wave's share can be anywhere between its low and high power)
     adjusted = total - baseline_w * duration
-    assert adjusted > RAMP_W_PER_S * (a - bb) * duration * 0.5 > 0
     assert result.energy_adjusted_j is not None
     assert abs(result.energy_adjusted_j - adjusted) <= (
         abs(result.energy_total_j - total) + baseline_bound_w * duration + 1e-6
