@@ -211,7 +211,9 @@ def check_simulated_study(study_dir: Path, stdout: str) -> ExperimentResult:
 
 @pytest.mark.docker
 def test_simulated_gpu_study_in_containers(cpu_image: str, tiny_model: Path, tmp_path: Path) -> None:
-    spec, config = write_inputs(tmp_path, tiny_model, n=6, tokens=16, baseline_s=3.0)
+    # 64 tokens per prompt: a window of several 100 ms sampler ticks on an idle host (16 tokens took ~90 ms,
+    # which can fall between two ticks and leave no in-window row)
+    spec, config = write_inputs(tmp_path, tiny_model, n=6, tokens=64, baseline_s=3.0)
     spec.chmod(0o644)
     study_dir, stdout = run_llem(tmp_path, config, spec)
     result = check_simulated_study(study_dir, stdout)
@@ -220,7 +222,7 @@ def test_simulated_gpu_study_in_containers(cpu_image: str, tiny_model: Path, tmp
 
 def test_simulated_gpu_study_with_the_local_runner(tiny_model: Path, tmp_path: Path) -> None:
     # a window long enough for sampler ticks inside and outside it (2 × 4 tokens can finish between two ticks)
-    spec, config = write_inputs(tmp_path, tiny_model, n=6, tokens=16, baseline_s=0.5)
+    spec, config = write_inputs(tmp_path, tiny_model, n=6, tokens=64, baseline_s=0.5)
     study_dir, stdout = run_llem(tmp_path, config, spec, LLEM_RUNNER_PYTORCH="local")
     check_simulated_study(study_dir, stdout)
 
