@@ -135,6 +135,15 @@ def test_study_runs_across_worker_nodes_into_one_study_directory(
     assert study_containers(study_dir.name) == []
 
 
+def _wait_for_a_run_on_each_worker(tmp_path: Path, docker_client: Any) -> Path:
+    """The study directory, once each of the two worker nodes runs a container of the study (plus 2 s)."""
+    output = tmp_path / "results"
+    study_dir: Path = wait_for(lambda: next((p for p in output.glob("*") if p.is_dir()), None), 120, "the study dir")
+    wait_for(lambda: len(_running(docker_client, study_dir.name)) == 2, 240, "a run on each worker node")
+    time.sleep(2)
+    return study_dir
+
+
 def test_a_node_lost_mid_study_is_retried_on_another_node(
     ray_cluster: LocalCluster, cpu_image: str, tiny_model: Path, tmp_path: Path, docker_client: Any
 ) -> None:
@@ -142,10 +151,7 @@ def test_a_node_lost_mid_study_is_retried_on_another_node(
     study = _study(tiny_model, "ray-node-lost", 3, baseline={"duration_seconds": 20})
     proc = _llem(tmp_path, study, ray_cluster.address)
     try:
-        output = tmp_path / "results"
-        study_dir = wait_for(lambda: next((p for p in output.glob("*") if p.is_dir()), None), 120, "the study dir")
-        wait_for(lambda: len(_running(docker_client, study_dir.name)) == 2, 240, "a run on each worker node")
-        time.sleep(2)
+        study_dir = _wait_for_a_run_on_each_worker(tmp_path, docker_client)
         ray_cluster.cluster.remove_node(ray_cluster.workers["w100"])
         stdout, stderr = proc.communicate(timeout=600)
     finally:
@@ -170,10 +176,7 @@ def test_ctrl_c_cancels_the_cluster_runs_and_leaves_no_container_then_resume_fin
     study = _study(tiny_model, "ray-ctrl-c", 3, baseline={"duration_seconds": 15})
     proc = _llem(tmp_path, study, ray_cluster.address)
     try:
-        output = tmp_path / "results"
-        study_dir = wait_for(lambda: next((p for p in output.glob("*") if p.is_dir()), None), 120, "the study dir")
-        wait_for(lambda: len(_running(docker_client, study_dir.name)) == 2, 240, "a run on each worker node")
-        time.sleep(2)
+        study_dir = _wait_for_a_run_on_each_worker(tmp_path, docker_client)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=180)
     finally:
