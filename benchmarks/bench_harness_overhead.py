@@ -8,11 +8,14 @@
    events, a heartbeat thread, the energy meter's edges) and (B) as a bare loop of
    ``model.generate`` over pre-built tensors. Target: tokens/s ratio A/B ≥ 0.99.
 2. **sampler on vs off** — the harness loop with the power-timeline sampler
-   thread running at its default 100 ms vs not running. Target ≥ 0.995. Without
-   an NVIDIA GPU the sampler reads a *fake* device: by default each reading is a
-   ctypes call into libc (``usleep``, 20 µs) — like pynvml, a foreign call that
-   releases the GIL for its duration; ``--fake-device python`` uses pure-Python
-   readings that hold the GIL instead (a pessimistic stand-in).
+   running at its default 100 ms vs not running. Target ≥ 0.995. With ``--gpu``
+   the sampler reads the GPU through NVML in its own process, as the harness
+   runs it. Without an NVIDIA GPU it reads a *fake* device in a thread of this
+   process (a fake cannot be opened from another process): by default each
+   reading is a ctypes call into libc (``usleep``, 20 µs) — like pynvml, a
+   foreign call that releases the GIL for its duration; ``--fake-device python``
+   uses pure-Python readings that hold the GIL instead (a pessimistic stand-in).
+   `bench_sampler_nvml.py` measures the sampler process on simulated GPUs.
 
 Each round runs both arms in alternating order (ABBA…) so drift and background
 load hit both; the script prints per-arm medians, the ratio of medians, the
@@ -41,6 +44,7 @@ from llenergymeasure.harness.backends.pytorch import PyTorchBackend
 from llenergymeasure.harness.energy.device import MeasuredDevice, open_nvml
 from llenergymeasure.harness.energy.null import NullMeter
 from llenergymeasure.harness.energy.sampler import PowerSampler
+from llenergymeasure.harness.energy.sampler_process import ChildDevices
 from llenergymeasure.harness.events import EventEmitter, Heartbeat, ThrottledProgress
 from llenergymeasure.harness.tiny_model import TinyModelSpec, build_tiny_llama
 from llenergymeasure.harness.warmup import full_length
@@ -178,16 +182,14 @@ def harness_threads(sampler: PowerSampler | None, emitter: EventEmitter) -> Iter
 
 
 def harness_loop(
-    backend: PyTorchBackend,
-    prompts: list[Prompt],
-    sampler_devices: list[MeasuredDevice] | None,
-    sampler_type: type[PowerSampler] = PowerSampler,
+    backend: PyTorchBackend, prompts: list[Prompt], make_sampler: Callable[[], PowerSampler] | None
 ) -> Arm:
-    """A closure running the harness's measured window: (output tokens, wall s, CPU s)."""
+    """A closure running the harness's measured window: (output tokens, wall s, CPU s); `make_sampler` gives each run
+    a new sampler, started and stopped around the window as the harness does."""
     emitter = EventEmitter(io.StringIO())
 
     def run() -> tuple[int, float, float]:
-        sampler = sampler_type(sampler_devices, 0.1) if sampler_devices else None
+        sampler = make_sampler() if make_sampler is not None else None
         meter = NullMeter("benchmark")
         with harness_threads(sampler, emitter):
             c0 = time.process_time()
@@ -246,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     device_ids = [0] if args.gpu else []
     sampler_devices: list[MeasuredDevice]
     nvml: Any = open_nvml() if args.gpu else None
+    child: ChildDevices | None = None
     if nvml is not None:
         dev = nvml.device(0)
         sampler_devices = [MeasuredDevice(0, dev.uuid, dev)]
-        sampler_kind = f"NVML ({dev.name})"
+        child = ChildDevices(driver=nvml.sampler_driver(), device_ids=[0], host_ids=[0])
+        sampler_kind = f"NVML ({dev.name}), in the sampler's own process as the harness runs it"
     elif args.fake_device == "ctypes":
         sampler_devices = [MeasuredDevice(0, CtypesFakeDevice.uuid, CtypesFakeDevice())]
         sampler_kind = "fake device, 20 µs ctypes call per reading (GIL released, like pynvml)"
@@ -281,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 bare()
             rates = interleave({"harness": harness, "bare": bare}, args.rounds)
             report("harness loop vs bare generate loop", rates, "harness", "bare", 0.99)
-            with_sampler = harness_loop(backend, prompts, sampler_devices)
+            with_sampler = harness_loop(backend, prompts, lambda: PowerSampler(sampler_devices, 0.1, child=child))
             rates = interleave({"sampler on": with_sampler, "sampler off": harness}, args.rounds)
             report("sampler on vs off (harness loop)", rates, "sampler on", "sampler off", 0.995)
             backend.close()

@@ -2,7 +2,8 @@
 """Cost of the power-timeline sampler on generation, on 8 simulated GPUs whose NVML calls take 100 µs each.
 
 The sampler reads the devices through the real device adapter (`PynvmlProvider`) over the simulated
-NVML driver (``llenergymeasure.simgpu``) with ``call_latency_s=1e-4``.
+NVML driver (``llenergymeasure.simgpu``) with ``call_latency_s=1e-4``, in its own process as the harness
+runs it (the child opens the same simulated driver: same time origin, shared call counts).
 
 How the 100 µs call is modelled: the driver *sleeps* 100 µs inside each call. A pynvml call is a ctypes
 call into libnvidia-ml, and ctypes releases the GIL for the duration of the foreign call; the time is
@@ -15,10 +16,12 @@ call lasts ~150 µs of wall time: the sampler's tick gets longer, not its CPU or
 Arms, on the tiny model's ``generate`` inside the harness's window loop (a new sampler per run, started
 and stopped as the harness does):
 
-- **sampler on**: the sampler — one ``nvmlDeviceGetFieldValues`` call per device per 100 ms tick
-  (instant power + energy counter), the slow readings once a second;
-- **sampler off**: no sampler thread;
-- **7 calls per tick** (``--legacy``): every quantity read with its own call at every tick, as before.
+- **sampler on**: the sampler as the harness runs it — its own process, one ``nvmlDeviceGetFieldValues``
+  call per device per 100 ms tick (instant power + energy counter), the slow readings once a second;
+- **sampler off**: no sampler;
+- **in a thread** (``--thread``): the same ticks in a thread of the generating process (the fallback when
+  the sampler process cannot start): every driver call hands the GIL back and forth with ``generate``;
+- **7 calls per tick** (``--legacy``): in a thread, every quantity read with its own call at every tick.
 
 Trustworthy on a noisy machine: the arms run as interleaved pairs in one process (off/on, then on/off,
 alternating so a steady drift cancels), each run long enough to span many ticks and several full reads
@@ -26,41 +29,49 @@ alternating so a steady drift cancels), each run long enough to span many ticks 
 per-pair ratios** (tokens/s on ÷ tokens/s off, measured in the same minute), printed with its spread:
 quartiles, min–max, and a distribution-free 95 % confidence interval of the median (order statistics).
 Target: median paired wall-clock ratio ≥ 0.995. The script prints; ``--check`` makes it exit 1 below the
-target. Alongside, the same statistics for tokens per process CPU-second (all threads, the sampler's
-included): a run that other processes push off the cores loses wall time but hardly CPU time, so this
+target. Alongside, the same statistics for tokens per CPU-second of the generating process (all its
+threads; a sampler thread's included, the sampler process's not — its share is measured on its own,
+below): a run that other processes push off the cores loses wall time but hardly CPU time, so this
 ratio stays readable when the wall-clock spread shows the machine was busy.
 
-It also measures what the sampler takes on its own, with nothing else running in the process: CPU
-seconds per wall second (process CPU time: the sampler thread's Python plus the kernel's sleeps and
-wake-ups). On a CPU-bound generation loop the ratio cannot be better than about 1 − that share, so it is
-the noise-free bound of the figure.
+It also measures what the sampler takes on its own, with nothing else running: CPU seconds per wall
+second (this process's and the sampler process's CPU time: Python plus the kernel's sleeps and wake-ups).
+When generation keeps every core busy, the ratio cannot be better than about 1 − that share.
 
-usage: python benchmarks/bench_sampler_nvml.py [--pairs 21] [--devices 8] [--latency-us 100] [--legacy] [--check]
+usage: python benchmarks/bench_sampler_nvml.py [--pairs 21] [--devices 8] [--latency-us 100] [--thread] [--legacy]
+                                               [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_harness_overhead import MODELS, TEXT, Arm, harness_loop, load_backend
 from llenergymeasure.harness.backends.base import Prompt
 from llenergymeasure.harness.energy.device import MeasuredDevice, PynvmlProvider
 from llenergymeasure.harness.energy.sampler import PowerSample, PowerSampler
+from llenergymeasure.harness.energy.sampler_process import ChildDevices
 from llenergymeasure.harness.tiny_model import build_tiny_llama
 from llenergymeasure.harness.warmup import full_length
 from llenergymeasure.schemas.simulated_gpus import SimulatedGpuSpec
 from llenergymeasure.simgpu import SimulatedNvml
 
 
-def simulated_devices(count: int, latency_s: float) -> list[MeasuredDevice]:
+def simulated_devices(count: int, latency_s: float) -> tuple[PynvmlProvider, list[MeasuredDevice], ChildDevices]:
+    """The provider, its devices, and how the sampler process opens them."""
     spec = SimulatedGpuSpec.model_validate({"devices": [{"power": {"kind": "constant", "watts": 300}}] * count})
     provider = PynvmlProvider(SimulatedNvml(spec, call_latency_s=latency_s))
-    return [MeasuredDevice(i, (d := provider.device(i)).uuid, d) for i in range(count)]
+    devices = [MeasuredDevice(i, (d := provider.device(i)).uuid, d) for i in range(count)]
+    driver = provider.sampler_driver()
+    assert driver is not None
+    return provider, devices, ChildDevices(driver=driver, device_ids=list(range(count)), host_ids=list(range(count)))
 
 
 class SevenCallSampler(PowerSampler):
@@ -92,14 +103,25 @@ class SevenCallSampler(PowerSampler):
         return t
 
 
-def sampler_cpu_share(devices: list[MeasuredDevice], sampler_type: type[PowerSampler], seconds: float) -> float:
-    """CPU seconds per wall second the sampler thread takes on its own (process CPU time, nothing else running)."""
-    sampler = sampler_type(devices, 0.1)
-    c0, t0 = time.process_time(), time.perf_counter()
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds of this process, plus those of the sampler process `pid` (from /proc) when there is one."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return time.process_time() + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sampler_cpu_share(make_sampler: Callable[[], PowerSampler], seconds: float) -> float:
+    """CPU seconds per wall second the running sampler takes on its own (nothing else running; a sampler
+    process's start — its imports — left out: it happens before the baseline, not in the window)."""
+    sampler = make_sampler()
     sampler.start()
+    pid = sampler.process_id
+    c0, t0 = process_cpu_s(pid), time.perf_counter()
     time.sleep(seconds)
+    c1, t1 = process_cpu_s(pid), time.perf_counter()
     sampler.stop()
-    return (time.process_time() - c0) / (time.perf_counter() - t0)
+    return (c1 - c0) / (t1 - t0)
 
 
 def paired_runs(arms: dict[str, Arm], pairs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -174,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--target", type=float, default=0.995)
-    parser.add_argument("--legacy", action="store_true", help="also measure a 7-calls-per-tick sampler")
+    parser.add_argument("--thread", action="store_true", help="also measure the sampler in a thread of this process")
+    parser.add_argument("--legacy", action="store_true", help="also measure a 7-calls-per-tick sampler (a thread)")
     parser.add_argument("--alone-s", type=float, default=10.0, help="seconds to run each sampler on its own")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--check", action="store_true", help="exit 1 when the median paired ratio is below --target")
@@ -186,44 +209,47 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    devices = simulated_devices(args.devices, args.latency_us * 1e-6)
+    provider, devices, child = simulated_devices(args.devices, args.latency_us * 1e-6)
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu; {args.devices} simulated GPUs, "
         f"{args.latency_us:.0f} µs per NVML call (simulated); {args.prompts} prompts × {args.max_new_tokens} new "
         f"tokens, batch {args.batch_size}, {args.pairs} pairs"
     )
-    kinds: list[tuple[str, type[PowerSampler]]] = [("one call per tick", PowerSampler)]
+    samplers: dict[str, Callable[[], PowerSampler]] = {"sampler on": lambda: PowerSampler(devices, 0.1, child=child)}
+    if args.thread:
+        samplers["in a thread"] = lambda: PowerSampler(devices, 0.1)
     if args.legacy:
-        kinds.append(("7 calls per tick", SevenCallSampler))
-    for label, kind in kinds:
-        share = sampler_cpu_share(devices, kind, args.alone_s)
+        samplers["7 calls/tick"] = lambda: SevenCallSampler(devices, 0.1)
+    for label, make in samplers.items():
+        share = sampler_cpu_share(make, args.alone_s)
         print(
-            f"  sampler alone, {label}: {100 * share:.3f} % of one core (measured, CPU s per wall s) "
-            f"→ tokens/s ratio bound ≈ {1 - share:.4f}"
+            f"  {label}, alone: {100 * share:.3f} % of one core (measured, CPU s per wall s) "
+            f"→ bound when generation keeps every core busy ≈ {1 - share:.4f}"
         )
     with tempfile.TemporaryDirectory(prefix="llem-bench-") as tmp:
         backend = load_backend(build_tiny_llama(Path(tmp) / "tiny", MODELS["tiny"]), [], args.batch_size)
         raw = [Prompt(TEXT, args.max_new_tokens, max_input_tokens=64) for _ in range(args.prompts)]
         prompts = full_length(backend.prepare(raw), args.max_new_tokens)
-        arms: dict[str, Arm] = {
-            "sampler off": harness_loop(backend, prompts, None),
-            "sampler on": harness_loop(backend, prompts, devices),
-        }
-        if args.legacy:
-            arms["7 calls/tick"] = harness_loop(backend, prompts, devices, sampler_type=SevenCallSampler)
+        arms: dict[str, Arm] = {"sampler off": harness_loop(backend, prompts, None)}
+        arms |= {label: harness_loop(backend, prompts, make) for label, make in samplers.items()}
         for arm in arms.values():  # warm every path
             arm()
         rates = paired_runs(arms, args.pairs)
         median = print_pairs(
-            "sampler on vs off, one field-values call per device per tick",
+            "sampler on (its own process, one field-values call per device per tick) vs off",
             rates,
             "sampler on",
             "sampler off",
             args.target,
         )
+        if args.thread:
+            print_pairs("the same sampler in a thread vs off", rates, "in a thread", "sampler off", args.target)
         if args.legacy:
-            print_pairs("7 calls per device per tick vs off", rates, "7 calls/tick", "sampler off", args.target)
+            print_pairs(
+                "7 calls per device per tick (a thread) vs off", rates, "7 calls/tick", "sampler off", args.target
+            )
         backend.close()
+    provider.close()
     return 1 if args.check and median < args.target else 0
 
 

@@ -148,6 +148,8 @@ def check_simulated_study(study_dir: Path, stdout: str) -> ExperimentResult:
 
     # the timeline: every row is the trace at its own time; counters climb; device 3 has none
     rows = pq.read_table(run_dir / "timeseries.parquet").to_pylist()
+    # ticks from the sampler's own process: same driver time origin as the harness (the ramp below pins it)
+    assert pq.read_schema(run_dir / "timeseries.parquet").metadata[b"llem.sampler"] == b"process"
     origin = driver_origin_unix(rows)
     for device in range(4):
         own = [r for r in rows if r["device_index"] == device]

@@ -34,7 +34,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from llenergymeasure.errors import LLEMError, PreFlightError
-from llenergymeasure.harness.energy.device import NvmlProvider, open_nvml
+from llenergymeasure.harness.energy.device import PynvmlProvider, open_nvml
 from llenergymeasure.harness.events import EventEmitter, Heartbeat
 from llenergymeasure.harness.pipeline import HarnessDeps, run_job
 from llenergymeasure.schemas.events import ErrorDocument, Failed, Phase
@@ -160,13 +160,18 @@ def run(environ: Mapping[str, str], events: EventEmitter, deps: HarnessDeps | No
         _fail(events, results_dir, e, e.message, None, environ)
         return EXIT_BAD_JOB
     configure_logging(job.context.log_level)
-    nvml: NvmlProvider | None = None
+    nvml: PynvmlProvider | None = None
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         if deps is None:
             nvml = open_nvml(environ) if job.context.device_ids else None
             simulated = nvml is not None and nvml.simulated
-            deps = HarnessDeps(nvml=nvml, apply_cuda_env=os.environ.update, simulated_gpus=simulated)
+            deps = HarnessDeps(
+                nvml=nvml,
+                apply_cuda_env=os.environ.update,
+                simulated_gpus=simulated,
+                sampler_driver=nvml.sampler_driver() if nvml is not None else None,
+            )
         with Heartbeat(events, job.context.heartbeat_seconds):
             run_job(job, results_dir, events, deps)
         return EXIT_OK

@@ -40,6 +40,7 @@ from llenergymeasure.harness.energy.device import (
 )
 from llenergymeasure.harness.energy.factory import create_meter
 from llenergymeasure.harness.energy.sampler import PowerSampler, throttled_between, timeline_energy_j
+from llenergymeasure.harness.energy.sampler_process import ChildDevices
 from llenergymeasure.harness.environment import snapshot
 from llenergymeasure.harness.events import EventEmitter, ThrottledProgress
 from llenergymeasure.harness.preflight import compute_pids, new_process_warnings, run_preflight
@@ -83,6 +84,9 @@ class HarnessDeps:
     #: `nvml` is the simulated driver (LLEM_SIMULATE_GPUS): the devices are measured from it while the
     #: backend computes on CPU; results are labelled simulated
     simulated_gpus: bool = False
+    #: how the timeline sampler's own process opens `nvml` (`PynvmlProvider.sampler_driver`); None samples in a
+    #: thread of this process (fakes, injected clocks)
+    sampler_driver: dict[str, Any] | None = None
 
 
 def _cuda_indices(device_ids: list[int], deps: HarnessDeps) -> list[int]:
@@ -157,7 +161,18 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
                 )
             )
 
-    sampler = PowerSampler(devices, config.energy.sample_interval_ms / 1000.0, clock=deps.clock) if devices else None
+    sampler = (
+        PowerSampler(
+            devices,
+            config.energy.sample_interval_ms / 1000.0,
+            clock=deps.clock,
+            child=ChildDevices(driver=deps.sampler_driver, device_ids=device_ids, host_ids=host_ids)
+            if deps.sampler_driver is not None
+            else None,
+        )
+        if devices
+        else None
+    )
     simulated = {"simulated": True} if deps.simulated_gpus else {}
     meter = deps.meter_factory(
         config.energy.backend, device_ids=device_ids, devices=devices, sampler=sampler, clock=deps.clock, **simulated

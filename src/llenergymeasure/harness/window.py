@@ -2,7 +2,7 @@
 
 This is the hot path, kept to the minimum: the prompts are already tokenised,
 progress events are throttled, and the meter reads its counters only at the two
-edges (the timeline sampler runs in its own thread).
+edges (the timeline sampler runs in its own process).
 """
 
 from __future__ import annotations

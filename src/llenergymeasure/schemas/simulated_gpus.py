@@ -2,7 +2,7 @@
 
 Each device has an analytic power trace; the simulated driver (``llenergymeasure.simgpu``)
 answers NVML calls from it. Time ``t`` is seconds since the simulated driver started
-in the reading process. Device *i* of the list is NVML index *i*.
+in the harness process (its sampler process keeps that origin). Device *i* of the list is NVML index *i*.
 
 ```json
 {"devices": [

@@ -8,7 +8,7 @@ return code per field, and constants come from pynvml, so nothing in the adapter
 can tell the difference except the numbers.
 
 - Time ``t`` is seconds since this driver object was created (the driver "started"
-  in this process), on the injected monotonic clock.
+  in this process; or `origin_s`, given by the process that did), on the injected monotonic clock.
 - The energy counter (mJ) is the exact integral of the trace at the last update
   instant ``floor(t / update_period_s) × update_period_s``, rounded down to a whole
   millijoule; a device with ``energy_counter: false`` answers NOT_SUPPORTED.
@@ -22,15 +22,27 @@ can tell the difference except the numbers.
   700 W, persistence on, MIG off, no compute processes, driver "simulated".
 - `call_latency_s` makes every call wait that long (sleeping, which releases the
   GIL as a real ctypes call does): the cost model of the sampler benchmark.
+- The harness's timeline sampler runs in a process of its own, which opens the
+  same devices (`child_config` → `from_child_config`): it keeps the driver's time
+  origin, so both processes see one power trace, and the call counts move to a
+  small file both processes update under a lock (`share_counts`; devices with
+  faults only), so "the nth call" still counts every call the harness makes,
+  whichever process makes it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import math
+import mmap
+import os
+import struct
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pynvml
@@ -47,6 +59,49 @@ SM_CLOCK_MHZ = 1980
 POWER_LIMIT_MW = 700_000
 DRIVER_VERSION = "simulated"
 _UUID_NAMESPACE = uuid.UUID("6c6c656d-0000-4000-8000-73696d677075")
+CALL_KINDS = ("energy", "power", "any")
+
+_COUNT = struct.Struct("<q")
+
+
+class SharedCallCounts:
+    """Call counts per (device, kind) in a file that several processes map and update under an exclusive lock."""
+
+    def __init__(self, path: Path, devices: int) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR)
+        self._map = mmap.mmap(self._fd, devices * len(CALL_KINDS) * _COUNT.size)
+
+    @classmethod
+    def create(cls, counts: Sequence[dict[str, int]]) -> SharedCallCounts:
+        """A new counts file (in the temp directory) holding `counts` (one dict per device)."""
+        fd, name = tempfile.mkstemp(prefix="llem-simgpu-calls-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join(_COUNT.pack(c[kind]) for c in counts for kind in CALL_KINDS))
+        return cls(Path(name), len(counts))
+
+    def bump(self, index: int, kind: str) -> int:
+        """Add one call of `kind` on device `index`; returns the new count."""
+        offset = (index * len(CALL_KINDS) + CALL_KINDS.index(kind)) * _COUNT.size
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            (value,) = _COUNT.unpack_from(self._map, offset)
+            _COUNT.pack_into(self._map, offset, value + 1)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return int(value + 1)
+
+    def read(self, index: int) -> dict[str, int]:
+        base = index * len(CALL_KINDS)
+        return {
+            kind: int(_COUNT.unpack_from(self._map, (base + i) * _COUNT.size)[0]) for i, kind in enumerate(CALL_KINDS)
+        }
+
+    def close(self, *, remove: bool = False) -> None:
+        self._map.close()
+        os.close(self._fd)
+        if remove:
+            self.path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -55,13 +110,19 @@ class SimulatedHandle:
 
     index: int
     device: SimulatedDevice
-    calls: dict[str, int] = field(default_factory=lambda: {"energy": 0, "power": 0, "any": 0})
+    calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CALL_KINDS, 0))
+    #: set while another process shares the counts (the sampler's) of a device with faults; `calls` is then
+    #: stale. A fault-free device keeps counting in each process: nothing fires on its counts, and it takes no lock
+    shared: SharedCallCounts | None = None
 
     def count(self, kind: str) -> int | None:
         """Count one call of `kind`; the NVML error code of a fault that fires on it, else None."""
-        self.calls[kind] += 1
+        if self.shared is not None:
+            n = self.shared.bump(self.index, kind)
+        else:
+            n = self.calls[kind] = self.calls[kind] + 1
         for fault in self.device.faults:
-            if fault.call == kind and fault.nth == self.calls[kind]:
+            if fault.call == kind and fault.nth == n:
                 return int(ERROR_CODES[fault.error])
         return None
 
@@ -78,13 +139,61 @@ class SimulatedNvml:
         clock: Callable[[], float] = time.monotonic,
         call_latency_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        origin_s: float | None = None,
     ) -> None:
         self.spec = spec
         self._clock = clock
-        self._origin = clock()
+        self._origin = clock() if origin_s is None else origin_s
         self._latency = call_latency_s
         self._sleep = sleep
         self._handles = [SimulatedHandle(i, d) for i, d in enumerate(spec.devices)]
+        self._shared: SharedCallCounts | None = None
+        self._owns_shared = False
+
+    # --- a second process on the same devices (the timeline sampler's) --------------------------------
+    def share_counts(self) -> Path:
+        """Move the call counts into a file another process can update too; returns its path (idempotent)."""
+        if self._shared is None:
+            self._shared = SharedCallCounts.create([h.calls for h in self._handles])
+            self._owns_shared = True
+            for h in self._handles:
+                h.shared = self._shared if h.device.faults else None
+        return self._shared.path
+
+    def unshare_counts(self) -> None:
+        """Take the counts back into this process (the other process has stopped) and remove the file."""
+        shared, self._shared = self._shared, None
+        self._owns_shared = False
+        if shared is None:
+            return
+        for h in self._handles:
+            if h.shared is not None:
+                h.calls = shared.read(h.index)
+                h.shared = None
+        shared.close(remove=True)
+
+    def child_config(self) -> dict[str, Any]:
+        """What `from_child_config` needs to open these devices in another process: the spec, the time
+        origin (on the system-wide monotonic clock), the call latency and the shared counts file."""
+        return {
+            "spec": self.spec.model_dump(mode="json"),
+            "origin_s": self._origin,
+            "call_latency_s": self._latency,
+            "counts_path": str(self.share_counts()),
+        }
+
+    @classmethod
+    def from_child_config(cls, config: dict[str, Any]) -> SimulatedNvml:
+        """The driver `child_config` describes, in this process (time and call counts shared with its parent)."""
+        driver = cls(
+            SimulatedGpuSpec.model_validate(config["spec"]),
+            call_latency_s=float(config["call_latency_s"]),
+            origin_s=float(config["origin_s"]),
+        )
+        driver._shared = SharedCallCounts(Path(config["counts_path"]), len(driver._handles))
+        for h in driver._handles:
+            h.shared = driver._shared if h.device.faults else None
+        return driver
 
     def __getattr__(self, name: str) -> Any:
         # NVML_* constants and NVMLError classes are pynvml's own; its functions are never reached
@@ -120,7 +229,11 @@ class SimulatedNvml:
         pass
 
     def nvmlShutdown(self) -> None:
-        pass
+        if self._shared is not None and self._owns_shared:
+            self.unshare_counts()
+        elif self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     def nvmlSystemGetDriverVersion(self) -> str:
         return DRIVER_VERSION

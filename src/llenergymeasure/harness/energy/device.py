@@ -304,6 +304,13 @@ class PynvmlProvider:
     def device_count(self) -> int:
         return int(self._nvml.nvmlDeviceGetCount())
 
+    def sampler_driver(self) -> dict[str, Any] | None:
+        """How another process (the timeline sampler's) opens this driver; None when it cannot (a test double)."""
+        if getattr(self._nvml, "__name__", None) == "pynvml":
+            return {"kind": "nvml"}
+        child_config = getattr(self._nvml, "child_config", None)
+        return {"kind": "simulated", **child_config()} if child_config is not None else None
+
     def device(self, index: int) -> NvmlDevice:
         return PynvmlDevice(self._nvml, self._nvml.nvmlDeviceGetHandleByIndex(index))
 

@@ -16,7 +16,7 @@ Per device of the experiment's set:
    integrated over the window (trapezoids, edges interpolated), labelled so, with
    a ``warning``. The samples must cover the window: no gap longer than
    `max_gap_s` = max(3 × sampling interval, 0.5 s) over at least
-   `MIN_COVERED_FRACTION` of it; otherwise (a dead sampler thread, say) the
+   `MIN_COVERED_FRACTION` of it; otherwise (a dead sampler, say) the
    device's energy is refused.
 3. otherwise the device's energy is ``None`` with a warning.
 
@@ -28,12 +28,14 @@ unknown: a partial sum would silently under-report.
 reads, not the counter, limited that count: it is a lower bound and does not
 mark the window as coarse (`DeviceWindowEnergy.counter_limited` is False).
 
-Driver read errors since the previous window edge are reported (`nvml_read_errors`).
+Driver read errors since the previous window edge are reported (`nvml_read_errors`): this process's
+and the sampler process's.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -117,7 +119,7 @@ class NvmlMeter(EnergyMeter):
         """One info warning per device whose driver reads failed since the previous window edge (retried)."""
         out = []
         for i, dev in enumerate(self.devices):
-            now = dev.device.read_failures()
+            now = Counter(dev.device.read_failures()) + Counter(self.sampler.read_failures(dev.host_index))
             new = {
                 k: v - self._failures_seen[i].get(k, 0) for k, v in now.items() if v > self._failures_seen[i].get(k, 0)
             }

@@ -1,15 +1,22 @@
 """The power timeline: a background sampler off the hot path, written to ``timeseries.parquet``.
 
-One daemon thread wakes on a fixed grid (``EnergyConfig.sample_interval_ms``,
+The background ticks run on a fixed grid (``EnergyConfig.sample_interval_ms``,
 default 100 ms; no drift: deadlines are ``start + k × interval``). Each tick reads
 every device of the set with ONE driver call (``nvmlDeviceGetFieldValues``:
 instant power and the energy counter). The slow-moving readings — temperature, SM
 clock, memory used, utilisation, throttle reasons — have no NVML field, so they
 are read once per `aux_interval_s` (default 1 s) and are null in the rows in
 between: per tick and device the sampler costs about 1.5 driver calls instead
-of 7. NVML calls release the GIL, so the generating thread is not held up. The
-meters also call `sample_now` at the window edges (a full read), so the
-timeline brackets the window exactly.
+of 7. The meters also call `sample_now` at the window edges (a full read, in this
+process), so the timeline brackets the window exactly.
+
+Where the ticks run: given `child` (how another process opens the same devices),
+in a process of their own (`sampler_process`): each driver call releases and
+retakes the GIL, and in this process every such hand-off would land on the thread
+running ``generate``. Without `child` (devices only this process can open, a
+test's fake clock), or when that process cannot start, in a daemon thread. Both
+stamp samples with the system-wide monotonic clock, so the two sources merge
+into one time-ordered timeline.
 
 Samples are kept at full resolution in memory (one small record per device per
 tick: about 36,000 per device-hour) and written once, after the window, with
@@ -25,8 +32,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from llenergymeasure.harness.energy.device import MeasuredDevice
+
+if TYPE_CHECKING:
+    from llenergymeasure.harness.energy.sampler_process import Batch, ChildDevices, SamplerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +101,7 @@ def read_sample(
 
 
 class PowerSampler:
-    """Samples every device of the set on a fixed grid in a daemon thread."""
+    """Samples every device of the set on a fixed grid, in a process of its own (`child`) or a daemon thread."""
 
     def __init__(
         self,
@@ -100,9 +111,12 @@ class PowerSampler:
         aux_interval_s: float = 1.0,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
+        child: ChildDevices | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
+        if child is not None and (clock is not time.monotonic or wall_clock is not time.time):
+            raise ValueError("a sampler process stamps samples with the system clocks: do not inject clocks")
         self.devices = list(devices)
         self.interval_s = interval_s
         #: ticks between two full reads (at least every tick)
@@ -113,6 +127,11 @@ class PowerSampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._child_devices = child
+        self._child: SamplerProcess | None = None
+        self._child_failures: dict[int, dict[str, int]] = {}
+        #: where the background ticks run once started
+        self.background: Literal["process", "thread"] | None = None
 
     def sample_now(self, full: bool = True) -> float:
         """Read every device once (`full`: the slow readings too); returns the timestamp used (monotonic seconds)."""
@@ -125,9 +144,26 @@ class PowerSampler:
         return t
 
     def start(self) -> None:
-        """Start the background thread (idempotent)."""
-        if self._thread is not None or not self.devices:
+        """Start the background ticks (idempotent): in the sampler process when there is a `child`, else (or when
+        that process cannot start) in a thread."""
+        if self._thread is not None or self._child is not None or not self.devices:
             return
+        if self._child_devices is not None:
+            from llenergymeasure.harness.energy.sampler_process import (
+                ChildConfig,
+                SamplerProcess,
+                SamplerProcessError,
+            )
+
+            config = ChildConfig(**self._child_devices, interval_s=self.interval_s, aux_every=self.aux_every)
+            try:
+                self._child = SamplerProcess.start(config)
+            except SamplerProcessError as e:
+                logger.warning("%s; the power sampler runs in a thread instead", e)
+            else:
+                self.background = "process"
+                return
+        self.background = "thread"
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="llem-power-sampler", daemon=True)
         self._thread.start()
@@ -150,14 +186,38 @@ class PowerSampler:
                 return
 
     def stop(self) -> None:
-        """Stop and join the thread (idempotent)."""
+        """Stop the background ticks (idempotent); a sampler process hands over its last samples and exits."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+        child, self._child = self._child, None
+        if child is not None:
+            self._merge(child.stop())
+
+    def _merge(self, batch: Batch) -> None:
+        """Add a sampler process's samples, keeping the timeline in time order."""
+        self._child_failures.update(batch.failures)
+        if batch.samples:
+            with self._lock:
+                self._samples.extend(batch.samples)
+                self._samples.sort(key=_time_of)
+
+    @property
+    def process_id(self) -> int | None:
+        """The sampler process's id while it runs (None: no process)."""
+        return self._child.pid if self._child is not None else None
+
+    def read_failures(self, host_index: int) -> dict[str, int]:
+        """Failed driver reads of the sampler process on that device so far (the thread's are the device's own)."""
+        if self._child is not None:
+            self._merge(self._child.flush())
+        return dict(self._child_failures.get(host_index, {}))
 
     def samples(self, t0: float | None = None, t1: float | None = None) -> list[PowerSample]:
-        """Samples with t0 ≤ t ≤ t1 (either bound optional), in time order."""
+        """Samples with t0 ≤ t ≤ t1 (either bound optional), in time order (a sampler process's so far included)."""
+        if self._child is not None:
+            self._merge(self._child.flush())
         with self._lock:
             snapshot = list(self._samples)
         return [s for s in snapshot if (t0 is None or s.t_s >= t0) and (t1 is None or s.t_s <= t1)]
@@ -200,11 +260,17 @@ class PowerSampler:
             table = table.append_column("experiment_id", pa.array([experiment_id] * len(rows), pa.string()))
             table = table.append_column("cycle", pa.array([cycle] * len(rows), pa.int32()))
         metadata = {b"llem.units": b"timestamp=unix s; power=W (instant); energy counter=mJ; memory=MiB"}
+        if self.background is not None:  # where the background ticks ran: "process" or "thread"
+            metadata[b"llem.sampler"] = self.background.encode()
         table = table.replace_schema_metadata(metadata)
         tmp = path.with_name(path.name + ".tmp")
         pq.write_table(table, tmp)
         tmp.replace(path)
         return len(rows)
+
+
+def _time_of(sample: PowerSample) -> float:
+    return sample.t_s
 
 
 def timeline_energy_j(sampler: PowerSampler, t0: float, t1: float) -> float | None:
