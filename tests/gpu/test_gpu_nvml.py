@@ -11,6 +11,7 @@ import pytest
 from llenergymeasure.harness.energy.device import MeasuredDevice, open_nvml
 from llenergymeasure.harness.energy.nvml import NvmlMeter
 from llenergymeasure.harness.energy.sampler import PowerSampler
+from llenergymeasure.harness.energy.sampler_process import ChildDevices
 
 pytestmark = pytest.mark.gpu
 
@@ -21,7 +22,8 @@ def test_real_counter_and_instant_power() -> None:
     try:
         dev = provider.device(0)
         devices = [MeasuredDevice(0, dev.uuid, dev)]
-        sampler = PowerSampler(devices, 0.05)
+        child = ChildDevices(driver={"kind": "nvml"}, device_ids=[0], host_ids=[0])
+        sampler = PowerSampler(devices, 0.05, child=child)  # ticks in the sampler process, as in a run
         meter = NvmlMeter(devices, sampler)
         sampler.start()
         meter.start_window()
@@ -37,8 +39,9 @@ def test_real_counter_and_instant_power() -> None:
         # counter, not the 50 ms reads, limited the count)
         (device_window,) = window.per_device
         assert (device_window.counter_updates or 0) >= 5
+        assert sampler.background == "process"
         powers = [s.power_w for s in sampler.samples() if s.power_w is not None]
-        assert powers, "NVML_FI_DEV_POWER_INSTANT is readable"
+        assert len(powers) >= 30, "NVML_FI_DEV_POWER_INSTANT is readable from the sampler process, every 50 ms"
     finally:
         provider.close()
 
@@ -76,6 +79,7 @@ def test_measured_run_of_the_tiny_model(tiny_model_dir: Path, tmp_path: Path, mo
     (run_dir,) = (tmp_path / "out").iterdir()
     table = pq.read_table(run_dir / "timeseries.parquet")
     assert table.num_rows > 0
+    assert table.schema.metadata[b"llem.sampler"] == b"process"
     print(
         f"tiny model on {result.environment_snapshot.gpus[0].name}: {result.energy_per_output_token_j:.4g} J/output token"
     )

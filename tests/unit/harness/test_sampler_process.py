@@ -217,3 +217,21 @@ def test_provider_tells_how_another_process_opens_its_driver() -> None:
         assert SimulatedGpuSpec.model_validate(config["spec"]) == driver.spec
     finally:
         provider.close()
+
+
+def test_no_writable_temp_directory_keeps_the_sampler_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tempfile
+
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(30, "Read-only file system")
+
+    _, provider, _ = open_simulated(ramp(100.0, [{"call": "energy", "nth": 9, "error": "unknown"}]))
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert provider.sampler_driver() is None
+    finally:
+        provider.close()
+    assert "Read-only file system" in caplog.text and "sampling in a thread" in caplog.text

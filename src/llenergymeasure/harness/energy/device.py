@@ -309,7 +309,13 @@ class PynvmlProvider:
         if getattr(self._nvml, "__name__", None) == "pynvml":
             return {"kind": "nvml"}
         child_config = getattr(self._nvml, "child_config", None)
-        return {"kind": "simulated", **child_config()} if child_config is not None else None
+        if child_config is None:
+            return None
+        try:
+            return {"kind": "simulated", **child_config()}
+        except OSError as e:  # no writable temp directory for the shared call counts
+            logger.warning("the simulated driver cannot be shared with a sampler process (%s): sampling in a thread", e)
+            return None
 
     def device(self, index: int) -> NvmlDevice:
         return PynvmlDevice(self._nvml, self._nvml.nvmlDeviceGetHandleByIndex(index))
