@@ -175,6 +175,8 @@ class SimulatedNvml:
     def child_config(self) -> dict[str, Any]:
         """What `from_child_config` needs to open these devices in another process: the spec, the time
         origin (on the system-wide monotonic clock), the call latency and the shared counts file."""
+        if self._clock is not time.monotonic:
+            raise ValueError("another process cannot follow an injected clock: share a driver on time.monotonic")
         return {
             "spec": self.spec.model_dump(mode="json"),
             "origin_s": self._origin,

@@ -235,3 +235,32 @@ def test_no_writable_temp_directory_keeps_the_sampler_in_a_thread(
     finally:
         provider.close()
     assert "Read-only file system" in caplog.text and "sampling in a thread" in caplog.text
+
+
+def test_a_driver_on_an_injected_clock_cannot_be_shared_with_another_process() -> None:
+    driver = SimulatedNvml(SimulatedGpuSpec.model_validate({"devices": [ramp(100.0)]}), clock=lambda: 5.0)
+    with pytest.raises(ValueError, match="injected clock"):
+        driver.child_config()
+
+
+def test_a_hung_sampler_process_is_given_up_on_and_killed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llenergymeasure.harness.energy import sampler_process
+
+    monkeypatch.setattr(sampler_process, "ANSWER_TIMEOUT_S", 0.3)
+    _, provider, devices = open_simulated(ramp(100.0))
+    sampler = PowerSampler(devices, 0.05, child=child_of(provider, 1))
+    try:
+        sampler.start()
+        pid = sampler.process_id
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # alive, silent
+        with caplog.at_level(logging.WARNING):
+            assert sampler.samples() == []
+        sampler.stop()
+    finally:
+        provider.close()
+    assert "no answer in 0.3 s" in caplog.text
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped

@@ -1,7 +1,8 @@
 """Energy measurement: one `EnergyMeter` interface, a probing factory, and a power-timeline sampler.
 
 Submodules: `base` (interface), `device` (NVML seam), `nvml`, `zeus`, `codecarbon`,
-`null` (meters), `sampler` (timeline), `integrate` (numerics), `factory`.
+`null` (meters), `sampler` (timeline), `sampler_process` (its own process), `integrate` (numerics),
+`factory`.
 Optional packages (zeus, codecarbon, pynvml, pyarrow) are imported lazily.
 """
 

@@ -16,9 +16,9 @@ Protocol (the child is ``python -m llenergymeasure.harness.energy.sampler_proces
   stdin — the parent died — makes the child exit too; it ignores Ctrl-C (the
   parent decides when it stops).
 - child → parent, stdout: frames of a 4-byte little-endian length and a pickle:
-  first ``{"ready": [uuid, ...]}``, then per command ``{"samples": [PowerSample, ...],
-  "failures": {host_index: {reading: count}}, "error": str | None}`` — the samples
-  since the previous frame, and the cumulative failed reads of each device.
+  first ``{"ready": [uuid, ...]}``, then per command ``{"samples": [fields of a
+  PowerSample, ...], "failures": {host_index: {reading: count}}, "error": str | None}``
+  — the samples since the previous frame, and the cumulative failed reads of each device.
 
 The child ticks on ``start + k × interval`` like the thread sampler and answers a
 command between two ticks (a tick is never cut in half).
@@ -27,8 +27,10 @@ command between two ticks (a tick is never cut in half).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
+import operator
 import os
 import pickle
 import select
@@ -49,8 +51,11 @@ logger = logging.getLogger(__name__)
 _LENGTH = struct.Struct("<I")
 #: seconds the parent waits for the child to open the devices
 READY_TIMEOUT_S = 30.0
-#: seconds the parent waits for an answer to a command (the child answers between ticks)
-ANSWER_TIMEOUT_S = 10.0
+#: seconds without a byte from the child before the parent gives up on an answer (the child answers between
+#: ticks, milliseconds apart; handing over hours of samples takes seconds)
+ANSWER_TIMEOUT_S = 60.0
+#: a sample crosses the pipe as a tuple of its fields, in order (pickling tuples is ~15× faster than dataclasses)
+_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(PowerSample)))
 
 
 class ChildDevices(TypedDict):
@@ -152,7 +157,8 @@ class SamplerProcess:
             logger.warning("the power sampler process stopped (%s): the timeline ends here", e)
             self.kill()
             return Batch(error=str(e))
-        batch = Batch(answer.get("samples", []), answer.get("failures", {}), answer.get("error"))
+        samples = [PowerSample(*row) for row in answer.get("samples", [])]
+        batch = Batch(samples, answer.get("failures", {}), answer.get("error"))
         if batch.error:
             logger.warning("the power sampler process failed (%s): the timeline ends here", batch.error)
         return batch
@@ -169,17 +175,16 @@ class SamplerProcess:
     def _receive(self, timeout_s: float) -> dict[str, Any]:
         stdout = self._proc.stdout
         assert stdout is not None
-        deadline = time.monotonic() + timeout_s
-        (length,) = _LENGTH.unpack(self._read_exactly(stdout, _LENGTH.size, deadline))
-        answer: dict[str, Any] = pickle.loads(self._read_exactly(stdout, length, deadline))
+        (length,) = _LENGTH.unpack(self._read_exactly(stdout, _LENGTH.size, timeout_s))
+        answer: dict[str, Any] = pickle.loads(self._read_exactly(stdout, length, timeout_s))
         return answer
 
-    def _read_exactly(self, stream: IO[bytes], n: int, deadline: float) -> bytes:
+    def _read_exactly(self, stream: IO[bytes], n: int, idle_timeout_s: float) -> bytes:
+        """`n` bytes; raises when the child dies or sends nothing for `idle_timeout_s`."""
         chunks, got, fd = [], 0, stream.fileno()
         while got < n:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise SamplerProcessError("no answer in time")
+            if not select.select([fd], [], [], idle_timeout_s)[0]:
+                raise SamplerProcessError(f"no answer in {idle_timeout_s:g} s")
             chunk = os.read(fd, min(n - got, 1 << 20))
             if not chunk:
                 raise SamplerProcessError(f"exited with code {self._proc.wait()}")
@@ -231,7 +236,7 @@ def serve(
         while b"\n" in buffered:
             line, buffered = buffered.split(b"\n", 1)
             failures = {d.host_index: d.device.read_failures() for d in devices}
-            _write_frame(out, {"samples": pending, "failures": failures, "error": error})
+            _write_frame(out, {"samples": list(map(_FIELDS, pending)), "failures": failures, "error": error})
             pending = []
             if line.strip() == b"stop":
                 return
