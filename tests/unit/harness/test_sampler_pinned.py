@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from harness_fakes import FakeClock, FakeNvmlDevice, PowerTrace, measured
 
-from llenergymeasure.harness.energy.sampler import PowerSampler, throttled_between
+from llenergymeasure.harness.energy.sampler import PowerSampler, next_tick, read_sample, throttled_between
 
 # 100 W until t = 10, then a ramp to 300 W at t = 20
 TRACE = PowerTrace(((10.0, 100.0), (20.0, 300.0)))
@@ -181,3 +181,55 @@ def test_a_failing_read_stops_the_sampler_with_a_logged_error(caplog: pytest.Log
     assert _sampler_threads() == []  # the thread ended on its own
     assert "power sample failed; the sampler stops" in caplog.messages
     sampler.stop()
+
+
+@pytest.mark.parametrize(
+    ("k", "now_s", "expected"),
+    [
+        (0, 0.01, 1),  # on time: the next grid point
+        (0, 0.25, 1),  # exactly at the next grid point: not late
+        (0, 0.3, 2),  # late by 0.05 s: tick 1 is missed, tick 2 (0.5 s) is ahead
+        (0, 0.6, 3),  # late by 0.35 s: ticks 1 and 2 are skipped, never burst
+        (4, 1.5, 7),  # late by exactly one interval: ticks 5 and 6 are skipped
+    ],
+)
+def test_next_tick_stays_on_the_grid_and_skips_missed_ticks(k: int, now_s: float, expected: int) -> None:
+    assert next_tick(k, 0.0, now_s, 0.25) == expected
+    assert next_tick(k, 100.0, 100.0 + now_s, 0.25) == expected  # the grid starts at start_s
+
+
+def test_sampler_defaults_are_100_ms_ticks_and_a_full_read_every_second() -> None:
+    sampler = PowerSampler([])
+    assert (sampler.interval_s, sampler.aux_every) == (0.1, 10)
+    assert PowerSampler([], 0.5, aux_interval_s=0.1).aux_every == 1  # at least every tick
+
+
+def test_bad_sampler_arguments_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"^interval_s must be positive$"):
+        PowerSampler([], -0.1)
+    with pytest.raises(ValueError, match=r"^a sampler process stamps samples with the system clocks: do not inject"):
+        PowerSampler([], 0.1, wall_clock=lambda: 0.0, child={"driver": {}, "device_ids": [], "host_ids": []})
+
+
+def test_read_sample_reads_everything_unless_told_and_stamps_the_end_only_with_a_clock(clock: FakeClock) -> None:
+    (dev,) = measured([FakeNvmlDevice(TRACE, clock, throttle=0x4)])
+    full = read_sample(dev, 1.0, 2.0)
+    assert full.temperature_c is not None and full.throttle_reasons == 0x4 and full.read_done_s is None
+    part = read_sample(dev, 1.0, 2.0, full=False, clock=lambda: 1.5)
+    assert (part.temperature_c, part.sm_clock_mhz, part.memory_used_mb) == (None, None, None)
+    assert (part.utilization_pct, part.throttle_reasons) == (None, None)
+    assert part.read_done_s == 1.5 and part.power_w is not None
+
+
+def test_parquet_says_where_the_sampler_ran_and_types_run_ids_without_a_study(tmp_path: Path) -> None:
+    device = FakeNvmlDevice(TRACE, time.monotonic)
+    sampler = PowerSampler(measured([device]), 0.01)
+    sampler.start()
+    time.sleep(0.05)
+    sampler.stop()
+    sampler.write_parquet(tmp_path / "t.parquet", run_ids=(None, "000-abcd", 1))
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert table.schema.metadata[b"llem.sampler"] == b"thread"
+    types = {name: table.schema.field(name).type for name in ("study_id", "experiment_id", "cycle")}
+    assert types == {"study_id": pa.string(), "experiment_id": pa.string(), "cycle": pa.int32()}
+    assert not list(tmp_path.glob("*.tmp"))

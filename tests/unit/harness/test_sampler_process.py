@@ -142,7 +142,9 @@ def test_sampler_falls_back_to_a_thread_when_its_process_cannot_open_the_devices
     assert sampler.background == "thread"
     assert sampler.process_id is None
     assert len(sampler.samples()) >= 3
-    assert "could not open the devices" in caplog.text and "runs in a thread instead" in caplog.text
+    (message,) = [r.getMessage() for r in caplog.records if r.name.endswith("energy.sampler")]
+    assert message.startswith("the sampler process could not open the devices: ")
+    assert message.endswith("; the power sampler runs in a thread instead")
 
 
 def test_a_killed_sampler_process_ends_the_timeline_and_nothing_else(caplog: pytest.LogCaptureFixture) -> None:

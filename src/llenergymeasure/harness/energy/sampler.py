@@ -100,6 +100,16 @@ def read_sample(
     )
 
 
+def next_tick(k: int, start_s: float, now_s: float, interval_s: float) -> int:
+    """The grid index of the tick after tick `k` (ticks at ``start_s + k × interval_s``): k + 1, or — when the
+    reads fell behind (a slow driver) — the first grid point after `now_s`: missed ticks are skipped, never burst."""
+    k += 1
+    late_s = now_s - (start_s + k * interval_s)
+    if late_s > 0:
+        k += int(late_s // interval_s) + 1
+    return k
+
+
 class PowerSampler:
     """Samples every device of the set on a fixed grid, in a process of its own (`child`) or a daemon thread."""
 
@@ -177,12 +187,8 @@ class PowerSampler:
             except Exception:  # a telemetry failure must never take the measurement down
                 logger.exception("power sample failed; the sampler stops")
                 return
-            k += 1
-            delay = start + k * self.interval_s - time.monotonic()
-            if delay < 0:  # fell behind (a slow read): skip missed ticks rather than burst
-                k += int(-delay // self.interval_s) + 1
-                delay = start + k * self.interval_s - time.monotonic()
-            if self._stop.wait(max(delay, 0.0)):
+            k = next_tick(k, start, time.monotonic(), self.interval_s)
+            if self._stop.wait(max(start + k * self.interval_s - time.monotonic(), 0.0)):
                 return
 
     def stop(self) -> None:

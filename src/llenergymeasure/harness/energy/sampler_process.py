@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, TypedDict
 
 from llenergymeasure.harness.energy.device import MeasuredDevice, PynvmlProvider, measured_devices
-from llenergymeasure.harness.energy.sampler import PowerSample, read_sample
+from llenergymeasure.harness.energy.sampler import PowerSample, next_tick, read_sample
 
 logger = logging.getLogger(__name__)
 
@@ -253,10 +253,7 @@ def serve(
         except Exception as e:  # a telemetry failure must never take the measurement down: report it, stop ticking
             logger.exception("power sample failed; the sampler stops")
             error = f"{type(e).__name__}: {e}"
-        k += 1
-        late_s = time.monotonic() - (start + k * interval_s)
-        if late_s > 0:  # fell behind (a slow read): skip missed ticks rather than burst
-            k += int(late_s // interval_s) + 1
+        k = next_tick(k, start, time.monotonic(), interval_s)
 
 
 def main() -> int:
