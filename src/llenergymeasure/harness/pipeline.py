@@ -161,18 +161,11 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
                 )
             )
 
-    sampler = (
-        PowerSampler(
-            devices,
-            config.energy.sample_interval_ms / 1000.0,
-            clock=deps.clock,
-            child=ChildDevices(driver=deps.sampler_driver, device_ids=device_ids, host_ids=host_ids)
-            if deps.sampler_driver is not None
-            else None,
-        )
-        if devices
-        else None
-    )
+    child = None  # where the sampler's own process opens the same devices
+    if deps.sampler_driver is not None:
+        child = ChildDevices(driver=deps.sampler_driver, device_ids=device_ids, host_ids=host_ids)
+    interval_s = config.energy.sample_interval_ms / 1000.0
+    sampler = PowerSampler(devices, interval_s, clock=deps.clock, child=child) if devices else None
     simulated = {"simulated": True} if deps.simulated_gpus else {}
     meter = deps.meter_factory(
         config.energy.backend, device_ids=device_ids, devices=devices, sampler=sampler, clock=deps.clock, **simulated
@@ -258,7 +251,7 @@ def run_job(job: ExperimentJob, results_dir: Path, events: EventEmitter, deps: H
             cache_reuse=cache_reuse,
             model_commit=model_commit,
         )
-        facts.steady_state = steady_state_of(window, sampler, config.energy.sample_interval_ms / 1000.0)
+        facts.steady_state = steady_state_of(window, sampler, interval_s)
         if sampler is not None:
             facts.timeline_energy_j = timeline_energy_j(sampler, window.t0_s, window.t1_s)
             facts.throttled = throttled_between(sampler, window.t0_s, window.t1_s, THROTTLE_POWER_THERMAL_MASK)
