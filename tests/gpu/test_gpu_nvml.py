@@ -22,7 +22,9 @@ def test_real_counter_and_instant_power() -> None:
     try:
         dev = provider.device(0)
         devices = [MeasuredDevice(0, dev.uuid, dev)]
-        child = ChildDevices(driver={"kind": "nvml"}, device_ids=[0], host_ids=[0])
+        driver = provider.sampler_driver()  # {"kind": "nvml"} on a GPU host
+        assert driver is not None
+        child = ChildDevices(driver=driver, device_ids=[0], host_ids=[0])
         sampler = PowerSampler(devices, 0.05, child=child)  # ticks in the sampler process, as in a run
         meter = NvmlMeter(devices, sampler)
         sampler.start()
