@@ -3,7 +3,7 @@
 Every NVML call releases the GIL for the call and takes it back afterwards. In the
 harness process, each of those hand-offs lands on the thread that runs
 ``generate`` (a CPU-bound Python loop on small models): with 8 GPUs read 10 times
-a second it costs ~2 % of tokens/s, although the sampler itself uses under 1 % of
+a second it costs ~2 % of tokens/s, although the sampler itself uses about 1 % of
 one core. So the background ticks run here, in a child process that opens the
 same devices (real NVML, or the simulated driver with the parent's time origin
 and shared call counts), on the same system-wide monotonic clock; the parent
