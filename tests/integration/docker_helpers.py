@@ -102,3 +102,10 @@ def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def stop_if_running(proc: subprocess.Popen[str]) -> None:
+    """Kill and reap `proc` when it is still running: no llem process outlives the test that started it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

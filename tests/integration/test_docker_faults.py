@@ -22,6 +22,7 @@ from docker_helpers import (
     llem_env,
     only_study_dir,
     read_manifest,
+    stop_if_running,
     study_containers,
     tiny_experiment,
     wait_for,
@@ -175,9 +176,7 @@ def test_ctrl_c_mid_experiment(docker_client: Any, cpu_image: str, tiny_model: P
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_if_running(proc)
     assert proc.returncode == 130, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     manifest = _assert_consistent(study_dir, ["pending", "pending"])
     assert manifest.status == "interrupted"
@@ -222,9 +221,7 @@ def test_host_killed_mid_study_then_resume(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_if_running(proc)
     first_kill = read_manifest(study_dir)
     (adoptable,) = [e for e in first_kill.entries if e.status == "running"]
     assert (study_dir / str(adoptable.run_dir) / "result.json").is_file()
@@ -238,9 +235,7 @@ def test_host_killed_mid_study_then_resume(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_if_running(proc)
     (killed_mid_run,) = [e for e in read_manifest(study_dir).entries if e.status == "running"]
 
     resumed = subprocess.run(

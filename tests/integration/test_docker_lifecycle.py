@@ -18,6 +18,7 @@ from docker_helpers import (
     llem_env,
     only_study_dir,
     read_manifest,
+    stop_if_running,
     study_containers,
     tiny_experiment,
     wait_for,
@@ -73,9 +74,7 @@ def test_resume_after_a_host_kill_finishes_the_cycles_the_study_started_with(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_if_running(proc)
     killed = read_manifest(study_dir)
     assert (killed.execution.n_cycles, len(killed.entries)) == (4, 4)
     assert killed.entries[-1].status != "completed"
@@ -119,9 +118,7 @@ def test_a_second_ctrl_c_during_clean_up_prints_one_line_and_exits_130(
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_if_running(proc)
     assert proc.returncode == 130, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert [line for line in stderr.splitlines() if line.strip()] == ["interrupted"]

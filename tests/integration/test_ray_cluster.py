@@ -25,6 +25,7 @@ from docker_helpers import (
     llem_env,
     only_study_dir,
     read_manifest,
+    stop_if_running,
     study_containers,
     tiny_experiment,
     wait_for,
@@ -155,9 +156,7 @@ def test_a_node_lost_mid_study_is_retried_on_another_node(
         ray_cluster.cluster.remove_node(ray_cluster.workers["w100"])
         stdout, stderr = proc.communicate(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_if_running(proc)
     assert proc.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}"
     manifest = read_manifest(study_dir)
     assert manifest.status == "completed"
@@ -180,9 +179,7 @@ def test_ctrl_c_cancels_the_cluster_runs_and_leaves_no_container_then_resume_fin
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=180)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_if_running(proc)
     assert proc.returncode == 130, f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}"
     assert study_containers(study_dir.name) == []
     manifest = read_manifest(study_dir)

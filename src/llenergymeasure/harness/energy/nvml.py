@@ -102,7 +102,7 @@ class NvmlMeter(EnergyMeter):
             self._device_energy(dev, start, end, t0, t1, warnings)
             for dev, start, end in zip(self.devices, self._e0, e1, strict=True)
         ]
-        warnings += self._read_error_warnings()
+        warnings += self._read_error_warnings()  # after the samples were read: the sampler's failures are current
         values = [d.energy_j for d in per_device]
         total = None if any(v is None for v in values) else sum(v for v in values if v is not None)
         method = weakest_method([d.method for d in per_device]) if total is not None else "unavailable"

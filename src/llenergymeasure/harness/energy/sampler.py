@@ -215,9 +215,8 @@ class PowerSampler:
         return self._child.pid if self._child is not None else None
 
     def read_failures(self, host_index: int) -> dict[str, int]:
-        """Failed driver reads of the sampler process on that device so far (the thread's are the device's own)."""
-        if self._child is not None:
-            self._merge(self._child.flush())
+        """Failed driver reads of the sampler process on that device, as of its last hand-over (`samples`, `stop`);
+        a thread's failures are the device's own."""
         return dict(self._child_failures.get(host_index, {}))
 
     def samples(self, t0: float | None = None, t1: float | None = None) -> list[PowerSample]:
